@@ -1,0 +1,63 @@
+# wirestream: the two commands are `make run` and `make test`; everything else they need is here.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+LAKE ?= ./lake
+TOPIC ?= articles
+export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup venv prism kafka-jars kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
+
+setup: venv prism kafka-jars ## everything: Python env, Prism runner, Kafka jars
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip==26.0.1 setuptools wheel
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+prism: ## build Beam's Prism runner from the Go module proxy (cached in ~/.cache/wirestream)
+	infra/prism/build.sh
+
+kafka-jars:
+	infra/kafka/kafka.sh fetch
+
+kafka-up: ## start the local broker on 127.0.0.1:19092 (idempotent)
+	infra/kafka/kafka.sh up
+
+kafka-down:
+	infra/kafka/kafka.sh down
+
+kafka-status:
+	infra/kafka/kafka.sh status
+
+run: setup ## broker up, demo articles in, pipeline until caught up, summary out
+	LAKE="$(LAKE)" TOPIC="$(TOPIC)" VENV="$(VENV)" infra/run-demo.sh
+
+lint: venv
+	$(BIN)/ruff check pipelines transforms schemas tests benchmarks
+	$(BIN)/ruff format --check pipelines transforms schemas tests benchmarks
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+beam: venv prism
+	$(BIN)/pytest -q tests/beam
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+test: setup lint ## lint, then unit, Beam and integration tests (real broker, Prism)
+	$(BIN)/pytest -q tests
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) build lake .pytest_cache .mypy_cache .ruff_cache

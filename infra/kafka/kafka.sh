@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# A local, single-node Apache Kafka broker (KRaft) for development and tests.
+#
+#   infra/kafka/kafka.sh fetch                      resolve the Kafka jars from Maven Central (cached)
+#   infra/kafka/kafka.sh up                         start the broker unless it runs; wait until it answers
+#   infra/kafka/kafka.sh down                       stop the broker this script started
+#   infra/kafka/kafka.sh status                     exit 0 when the broker runs and answers
+#   infra/kafka/kafka.sh create-topic NAME [PARTS]  create a topic (idempotent)
+#
+# Settings (environment): WIRESTREAM_KAFKA_PORT (19092; the controller listens on PORT+1),
+# WIRESTREAM_KAFKA_HOME (state: data, log, pid; default ~/.cache/wirestream/kafka-broker-PORT),
+# WIRESTREAM_CACHE (jar cache; default ~/.cache/wirestream).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/pom.xml")"
+CACHE="${WIRESTREAM_CACHE:-$HOME/.cache/wirestream}"
+LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
+PORT="${WIRESTREAM_KAFKA_PORT:-19092}"
+CONTROLLER_PORT=$((PORT + 1))
+STATE="${WIRESTREAM_KAFKA_HOME:-$CACHE/kafka-broker-$PORT}"
+PIDFILE="$STATE/broker.pid"
+LOG="$STATE/broker.log"
+
+log() { echo "kafka.sh: $*" >&2; }
+
+fetch() {
+  if [ -f "$LIBS/.complete" ] && [ "$(cat "$LIBS/.complete")" = "$(sha256sum "$HERE/pom.xml" | cut -d' ' -f1)" ]; then
+    return 0
+  fi
+  log "resolving Kafka $KAFKA_VERSION jars into $LIBS"
+  rm -rf "$LIBS"
+  mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$LIBS" -DincludeScope=runtime
+  sha256sum "$HERE/pom.xml" | cut -d' ' -f1 > "$LIBS/.complete"
+}
+
+java_cp() { java -Xms128m -Xmx${WIRESTREAM_KAFKA_HEAP:-768m} -cp "$LIBS/*" "$@"; }
+
+pid_alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+
+write_config() {
+  mkdir -p "$STATE/data"
+  cat > "$STATE/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$STATE/data
+num.partitions=${WIRESTREAM_KAFKA_PARTITIONS:-3}
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+message.max.bytes=16777216
+replica.fetch.max.bytes=16777216
+log.retention.hours=-1
+PROPS
+  cat > "$STATE/log4j2.yaml" <<L4J
+Configuration:
+  Appenders:
+    File:
+      name: file
+      fileName: "$LOG"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        ref: file
+L4J
+}
+
+up() {
+  fetch
+  if pid_alive && port_open; then
+    log "broker already running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
+    return 0
+  fi
+  if port_open; then
+    log "port $PORT is taken by another process; assuming a broker runs there"
+    return 0
+  fi
+  write_config
+  if [ ! -f "$STATE/data/meta.properties" ]; then
+    log "formatting $STATE/data (KRaft)"
+    java_cp kafka.tools.StorageTool format --ignore-formatted \
+      --cluster-id "$(java_cp kafka.tools.StorageTool random-uuid)" \
+      --config "$STATE/server.properties" >> "$STATE/format.log" 2>&1
+  fi
+  log "starting broker on 127.0.0.1:$PORT (log: $LOG)"
+  : > "$LOG"
+  nohup java -Xms128m -Xmx${WIRESTREAM_KAFKA_HEAP:-768m} -XX:+UseG1GC \
+    -Dlog4j2.configurationFile="$STATE/log4j2.yaml" \
+    -cp "$LIBS/*" kafka.Kafka "$STATE/server.properties" \
+    >> "$STATE/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$PIDFILE"
+  for _ in $(seq 1 120); do
+    if ! pid_alive; then
+      log "broker exited during start; see $LOG and $STATE/stdout.log"
+      tail -n 20 "$STATE/stdout.log" >&2 || true
+      return 1
+    fi
+    if port_open && grep -q "Kafka Server started" "$LOG" 2>/dev/null; then
+      log "broker ready on 127.0.0.1:$PORT"
+      return 0
+    fi
+    sleep 0.5
+  done
+  log "broker did not become ready in 60 s; see $LOG"
+  return 1
+}
+
+down() {
+  if ! pid_alive; then
+    log "no broker started by this script is running on port $PORT"
+    rm -f "$PIDFILE"
+    return 0
+  fi
+  local pid
+  pid="$(cat "$PIDFILE")"
+  log "stopping broker (pid $pid)"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; return 0; }
+    sleep 0.5
+  done
+  log "broker did not stop in 30 s; killing it"
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$PIDFILE"
+}
+
+status() {
+  if port_open; then
+    echo "running on 127.0.0.1:$PORT$(pid_alive && echo " (pid $(cat "$PIDFILE"))")"
+    return 0
+  fi
+  echo "not running"
+  return 1
+}
+
+create_topic() {
+  local name="$1" parts="${2:-3}"
+  fetch
+  java_cp org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" \
+    --create --if-not-exists --topic "$name" --partitions "$parts" --replication-factor 1
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  create-topic) shift; create_topic "$@" ;;
+  *) echo "usage: $0 fetch|up|down|status|create-topic NAME [PARTITIONS]" >&2; exit 2 ;;
+esac

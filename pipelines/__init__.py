@@ -1,0 +1,1 @@
+"""wirestream pipelines and command-line interface."""

@@ -1,0 +1,151 @@
+"""The ``wirestream`` command: run, produce, query.
+
+wirestream run --lake DIR [--topic T] [--bootstrap-servers H:P] [--until-caught-up] [Beam options]
+wirestream produce FILE.jsonl [--topic T] [--partitions N] [--bootstrap-servers H:P]
+wirestream query DIR "SQL"
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines.options import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, with_local_defaults
+
+EXAMPLE_QUERY = (
+    "SELECT e.canonical, e.label, count(DISTINCT e.article_id) AS articles "
+    "FROM entities e GROUP BY ALL ORDER BY articles DESC, canonical LIMIT 5"
+)
+
+
+def _bootstrap_default() -> str:
+    return os.environ.get("WIRESTREAM_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS)
+
+
+def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str]) -> str:
+    from pipelines.ingest import lake_files
+    from pipelines.query import connect, format_table
+    from transforms.io.lake import Lake
+
+    lake = Lake(lake_uri)
+    new_files = sorted(lake_files(lake) - files_before)
+    by_table: dict[str, list[str]] = {}
+    for relative in new_files:
+        by_table.setdefault(relative.split("/", 1)[0], []).append(lake.path(relative))
+    connection = connect(lake_uri)
+    counts = {}
+    for table, paths in by_table.items():
+        row = connection.execute("SELECT count(*) FROM read_parquet(?)", [paths]).fetchone()
+        counts[table] = row[0] if row else 0
+    accounted = sum(counts.get(t, 0) for t in ("articles", "duplicates", "quarantine", "dead_letters"))
+    lines = [
+        f"wirestream run finished: {state} on {runner}",
+        f"  read (records accounted for this run): {accounted}",
+        f"  articles written:   {counts.get('articles', 0)}",
+        f"  entity mentions:    {counts.get('entities', 0)}",
+        f"  duplicates:         {counts.get('duplicates', 0)}",
+        f"  quarantined:        {counts.get('quarantine', 0)}",
+        f"  dead letters:       {counts.get('dead_letters', 0)}",
+    ]
+    if by_table.get("dead_letters"):
+        reasons = connection.execute(
+            "SELECT stage || '/' || reason, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 2 DESC, 1",
+            [by_table["dead_letters"]],
+        ).fetchall()
+        lines.append("    by reason: " + ", ".join(f"{reason} ×{count}" for reason, count in reasons))
+    if by_table.get("entities"):
+        top = connection.execute(
+            "SELECT canonical, label, count(*) FROM read_parquet(?) GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 10",
+            [by_table["entities"]],
+        ).fetchall()
+        lines.append("  top entities: " + ", ".join(f"{text} ({label}) ×{count}" for text, label, count in top))
+    partitions = sorted({relative.rsplit("/", 1)[0] for relative in new_files})
+    lines.append(f"  partitions written ({len(partitions)}):")
+    lines.extend(f"    {lake.path(partition)}" for partition in partitions)
+    columns, rows = connection.execute(EXAMPLE_QUERY).description, connection.execute(EXAMPLE_QUERY).fetchall()
+    lines.append("")
+    lines.append(f'example query: wirestream query {lake_uri} "{EXAMPLE_QUERY}"')
+    lines.append(format_table([c[0] for c in columns], rows))
+    connection.close()
+    return "\n".join(lines)
+
+
+def _run(argv: Sequence[str]) -> int:
+    from pipelines.ingest import run
+
+    if any(arg in ("-h", "--help") for arg in argv):
+        from pipelines.options import IngestOptions
+
+        parser = argparse.ArgumentParser(
+            prog="wirestream run",
+            description="Run the ingest pipeline. "
+            "Every Apache Beam pipeline option (--runner, --flink_master, ...) passes through.",
+        )
+        IngestOptions._add_argparse_args(parser)
+        parser.print_help()
+        return 0
+    args = with_local_defaults(argv)
+    lake = next((a.split("=", 1)[1] for a in args if a.startswith(("--lake=",))), None)
+    if lake is None and "--lake" in args:
+        lake = args[args.index("--lake") + 1]
+    result = run(args)
+    if lake:
+        print(_summary(lake, result.runner, result.state, result.files_before))
+    return 0
+
+
+def _produce(argv: Sequence[str]) -> int:
+    from pipelines.produce import produce_file
+
+    parser = argparse.ArgumentParser(prog="wirestream produce", description="Load a JSON-lines file into Kafka.")
+    parser.add_argument("file", type=Path, help="JSON lines; each non-empty line becomes one record")
+    parser.add_argument("--topic", default=DEFAULT_TOPIC)
+    parser.add_argument("--partitions", type=int, default=3, help="partitions if the topic is created")
+    parser.add_argument("--bootstrap-servers", default=_bootstrap_default())
+    args = parser.parse_args(argv)
+    placed = produce_file(args.file, args.bootstrap_servers, args.topic, args.partitions)
+    per_partition: dict[int, int] = {}
+    for partition, _ in placed:
+        per_partition[partition] = per_partition.get(partition, 0) + 1
+    spread = ", ".join(f"p{p}: {n}" for p, n in sorted(per_partition.items()))
+    print(f"produced {len(placed)} records to {args.topic} ({spread})")
+    return 0
+
+
+def _query(argv: Sequence[str]) -> int:
+    from pipelines.query import format_table, query
+
+    parser = argparse.ArgumentParser(
+        prog="wirestream query",
+        description="Query the lake with DuckDB. Views: articles, entities, duplicates, quarantine, dead_letters.",
+    )
+    parser.add_argument("lake")
+    parser.add_argument("sql")
+    args = parser.parse_args(argv)
+    columns, rows = query(args.lake, args.sql)
+    print(format_table(columns, rows))
+    return 0
+
+
+COMMANDS = {"run": _run, "produce": _produce, "query": _query}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wirestream`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=os.environ.get("WIRESTREAM_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__.strip())
+        return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

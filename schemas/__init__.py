@@ -1,0 +1,1 @@
+"""Record types, explicit Arrow schemas and the input contract of wirestream."""

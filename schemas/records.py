@@ -1,0 +1,151 @@
+"""Typed, immutable records that flow between wirestream's stages.
+
+One definition of each record lives here. Every record carries the Kafka coordinates of the
+message it came from and the :class:`SourceBatch` that message was read in: the lake sink uses the
+batch to know when every record of a contiguous offset range has an outcome (see
+``transforms/io/lake.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class SourceBatch:
+    """A contiguous offset range ``[first_offset, end_offset)`` of one topic-partition.
+
+    ``size`` is the number of records in the range (fewer than ``end - first`` when the log has
+    gaps, e.g. transaction markers or compaction). The name encodes the range, so a file written
+    for the batch says which offsets it accounts for.
+    """
+
+    topic: str
+    partition: int
+    first_offset: int
+    end_offset: int
+    size: int
+
+    @property
+    def key(self) -> str:
+        """A stable name, also the stem of every lake file written for this batch."""
+        return f"{self.topic}+{self.partition}+{self.first_offset:019d}+{self.end_offset:019d}"
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """One consumed Kafka record, with its metadata, exactly as read."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+    timestamp_ms: int
+    ingested_at: dt.datetime
+    batch: SourceBatch
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One named-entity mention; ``start``/``end`` are character offsets into the article text."""
+
+    text: str
+    label: str
+    start: int
+    end: int
+    canonical: str
+
+
+@dataclass(frozen=True)
+class Article:
+    """An article as it moves through parse → clean → entities; later stages fill more fields."""
+
+    article_id: str
+    url: str
+    title: str | None
+    body: str | None
+    html: str | None
+    published_at: dt.datetime | None
+    source: str | None
+    language: str | None
+    ingested_at: dt.datetime
+    kafka_topic: str
+    kafka_partition: int
+    kafka_offset: int
+    batch: SourceBatch
+    raw_value: bytes
+    raw_key: bytes | None
+    canonical_url: str = ""
+    text: str = ""
+    word_count: int = 0
+    content_hash: str = ""
+    cluster_id: str = ""
+    entities: tuple[Entity, ...] = field(default_factory=tuple)
+
+    def evolve(self, **changes: object) -> Article:
+        """A copy with some fields changed (records are immutable)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record turned away by a stage, with a machine-readable reason and the raw bytes."""
+
+    stage: str
+    reason: str
+    error: str
+    raw_value: bytes | None
+    raw_key: bytes | None
+    failed_at: dt.datetime
+    ingested_at: dt.datetime
+    kafka_topic: str
+    kafka_partition: int
+    kafka_offset: int
+    batch: SourceBatch
+
+    @classmethod
+    def for_record(cls, record: KafkaRecord, stage: str, reason: str, error: str) -> DeadLetter:
+        """A dead letter for a raw Kafka record."""
+        return cls(
+            stage=stage,
+            reason=reason,
+            error=error,
+            raw_value=record.value,
+            raw_key=record.key,
+            failed_at=utc_now(),
+            ingested_at=record.ingested_at,
+            kafka_topic=record.topic,
+            kafka_partition=record.partition,
+            kafka_offset=record.offset,
+            batch=record.batch,
+        )
+
+    @classmethod
+    def for_article(cls, article: Article, stage: str, reason: str, error: str) -> DeadLetter:
+        """A dead letter for an article that a later stage could not process."""
+        return cls(
+            stage=stage,
+            reason=reason,
+            error=error,
+            raw_value=article.raw_value,
+            raw_key=article.raw_key,
+            failed_at=utc_now(),
+            ingested_at=article.ingested_at,
+            kafka_topic=article.kafka_topic,
+            kafka_partition=article.kafka_partition,
+            kafka_offset=article.kafka_offset,
+            batch=article.batch,
+        )
+
+
+Outcome = Article | DeadLetter
+"""What the lake sink receives: exactly one outcome per consumed Kafka record."""
+
+
+def utc_now() -> dt.datetime:
+    """The current time, timezone-aware UTC, truncated to microseconds."""
+    return dt.datetime.now(dt.UTC)

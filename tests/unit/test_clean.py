@@ -1,0 +1,68 @@
+from schemas.records import Article, DeadLetter
+from tests.conftest import make_record
+from transforms.clean import canonical_url, clean_article, content_hash, normalise_text, registered_domain
+from transforms.parse import parse_record
+
+
+def _article(**fields: object) -> Article:
+    import json
+
+    article = parse_record(make_record(json.dumps(fields).encode()))
+    assert isinstance(article, Article)
+    return article
+
+
+def test_normalise_text_keeps_paragraphs_and_collapses_space() -> None:
+    raw = "  Ｆｕｌｌwidth  text\u00a0here.\r\n\r\n\r\nSecond\tparagraph\x00 ends.  \n"
+    assert normalise_text(raw) == "Fullwidth text here.\n\nSecond paragraph ends."
+
+
+def test_canonical_url_drops_tracking_and_fragment() -> None:
+    url = "HTTPS://WWW.Example.COM/a/b?utm_source=x&b=2&a=1&fbclid=z#comments"
+    assert canonical_url(url) == "https://www.example.com/a/b?a=1&b=2"
+
+
+def test_registered_domain() -> None:
+    assert registered_domain("https://www.bbc.co.uk/news/x") == "bbc.co.uk"
+
+
+def test_clean_article_derives_fields() -> None:
+    cleaned = clean_article(_article(url="https://www.news.example/x?utm_medium=e", body="One two  three.\n\n\nFour."))
+    assert isinstance(cleaned, Article)
+    assert cleaned.text == "One two three.\n\nFour."
+    assert cleaned.word_count == 4
+    assert cleaned.content_hash == content_hash("One two three.\n\nFour.")
+    assert cleaned.canonical_url == "https://www.news.example/x"
+    assert cleaned.source == "news.example"
+    assert cleaned.language == "en"
+    assert len(cleaned.article_id) == 24
+    assert cleaned.body is None and cleaned.html is None
+
+
+def test_same_url_gives_same_id() -> None:
+    first = clean_article(_article(url="https://n.example/a?utm_source=1", body="Text one."))
+    second = clean_article(_article(url="https://N.example/a#x", body="Text two."))
+    assert isinstance(first, Article) and isinstance(second, Article)
+    assert first.article_id == second.article_id
+
+
+def test_html_is_reduced_to_main_text() -> None:
+    html = (
+        "<html><head><title>Harbour news</title></head><body><nav>Home | Sport | Weather</nav>"
+        "<article><h1>Harbour reopens</h1><p>The harbour in Dover reopened on Monday after a week of storms "
+        "closed it to ferries and cargo ships, the port authority said.</p><p>Ferry operators expect "
+        "normal timetables by Wednesday, once the backlog of lorries has cleared.</p></article>"
+        "<footer>Copyright Harbour News. Cookie policy.</footer></body></html>"
+    )
+    cleaned = clean_article(_article(url="https://h.example/a", html=html))
+    assert isinstance(cleaned, Article)
+    assert "reopened on Monday" in cleaned.text and "normal timetables" in cleaned.text
+    assert "Cookie policy" not in cleaned.text
+    assert cleaned.title
+
+
+def test_empty_body_and_html_without_text_are_dead_letters() -> None:
+    empty = clean_article(_article(url="https://h.example/a", body="  \n\t "))
+    assert isinstance(empty, DeadLetter) and empty.reason == "empty_body" and empty.stage == "clean"
+    no_text = clean_article(_article(url="https://h.example/a", html="<html><body><div></div></body></html>"))
+    assert isinstance(no_text, DeadLetter) and no_text.reason == "html_no_text"

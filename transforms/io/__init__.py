@@ -1,0 +1,1 @@
+"""wirestream's I/O: the Kafka source and the lake sink."""

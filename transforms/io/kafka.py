@@ -1,0 +1,393 @@
+"""ReadArticles: an unbounded splittable DoFn over kafka-python, one restriction per partition.
+
+How it reads
+    The launcher plans each topic-partition (:func:`plan_partitions`): where to start, where to
+    stop (``--until-caught-up``: the end offsets seen at start; otherwise never), and which offset
+    ranges to skip because the lake already holds them. Each :class:`PartitionPlan` becomes one
+    SDF element whose restriction is an ``OffsetRange``; every ``process`` call polls once, claims
+    the offsets it emits, and checkpoints (``defer_remainder``) so output flows on promptly and the
+    runner can split or resume anywhere. Records are emitted as :class:`KafkaRecord` with topic,
+    partition, offset, key, headers, timestamp and the :class:`SourceBatch` they were read in.
+
+Invariants
+    * Every offset of the restriction is claimed before its record is emitted, and a batch never
+      straddles a skipped range, so a batch is a contiguous, complete range of one partition.
+    * Offsets are never committed here. The lake sink commits them to the consumer group after the
+      batch's files are durable; the lake itself is the resume point (see ``transforms/io/lake.py``),
+      so a lost or stale group commit causes neither loss nor duplicates.
+    * The watermark follows record timestamps (never ahead of wall time), and advances to wall time
+      minus ``idle_watermark_lag`` on a partition with nothing to read, so idle partitions do not
+      hold the pipeline back.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
+
+from schemas.records import KafkaRecord, SourceBatch, utc_now
+
+__all__ = [
+    "ConsumerConfig",
+    "OffsetCommitter",
+    "PartitionPlan",
+    "ReadArticles",
+    "plan_partitions",
+    "resume_plan",
+]
+
+UNBOUNDED = 2**63 - 1
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """How to reach Kafka and how much to read at once (small and picklable)."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    group_id: str = "wirestream"
+    client_id: str = "wirestream"
+    max_record_bytes: int = 10 * 1024 * 1024
+    max_batch_records: int = 100
+    poll_timeout_ms: int = 1000
+    idle_poll_interval_s: float = 1.0
+    idle_watermark_lag_s: float = 5.0
+    auto_offset_reset: str = "earliest"
+
+    def consumer_settings(self) -> dict[str, Any]:
+        """Keyword arguments for ``kafka.KafkaConsumer``."""
+        fetch_bytes = self.max_record_bytes + 1024 * 1024
+        return {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": self.client_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": self.auto_offset_reset,
+            "max_partition_fetch_bytes": fetch_bytes,
+            "fetch_max_bytes": max(fetch_bytes, 50 * 1024 * 1024),
+            "receive_buffer_bytes": 1024 * 1024,
+            "request_timeout_ms": 30000,
+            "reconnect_backoff_max_ms": 2000,
+        }
+
+
+@dataclass(frozen=True, order=True)
+class PartitionPlan:
+    """What to read from one topic-partition: ``[start_offset, stop_offset)`` minus ``skip``."""
+
+    topic: str
+    partition: int
+    start_offset: int
+    stop_offset: int | None
+    skip: tuple[tuple[int, int], ...] = field(default=())
+
+    def restriction(self) -> OffsetRange:
+        """The initial restriction of this partition's SDF element."""
+        stop = UNBOUNDED if self.stop_offset is None else max(self.stop_offset, self.start_offset)
+        return OffsetRange(self.start_offset, stop)
+
+
+def merge_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping ``[first, end)`` ranges; touching ranges are joined."""
+    merged: list[tuple[int, int]] = []
+    for first, end in sorted(ranges):
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((first, end))
+    return merged
+
+
+def resume_plan(
+    topic: str,
+    partition: int,
+    covered: Sequence[tuple[int, int]],
+    committed: int | None,
+    log_start: int,
+    log_end: int,
+    until_caught_up: bool,
+    reset_to_earliest: bool = True,
+) -> PartitionPlan:
+    """Where to resume one partition, from what the lake holds and the group's commit.
+
+    The lake wins: with any batch of this partition in the lake, reading resumes at the end of
+    the first contiguous covered run, and later covered runs are skipped. The group commit is
+    used only when the lake holds nothing of the partition (e.g. a new lake for an old group).
+    """
+    merged = merge_ranges(covered)
+    if merged:
+        start = merged[0][1]
+    elif committed is not None:
+        start = committed
+    else:
+        start = log_start if reset_to_earliest else log_end
+    if start < log_start:
+        _LOG.warning(
+            "%s-%d: offsets %d..%d were deleted by retention before they were read",
+            topic,
+            partition,
+            start,
+            log_start - 1,
+        )
+        start = log_start
+    if not merged:
+        start = min(start, log_end)
+    skip = tuple((max(first, start), end) for first, end in merged[1:] if end > start)
+    return PartitionPlan(topic, partition, start, log_end if until_caught_up else None, skip)
+
+
+def plan_partitions(
+    config: ConsumerConfig,
+    topics: Sequence[str],
+    covered: Mapping[tuple[str, int], Sequence[tuple[int, int]]],
+    until_caught_up: bool,
+) -> list[PartitionPlan]:
+    """A plan for every partition of ``topics``, asking the broker for offsets and commits."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(group_id=config.group_id, **config.consumer_settings())
+    try:
+        partitions: list[Any] = []
+        for topic in topics:
+            found = consumer.partitions_for_topic(topic)
+            if not found:
+                raise ValueError(f"topic {topic!r} does not exist on {config.bootstrap_servers}")
+            partitions.extend(TopicPartition(topic, number) for number in sorted(found))
+        starts = consumer.beginning_offsets(partitions)
+        ends = consumer.end_offsets(partitions)
+        plans = []
+        for tp in partitions:
+            plans.append(
+                resume_plan(
+                    tp.topic,
+                    tp.partition,
+                    covered.get((tp.topic, tp.partition), ()),
+                    consumer.committed(tp),
+                    starts[tp],
+                    ends[tp],
+                    until_caught_up,
+                    config.auto_offset_reset == "earliest",
+                )
+            )
+        return plans
+    finally:
+        consumer.close(autocommit=False)
+
+
+class _PlanRestrictions(RestrictionProvider):
+    def initial_restriction(self, plan: PartitionPlan) -> OffsetRange:
+        return plan.restriction()
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def restriction_size(self, plan: PartitionPlan, restriction: OffsetRange) -> int:
+        return int(min(restriction.size(), 2**31))
+
+
+class _SkipList:
+    """Membership test for the skipped ``[first, end)`` ranges of a plan."""
+
+    def __init__(self, ranges: Sequence[tuple[int, int]]) -> None:
+        self._firsts = [first for first, _ in ranges]
+        self._ranges = list(ranges)
+
+    def __contains__(self, offset: int) -> bool:
+        index = bisect.bisect_right(self._firsts, offset) - 1
+        return index >= 0 and self._ranges[index][0] <= offset < self._ranges[index][1]
+
+
+def _batches(records: Sequence[Any], skip: _SkipList) -> Iterator[list[Any]]:
+    """Runs of consecutive, non-skipped records (a run never straddles a skipped range)."""
+    run: list[Any] = []
+    for record in records:
+        if record.offset in skip:
+            if run:
+                yield run
+            run = []
+        else:
+            run.append(record)
+    if run:
+        yield run
+
+
+class _ReadPartitionFn(beam.DoFn):
+    def __init__(self, config: ConsumerConfig) -> None:
+        self._config = config
+        self._read = beam.metrics.Metrics.counter("kafka", "records_read")
+        self._skipped = beam.metrics.Metrics.counter("kafka", "records_skipped")
+
+    def setup(self) -> None:
+        self._consumers: dict[tuple[str, int], Any] = {}
+        self._positions: dict[tuple[str, int], int] = {}
+
+    def teardown(self) -> None:
+        for consumer in getattr(self, "_consumers", {}).values():
+            consumer.close(autocommit=False)
+
+    def _consumer(self, plan: PartitionPlan, position: int) -> Any:
+        from kafka import KafkaConsumer, TopicPartition
+
+        key = (plan.topic, plan.partition)
+        tp = TopicPartition(plan.topic, plan.partition)
+        consumer = self._consumers.get(key)
+        if consumer is None:
+            consumer = KafkaConsumer(group_id=None, **self._config.consumer_settings())
+            consumer.assign([tp])
+            self._consumers[key] = consumer
+            self._positions[key] = -1
+        if self._positions[key] != position:
+            consumer.seek(tp, position)
+            self._positions[key] = position
+        return consumer
+
+    @beam.DoFn.unbounded_per_element()
+    def process(
+        self,
+        plan: PartitionPlan,
+        tracker: Any = beam.DoFn.RestrictionParam(_PlanRestrictions()),
+        watermark: Any = beam.DoFn.WatermarkEstimatorParam(
+            ManualWatermarkEstimator.default_provider()
+        ),
+    ) -> Iterator[TimestampedValue]:
+        from kafka import TopicPartition
+
+        restriction = tracker.current_restriction()
+        if restriction.start >= restriction.stop:
+            tracker.try_claim(restriction.stop)
+            return
+        key = (plan.topic, plan.partition)
+        tp = TopicPartition(plan.topic, plan.partition)
+        consumer = self._consumer(plan, restriction.start)
+        polled = consumer.poll(timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch_records).get(
+            tp, []
+        )
+        ingested_at = utc_now()
+        claimed = []
+        finished = False
+        for message in polled:
+            if message.offset < restriction.start:
+                continue
+            if not tracker.try_claim(message.offset):
+                finished = True
+                break
+            claimed.append(message)
+        if claimed:
+            self._positions[key] = claimed[-1].offset + 1
+            if finished:  # the consumer read past what this restriction may emit
+                self._positions[key] = -1
+        elif polled and not finished:
+            self._positions[key] = -1
+        newest_ms = None
+        emitted = 0
+        for run in _batches(claimed, _SkipList(plan.skip)):
+            batch = SourceBatch(plan.topic, plan.partition, run[0].offset, run[-1].offset + 1, len(run))
+            for message in run:
+                yield TimestampedValue(_record(message, batch, ingested_at), _event_time(message, ingested_at))
+                newest_ms = max(newest_ms or 0, message.timestamp or 0)
+            emitted += len(run)
+        self._read.inc(emitted)
+        self._skipped.inc(len(claimed) - emitted)
+        if finished:
+            return
+        now = Timestamp.now()
+        if claimed:
+            candidate = Timestamp(micros=newest_ms * 1000) if newest_ms else now
+            _advance(watermark, min(candidate, now))
+            tracker.defer_remainder(Duration(0))
+            return
+        if restriction.stop != UNBOUNDED and consumer.position(tp) >= restriction.stop:
+            tracker.try_claim(restriction.stop)  # caught up: nothing more to claim
+            return
+        _advance(watermark, now - Duration(seconds=self._config.idle_watermark_lag_s))
+        tracker.defer_remainder(Duration(seconds=self._config.idle_poll_interval_s))
+
+
+def _advance(watermark: ManualWatermarkEstimator, candidate: Timestamp) -> None:
+    current = watermark.current_watermark()
+    if current is None or candidate > current:
+        watermark.set_watermark(candidate)
+
+
+def _event_time(message: Any, ingested_at: Any) -> Timestamp:
+    if message.timestamp is not None and message.timestamp >= 0:
+        return Timestamp(micros=message.timestamp * 1000)
+    return Timestamp.from_utc_datetime(ingested_at)
+
+
+def _record(message: Any, batch: SourceBatch, ingested_at: Any) -> KafkaRecord:
+    return KafkaRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple((name, value) for name, value in (message.headers or ())),
+        timestamp_ms=message.timestamp if message.timestamp is not None else -1,
+        ingested_at=ingested_at,
+        batch=batch,
+    )
+
+
+class ReadArticles(beam.PTransform):
+    """``PBegin`` → ``PCollection[KafkaRecord]``, one SDF element per planned partition."""
+
+    def __init__(self, plans: Sequence[PartitionPlan], config: ConsumerConfig) -> None:
+        super().__init__()
+        self._plans = list(plans)
+        self._config = config
+
+    def expand(self, begin: beam.pvalue.PBegin) -> beam.PCollection:
+        return (
+            begin
+            | "PlanPartitions" >> beam.Create(self._plans)
+            | "ReadPartitions" >> beam.ParDo(_ReadPartitionFn(self._config))
+        )
+
+
+class OffsetCommitter:
+    """Commits a partition's next offset to the consumer group, never moving it backwards.
+
+    Used by the lake sink after a batch is durable. A failed commit is logged, not raised: the
+    lake, not the group, is the resume point.
+    """
+
+    def __init__(self, config: ConsumerConfig) -> None:
+        self._config = config
+        self._consumer: Any = None
+
+    def commit(self, topic: str, partition: int, next_offset: int) -> bool:
+        """Commit ``next_offset`` unless the group already committed a later one."""
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.structs import OffsetAndMetadata
+
+        try:
+            if self._consumer is None:
+                self._consumer = KafkaConsumer(group_id=self._config.group_id, **self._config.consumer_settings())
+            tp = TopicPartition(topic, partition)
+            committed = self._consumer.committed(tp)
+            if committed is not None and committed >= next_offset:
+                return True
+            self._consumer.commit({tp: OffsetAndMetadata(next_offset, "", -1)})
+            return True
+        except Exception:  # noqa: BLE001 - the lake is the resume point; retry on the next batch
+            _LOG.warning("could not commit %s-%d@%d to the group", topic, partition, next_offset, exc_info=True)
+            self.close()
+            return False
+
+    def close(self) -> None:
+        """Close the consumer used for commits."""
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            finally:
+                self._consumer = None

@@ -1,0 +1,353 @@
+"""WriteLake: every outcome of a Kafka batch into the lake, atomically, then the offset commit.
+
+Layout (the downstream contract, see DESIGN.md)::
+
+    LAKE/<table>/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first>+<end>.parquet
+    LAKE/_staging/<topic>+<partition>+<first>+<end>/...        never read by anyone
+
+Commit protocol (one :class:`SourceBatch` at a time; a batch is a contiguous offset range
+``[first, end)`` of one partition, cut by the source):
+
+1. ``CommitBatches`` (a stateful DoFn keyed by batch) buffers outcomes until it holds exactly one
+   per record of the batch (``batch.size``). A lost record therefore stalls its batch visibly
+   instead of vanishing, and nothing is written for a batch that is incomplete.
+2. Each table's rows are written with the table's explicit Arrow schema, zstd-compressed, into
+   ``_staging/<batch>/`` and fsynced.
+3. A manifest naming every staged file and its final path is written under a temporary name and
+   renamed to ``_MANIFEST.json``: this rename is the commit point.
+4. Staged files are renamed to their final paths, then the staging folder is removed.
+5. Only now is the partition's next offset (``end``) committed to the Kafka consumer group.
+
+Recovery (:func:`recover`, run by the launcher before reading): a staging folder with a manifest
+is rolled forward (its remaining renames done); one without is deleted, and its batch is read
+again. The resume point is derived from the lake itself (:func:`covered_ranges`): the file names
+say which offset ranges are accounted for, so a lost or stale consumer-group commit causes neither
+loss nor duplicates. Writing a batch again (a runner retry) writes the same names with the same
+rows: the protocol is idempotent.
+
+Partition values come only from timestamps the pipeline computed (ingestion time by default,
+``published_at`` with ``partition_by="event_time"``), never from input strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from apache_beam.coders import PickleCoder, VarIntCoder
+from apache_beam.transforms import userstate
+
+from schemas import arrow
+from schemas.records import Article, DeadLetter, Outcome, SourceBatch
+from transforms.io.kafka import ConsumerConfig, OffsetCommitter
+
+__all__ = [
+    "BatchReport",
+    "Lake",
+    "WriteLake",
+    "commit_batch",
+    "covered_ranges",
+    "recover",
+]
+
+STAGING = "_staging"
+MANIFEST = "_MANIFEST.json"
+_BATCH_FILE = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<first>\d+)\+(?P<end>\d+)\.parquet$")
+_LOG = logging.getLogger(__name__)
+
+
+class Lake:
+    """The lake's root on a pyarrow filesystem (a local path, or a ``gs://`` / ``s3://`` URI)."""
+
+    def __init__(self, uri: str) -> None:
+        if "://" in uri:
+            self.fs, self.root = pafs.FileSystem.from_uri(uri)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(uri)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.uri = uri
+
+    def path(self, *parts: str) -> str:
+        """An absolute path inside the lake."""
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def exists(self, path: str) -> bool:
+        """Whether a file or folder exists."""
+        return bool(self.fs.get_file_info(path).type != pafs.FileType.NotFound)
+
+    def list(self, path: str, recursive: bool = False) -> list[pafs.FileInfo]:
+        """What a folder holds; nothing if it does not exist."""
+        return list(self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive)))
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a file and make it durable (fsync on local disks)."""
+        with self.fs.open_output_stream(path) as stream:
+            stream.write(data)
+        self._fsync(path)
+
+    def write_table(self, path: str, table: pa.Table) -> None:
+        """Write a Parquet file (zstd) and make it durable."""
+        with self.fs.open_output_stream(path) as stream:
+            pq.write_table(table, stream, compression="zstd")
+        self._fsync(path)
+
+    def move(self, source: str, target: str) -> None:
+        """Rename (atomic on local disks; copy-then-delete on object stores)."""
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        self.fs.move(source, target)
+        self._fsync(target.rsplit("/", 1)[0])
+
+    def _fsync(self, path: str) -> None:
+        if not self.local:
+            return
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one committed batch wrote: rows per table."""
+
+    batch: SourceBatch
+    rows: tuple[tuple[str, int], ...]
+    offset_committed: bool
+
+
+def partition_path(timestamp: dt.datetime) -> str:
+    """``dt=YYYY-MM-DD/hour=HH`` of a UTC timestamp."""
+    utc = timestamp.astimezone(dt.UTC)
+    return f"dt={utc:%Y-%m-%d}/hour={utc:%H}"
+
+
+def _article_row(article: Article) -> dict[str, Any]:
+    return {
+        "article_id": article.article_id,
+        "url": article.url,
+        "canonical_url": article.canonical_url,
+        "source": article.source,
+        "title": article.title,
+        "text": article.text,
+        "language": article.language,
+        "published_at": article.published_at,
+        "ingested_at": article.ingested_at,
+        "word_count": article.word_count,
+        "content_hash": article.content_hash,
+        "cluster_id": article.cluster_id or article.article_id,
+        "entities": [
+            {"text": e.text, "label": e.label, "start": e.start, "end": e.end, "canonical": e.canonical}
+            for e in article.entities
+        ],
+        "kafka_topic": article.kafka_topic,
+        "kafka_partition": article.kafka_partition,
+        "kafka_offset": article.kafka_offset,
+    }
+
+
+def _entity_rows(article: Article) -> Iterator[dict[str, Any]]:
+    for entity in article.entities:
+        yield {
+            "article_id": article.article_id,
+            "text": entity.text,
+            "label": entity.label,
+            "start": entity.start,
+            "end": entity.end,
+            "canonical": entity.canonical,
+            "published_at": article.published_at,
+            "source": article.source,
+        }
+
+
+def _dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "stage": letter.stage,
+        "reason": letter.reason,
+        "error": letter.error,
+        "raw_value": letter.raw_value,
+        "raw_key": letter.raw_key,
+        "failed_at": letter.failed_at,
+        "kafka_topic": letter.kafka_topic,
+        "kafka_partition": letter.kafka_partition,
+        "kafka_offset": letter.kafka_offset,
+    }
+
+
+def rows_by_file(
+    outcomes: Iterable[Outcome], partition_by: str = "ingestion_time"
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Rows grouped by ``(table, dt=/hour= partition)``, in offset order."""
+    files: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for outcome in sorted(outcomes, key=lambda o: o.kafka_offset):
+        if isinstance(outcome, Article):
+            when = (
+                outcome.published_at if partition_by == "event_time" and outcome.published_at else outcome.ingested_at
+            )
+            partition = partition_path(when)
+            files[("articles", partition)].append(_article_row(outcome))
+            files[("entities", partition)].extend(_entity_rows(outcome))
+        else:
+            files[("dead_letters", partition_path(outcome.ingested_at))].append(_dead_letter_row(outcome))
+    return {key: rows for key, rows in files.items() if rows}
+
+
+def _check_complete(batch: SourceBatch, outcomes: Sequence[Outcome]) -> None:
+    offsets = [outcome.kafka_offset for outcome in outcomes]
+    if len(offsets) != batch.size or len(set(offsets)) != batch.size:
+        raise ValueError(
+            f"batch {batch.key}: {len(offsets)} outcomes ({len(set(offsets))} distinct) for {batch.size} records"
+        )
+    if min(offsets) < batch.first_offset or max(offsets) >= batch.end_offset:
+        raise ValueError(f"batch {batch.key}: an outcome lies outside its offset range")
+
+
+def commit_batch(
+    lake: Lake, batch: SourceBatch, outcomes: Sequence[Outcome], partition_by: str = "ingestion_time"
+) -> dict[str, int]:
+    """Write every outcome of ``batch`` by the commit protocol; rows written per table."""
+    _check_complete(batch, outcomes)
+    staging = lake.path(STAGING, batch.key)
+    name = f"{batch.key}.parquet"
+    planned = []
+    rows_per_table: dict[str, int] = defaultdict(int)
+    for (table, partition), rows in rows_by_file(outcomes, partition_by).items():
+        relative = f"{table}/{partition}/{name}"
+        lake.fs.create_dir(f"{staging}/{table}/{partition}", recursive=True)
+        lake.write_table(f"{staging}/{relative}", pa.Table.from_pylist(rows, schema=arrow.TABLES[table]))
+        planned.append({"file": relative, "rows": len(rows)})
+        rows_per_table[table] += len(rows)
+    manifest = {
+        "batch": {
+            "topic": batch.topic,
+            "partition": batch.partition,
+            "first_offset": batch.first_offset,
+            "end_offset": batch.end_offset,
+            "size": batch.size,
+        },
+        "files": planned,
+    }
+    lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
+    lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")  # the commit point
+    _roll_forward(lake, staging, manifest)
+    return dict(rows_per_table)
+
+
+def _roll_forward(lake: Lake, staging: str, manifest: dict[str, Any]) -> None:
+    for entry in manifest["files"]:
+        staged = f"{staging}/{entry['file']}"
+        if lake.exists(staged):
+            lake.move(staged, lake.path(entry["file"]))
+    lake.fs.delete_dir(staging)
+
+
+def recover(lake: Lake) -> tuple[int, int]:
+    """Finish committed staging folders, delete uncommitted ones: ``(rolled forward, discarded)``."""
+    rolled, discarded = 0, 0
+    for info in lake.list(lake.path(STAGING)):
+        if info.type != pafs.FileType.Directory:
+            lake.fs.delete_file(info.path)
+            continue
+        manifest_path = f"{info.path}/{MANIFEST}"
+        if lake.exists(manifest_path):
+            with lake.fs.open_input_stream(manifest_path) as stream:
+                _roll_forward(lake, info.path, json.loads(stream.read()))
+            rolled += 1
+        else:
+            lake.fs.delete_dir(info.path)
+            discarded += 1
+    if rolled or discarded:
+        _LOG.info("lake recovery: %d batches rolled forward, %d uncommitted batches discarded", rolled, discarded)
+    return rolled, discarded
+
+
+def covered_ranges(lake: Lake) -> dict[tuple[str, int], list[tuple[int, int]]]:
+    """Offset ranges ``[first, end)`` per topic-partition that the lake accounts for."""
+    covered: dict[tuple[str, int], set[tuple[int, int]]] = defaultdict(set)
+    for table in arrow.ACCOUNTING_TABLES:
+        for info in lake.list(lake.path(table), recursive=True):
+            match = _BATCH_FILE.match(info.base_name)
+            if match and info.type == pafs.FileType.File:
+                key = (match["topic"], int(match["partition"]))
+                covered[key].add((int(match["first"]), int(match["end"])))
+    return {key: sorted(ranges) for key, ranges in covered.items()}
+
+
+class _CommitBatchFn(beam.DoFn):
+    OUTCOMES = userstate.BagStateSpec("outcomes", PickleCoder())
+    COUNT = userstate.ReadModifyWriteStateSpec("count", VarIntCoder())
+
+    def __init__(self, lake_uri: str, partition_by: str, consumer: ConsumerConfig | None) -> None:
+        self._lake_uri = lake_uri
+        self._partition_by = partition_by
+        self._consumer = consumer
+        self._batches = beam.metrics.Metrics.counter("lake", "batches_committed")
+        self._records = beam.metrics.Metrics.counter("lake", "records_committed")
+
+    def setup(self) -> None:
+        self._lake = Lake(self._lake_uri)
+        self._committer = OffsetCommitter(self._consumer) if self._consumer else None
+
+    def teardown(self) -> None:
+        committer = getattr(self, "_committer", None)
+        if committer is not None:
+            committer.close()
+
+    def process(
+        self,
+        keyed: tuple[str, Outcome],
+        outcomes: Any = beam.DoFn.StateParam(OUTCOMES),
+        count: Any = beam.DoFn.StateParam(COUNT),
+    ) -> Iterator[BatchReport]:
+        _, outcome = keyed
+        batch = outcome.batch
+        received = (count.read() or 0) + 1
+        outcomes.add(outcome)
+        if received < batch.size:
+            count.write(received)
+            return
+        rows = commit_batch(self._lake, batch, list(outcomes.read()), self._partition_by)
+        outcomes.clear()
+        count.clear()
+        self._batches.inc()
+        self._records.inc(batch.size)
+        committed = bool(self._committer and self._committer.commit(batch.topic, batch.partition, batch.end_offset))
+        yield BatchReport(batch, tuple(sorted(rows.items())), committed)
+
+
+def _slim(outcome: Outcome) -> tuple[str, Outcome]:
+    if isinstance(outcome, Article):
+        outcome = outcome.evolve(raw_value=b"", raw_key=None)
+    return outcome.batch.key, outcome
+
+
+class WriteLake(beam.PTransform):
+    """``PCollection[Article | DeadLetter]`` → ``PCollection[BatchReport]``, one per committed batch."""
+
+    def __init__(
+        self, lake_uri: str, consumer: ConsumerConfig | None = None, partition_by: str = "ingestion_time"
+    ) -> None:
+        super().__init__()
+        if partition_by not in ("ingestion_time", "event_time"):
+            raise ValueError(f"partition_by must be ingestion_time or event_time, not {partition_by!r}")
+        self._lake_uri = lake_uri
+        self._consumer = consumer
+        self._partition_by = partition_by
+
+    def expand(self, outcomes: beam.PCollection) -> beam.PCollection:
+        return (
+            outcomes
+            | "KeyByBatch" >> beam.Map(_slim)
+            | "CommitBatches" >> beam.ParDo(_CommitBatchFn(self._lake_uri, self._partition_by, self._consumer))
+        )
