@@ -95,6 +95,10 @@ def _run(argv: Sequence[str]) -> int:
     result = run(args)
     if lake:
         print(_summary(lake, result.runner, result.state, result.files_before))
+    if result.lagging:
+        missing = ", ".join(f"{topic}-{partition} from offset {offset}" for topic, partition, offset in result.lagging)
+        print(f"NOT CAUGHT UP: the lake lacks {missing}; run again to finish (nothing is lost)", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -255,9 +255,7 @@ class _ReadPartitionFn(beam.DoFn):
         self,
         plan: PartitionPlan,
         tracker: Any = beam.DoFn.RestrictionParam(_PlanRestrictions()),
-        watermark: Any = beam.DoFn.WatermarkEstimatorParam(
-            ManualWatermarkEstimator.default_provider()
-        ),
+        watermark: Any = beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider()),
     ) -> Iterator[TimestampedValue]:
         from kafka import TopicPartition
 
@@ -281,12 +279,13 @@ class _ReadPartitionFn(beam.DoFn):
                 finished = True
                 break
             claimed.append(message)
-        if claimed:
-            self._positions[key] = claimed[-1].offset + 1
-            if finished:  # the consumer read past what this restriction may emit
-                self._positions[key] = -1
-        elif polled and not finished:
-            self._positions[key] = -1
+        if polled:
+            # The consumer now stands after the last polled record. That is where the next call
+            # resumes only if every polled record was claimed; a record left unclaimed (the runner
+            # split the restriction during the poll, or the record lies past its end) must be read
+            # again by whichever call owns it, so force a seek.
+            everything_claimed = bool(claimed) and claimed[-1] is polled[-1] and len(claimed) == len(polled)
+            self._positions[key] = polled[-1].offset + 1 if everything_claimed else -1
         newest_ms = None
         emitted = 0
         for run in _batches(claimed, _SkipList(plan.skip)):

@@ -1,0 +1,126 @@
+"""The real thing: records produced to the local broker, the CLI on Prism, the lake read by DuckDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.demo import DEMO_ARTICLES, seed_message
+from pipelines.produce import produce
+from pipelines.query import query
+from tests.integration.helpers import accounted, wirestream
+
+pytestmark = pytest.mark.integration
+
+NOT_JSON = b"this record is not JSON {at all"
+
+
+def _filler(index: int) -> bytes:
+    body = f"Filler story {index}: the council of Springfield met on Tuesday to discuss the budget for {index} parks."
+    return json.dumps({"url": f"https://filler.example/{index}", "body": body}).encode()
+
+
+@pytest.fixture(scope="module")
+def demo_run(bootstrap_servers: str, corpus: Path, prism: Path, tmp_path_factory: pytest.TempPathFactory):
+    import uuid
+
+    topic = f"e2e-{uuid.uuid4().hex[:10]}"
+    lake = tmp_path_factory.mktemp("lake")
+    seed = seed_message(corpus)
+    values = [json.dumps(seed).encode()]
+    values += [line for line in DEMO_ARTICLES.read_bytes().splitlines() if line.strip()]
+    values += [_filler(i) for i in range(12)]
+    keys = [b"k%d" % (i % 3) for i in range(len(values))]  # spread records over all partitions
+    values.insert(16, NOT_JSON)  # between two fillers of the same key, so its neighbours are good articles
+    keys.insert(16, keys[15])
+    placed = produce(values, bootstrap_servers, topic, partitions=3, keys=keys)
+    result = wirestream(
+        "run",
+        f"--lake={lake}",
+        f"--topic={topic}",
+        f"--bootstrap-servers={bootstrap_servers}",
+        f"--group-id=g-{topic}",
+        "--until-caught-up",
+    )
+    return {"topic": topic, "lake": lake, "values": values, "placed": placed, "result": result}
+
+
+def test_run_used_prism_and_downloaded_nothing(demo_run) -> None:
+    output = demo_run["result"].stdout + demo_run["result"].stderr
+    assert "on Prism (portable)" in output
+    assert "github.com" not in output and "Falling back" not in output and "download" not in output.lower()
+
+
+def test_seed_entities_come_out_of_the_lake(demo_run) -> None:
+    _, rows = query(
+        str(demo_run["lake"]),
+        """
+        SELECT e.text, e.label, e.canonical FROM entities e
+        JOIN articles a USING (article_id) WHERE a.article_id = 'seed-kursk-deployment'""",
+    )
+    found = {(text, label) for text, label, _ in rows}
+    assert {("Lloyd Austin", "PERSON"), ("Kim Yong-hyun", "PERSON"), ("Pyongyang", "GPE")} <= found
+    canonical = {text: canonical for text, label, canonical in rows if label == "PERSON"}
+    assert canonical["Austin"] == "Lloyd Austin" and canonical["Kim"] == "Kim Yong-hyun"
+    _, nested = query(
+        str(demo_run["lake"]),
+        """
+        SELECT count(*) FROM (SELECT unnest(entities) AS e FROM articles
+        WHERE article_id = 'seed-kursk-deployment') WHERE e.text = 'Pyongyang' AND e.label = 'GPE'""",
+    )
+    assert nested[0][0] >= 1
+
+
+def test_non_json_record_is_a_dead_letter_and_its_neighbours_are_not(demo_run) -> None:
+    partition, offset = demo_run["placed"][demo_run["values"].index(NOT_JSON)]
+    _, rows = query(
+        str(demo_run["lake"]),
+        f"""
+        SELECT stage, reason, raw_value, kafka_topic FROM dead_letters
+        WHERE kafka_partition = {partition} AND kafka_offset = {offset}""",
+    )
+    assert rows == [("parse", "not_json", NOT_JSON, demo_run["topic"])]
+    neighbours = [
+        (p, o)
+        for (p, o), value in zip(demo_run["placed"], demo_run["values"], strict=True)
+        if p == partition and abs(o - offset) == 1
+    ]
+    assert neighbours
+    for p, o in neighbours:
+        _, found = query(
+            str(demo_run["lake"]), f"SELECT url FROM articles WHERE kafka_partition = {p} AND kafka_offset = {o}"
+        )
+        value = json.loads(demo_run["values"][demo_run["placed"].index((p, o))])
+        assert found == [(value["url"],)]
+
+
+def test_every_produced_record_is_accounted_for_exactly_once(demo_run) -> None:
+    counts = accounted(demo_run["lake"])
+    produced = {(demo_run["topic"], p, o) for p, o in demo_run["placed"]}
+    assert set(counts) == produced
+    assert all(count == 1 for count in counts.values()), [k for k, c in counts.items() if c > 1]
+    _, reasons = query(str(demo_run["lake"]), "SELECT reason, count(*) FROM dead_letters GROUP BY 1 ORDER BY 1")
+    assert reasons == [("not_json", 2), ("schema_violation", 1)]
+
+
+def test_replay_after_resetting_the_group_adds_nothing(demo_run, bootstrap_servers: str) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    topic = demo_run["topic"]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=f"g-{topic}", enable_auto_commit=False)
+    consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(0, "", -1) for p in range(3)})
+    consumer.close()
+    before = sorted(path.name for path in demo_run["lake"].rglob("*.parquet"))
+    result = wirestream(
+        "run",
+        f"--lake={demo_run['lake']}",
+        f"--topic={topic}",
+        f"--bootstrap-servers={bootstrap_servers}",
+        f"--group-id=g-{topic}",
+        "--until-caught-up",
+    )
+    assert "read (records accounted for this run): 0" in result.stdout
+    assert sorted(path.name for path in demo_run["lake"].rglob("*.parquet")) == before

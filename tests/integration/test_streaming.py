@@ -1,0 +1,78 @@
+"""Streaming on Prism: records produced while the pipeline runs, a kill -9, a restart."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipelines.produce import produce
+from tests.integration.helpers import accounted, kill_group, start_streaming, wait_until_accounted
+from transforms.io.lake import STAGING
+
+pytestmark = pytest.mark.integration
+
+
+def _wave(name: str, count: int) -> list[bytes]:
+    values = [
+        json.dumps(
+            {
+                "url": f"https://stream.example/{name}/{i}",
+                "body": f"Report {i} of wave {name}: officials in Oslo said the ferry to Bergen was late.",
+            }
+        ).encode()
+        for i in range(count)
+    ]
+    values[count // 2] = b"\x00\xff broken bytes"
+    return values
+
+
+def _committed(bootstrap: str, topic: str) -> dict[int, int | None]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"g-{topic}", enable_auto_commit=False)
+    try:
+        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(3)}
+    finally:
+        consumer.close()
+
+
+def test_streaming_run_survives_kill_and_restart(bootstrap_servers: str, prism: Path, tmp_path: Path) -> None:
+    topic = f"stream-{uuid.uuid4().hex[:10]}"
+    lake = tmp_path / "lake"
+    log = tmp_path / "pipeline.log"
+    expected: set[tuple[str, int, int]] = set()
+
+    def send(values: list[bytes]) -> None:
+        for partition, offset in produce(values, bootstrap_servers, topic, partitions=3):
+            expected.add((topic, partition, offset))
+
+    send(_wave("a", 12))
+    pipeline = start_streaming(lake, topic, bootstrap_servers, log)
+    try:
+        wait_until_accounted(lake, expected)
+        send(_wave("b", 9))  # arrives while the pipeline is running and partitions were idle
+        wait_until_accounted(lake, expected)
+    finally:
+        kill_group(pipeline)
+    send(_wave("c", 9))  # arrives while the pipeline is down
+    pipeline = start_streaming(lake, topic, bootstrap_servers, log)
+    try:
+        wait_until_accounted(lake, expected)
+        ends: dict[int, int] = {}
+        for _, partition, offset in expected:
+            ends[partition] = max(ends.get(partition, 0), offset + 1)
+        deadline = time.monotonic() + 20
+        while _committed(bootstrap_servers, topic) != ends and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        kill_group(pipeline)
+    counts = accounted(lake)
+    assert set(counts) == expected, log.read_text()[-3000:]
+    assert all(count == 1 for count in counts.values())
+    assert not (lake / STAGING).exists() or not any((lake / STAGING).iterdir())
+    # Offsets reach the group only after the lake holds their batch, and then all of them do.
+    assert _committed(bootstrap_servers, topic) == ends
