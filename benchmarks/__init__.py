@@ -1,0 +1,1 @@
+"""Reproducible throughput and quality measurements (`make bench`)."""
