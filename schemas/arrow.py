@@ -33,6 +33,7 @@ ARTICLES = pa.schema(
         pa.field("canonical_url", pa.string()),
         pa.field("source", pa.string()),
         pa.field("title", pa.string()),
+        pa.field("authors", pa.list_(pa.string())),
         pa.field("text", pa.string()),
         pa.field("language", pa.string()),
         pa.field("published_at", TIMESTAMP),

@@ -79,6 +79,7 @@ class Article:
     batch: SourceBatch
     raw_value: bytes
     raw_key: bytes | None
+    authors: tuple[str, ...] = ()
     canonical_url: str = ""
     text: str = ""
     word_count: int = 0
@@ -106,6 +107,10 @@ class DeadLetter:
     kafka_partition: int
     kafka_offset: int
     batch: SourceBatch
+
+    def evolve(self, **changes: object) -> DeadLetter:
+        """A copy with some fields changed (records are immutable)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
     def for_record(cls, record: KafkaRecord, stage: str, reason: str, error: str) -> DeadLetter:

@@ -5,20 +5,29 @@ Pure rules (no Beam) plus a thin composite. Reasons it gives:
 ``empty_body``    the body is empty or whitespace after normalisation
 ``html_no_text``  the HTML holds no main text (trafilatura found nothing)
 
+Order of work: HTML → main text, title, date and authors (trafilatura; the message's own fields
+win); mojibake repair (ftfy); NFKC, control characters removed, whitespace collapsed with
+paragraphs kept; canonical URL; source from the registered domain; language; id; word count;
+content hash of the normalised text.
+
 Libraries, and why: trafilatura for HTML → main text (best-measured open extractor on news pages,
-pure Python), courlan (trafilatura's own URL library) for canonical URLs and registered domains,
-py3langid for language (ships its model in the wheel, no run-time download, ~400 docs/s).
+pure Python; see ``benchmarks/cleaning.py``), ftfy for mojibake, courlan (trafilatura's own URL
+library) for canonical URLs and registered domains, py3langid for language (ships its model in
+the wheel, no run-time download, ~400 docs/s).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import unicodedata
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
 import courlan
+import ftfy
 import py3langid
 import trafilatura
 
@@ -41,6 +50,14 @@ _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _TRACKING_PARAMETER = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.I)
+
+
+_FTFY = ftfy.TextFixerConfig(uncurl_quotes=False, normalization="NFC")
+
+
+def repair_mojibake(text: str) -> str:
+    """Text decoded with the wrong codec put right ("cafÃ©" → "café"), quotes left curly."""
+    return ftfy.fix_text(text, _FTFY)
 
 
 def normalise_text(text: str) -> str:
@@ -99,31 +116,58 @@ def _article_id(article: Article, canonical: str) -> str:
     return hashlib.blake2b(canonical.encode("utf-8"), digest_size=12).hexdigest()
 
 
+@dataclass(frozen=True)
+class Extracted:
+    """What an HTML page yields: main text and the metadata found in it."""
+
+    text: str
+    title: str | None
+    published_at: dt.datetime | None
+    authors: tuple[str, ...]
+
+
+def extract_html(html: str, url: str | None = None) -> Extracted:
+    """Main text, title, date and authors of an HTML page (boilerplate dropped)."""
+    document: Any = trafilatura.bare_extraction(html, url=url or None, with_metadata=True, include_comments=False)
+    if document is None:
+        return Extracted("", None, None, ())
+    published_at = None
+    if document.date:
+        try:
+            published_at = dt.datetime.fromisoformat(document.date).replace(tzinfo=dt.UTC)
+        except ValueError:
+            published_at = None
+    authors = tuple(name.strip() for name in (document.author or "").split(";") if name.strip())
+    return Extracted(document.text or "", document.title or None, published_at, authors)
+
+
 def clean_article(article: Article) -> Article | DeadLetter:
     """The article with clean ``text`` and derived fields, or a dead letter if no text remains."""
     title = article.title
     published_at = article.published_at
+    authors = article.authors
     if article.body is not None and article.body.strip():
         raw_text = article.body
     elif article.html is not None:
-        extracted = trafilatura.bare_extraction(
-            article.html, url=article.url or None, with_metadata=True, include_comments=False
-        )
-        raw_text = getattr(extracted, "text", None) or ""
-        title = title or getattr(extracted, "title", None)
+        extracted = extract_html(article.html, article.url)
+        raw_text = extracted.text
+        title = title or extracted.title
+        published_at = published_at or extracted.published_at
+        authors = authors or extracted.authors
         if not raw_text.strip():
             return DeadLetter.for_article(article, STAGE, "html_no_text", "no main text in the HTML")
     else:
         raw_text = ""
-    text = normalise_text(raw_text)
+    text = normalise_text(repair_mojibake(raw_text))
     if not text:
         return DeadLetter.for_article(article, STAGE, "empty_body", "body is empty after cleaning")
     canonical = canonical_url(article.url)
     return article.evolve(
         article_id=_article_id(article, canonical),
         canonical_url=canonical,
-        title=normalise_text(title) if title else None,
+        title=normalise_text(repair_mojibake(title)) or None if title else None,
         published_at=published_at,
+        authors=tuple(normalise_text(name) for name in authors),
         source=article.source or registered_domain(canonical),
         language=(article.language or detect_language(text)).lower()[:2],
         text=text,

@@ -66,3 +66,40 @@ def test_empty_body_and_html_without_text_are_dead_letters() -> None:
     assert isinstance(empty, DeadLetter) and empty.reason == "empty_body" and empty.stage == "clean"
     no_text = clean_article(_article(url="https://h.example/a", html="<html><body><div></div></body></html>"))
     assert isinstance(no_text, DeadLetter) and no_text.reason == "html_no_text"
+
+
+def test_mojibake_is_repaired() -> None:
+    cleaned = clean_article(
+        _article(url="https://h.example/a", body="The cafÃ© owner said â€œnoâ€\x9d.", title="CafÃ© closes")
+    )
+    assert isinstance(cleaned, Article)
+    assert cleaned.text == "The café owner said “no”."
+    assert cleaned.title == "Café closes"
+
+
+def test_html_metadata_fills_what_the_message_lacks() -> None:
+    html = (
+        "<html><head><title>Ferry strike ends | Coast News</title>"
+        '<meta name="author" content="Mara Lind">'
+        '<meta property="article:published_time" content="2026-11-02T08:00:00Z">'
+        "</head><body><article><h1>Ferry strike ends</h1><p>The ferry strike in Oslo ended on Sunday after "
+        "the union and operators agreed a new contract covering pay and rest periods for crews.</p><p>Services "
+        "to Kiel and Copenhagen restart on Tuesday morning, the operator said in a statement.</p></article>"
+        "</body></html>"
+    )
+    cleaned = clean_article(_article(url="https://coast.example/ferry", html=html))
+    assert isinstance(cleaned, Article)
+    assert cleaned.authors == ("Mara Lind",)
+    assert cleaned.published_at is not None and cleaned.published_at.date().isoformat() == "2026-11-02"
+    assert cleaned.title and "Ferry strike ends" in cleaned.title
+    given = clean_article(
+        _article(
+            url="https://coast.example/ferry",
+            html=html,
+            title="Given title",
+            published_at="2026-11-03T10:00:00Z",
+            authors=["Given Author"],
+        )
+    )
+    assert isinstance(given, Article)
+    assert (given.title, given.authors, given.published_at.day) == ("Given title", ("Given Author",), 3)

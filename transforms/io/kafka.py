@@ -74,6 +74,9 @@ class ConsumerConfig:
             "auto_offset_reset": self.auto_offset_reset,
             "max_partition_fetch_bytes": fetch_bytes,
             "fetch_max_bytes": max(fetch_bytes, 50 * 1024 * 1024),
+            # kafka-python refuses network frames above 1 MB by default, which fails every fetch
+            # of a larger record; a fetch response holds at most fetch_max_bytes plus headers.
+            "receive_message_max_bytes": max(fetch_bytes, 50 * 1024 * 1024) + 1024 * 1024,
             "receive_buffer_bytes": 1024 * 1024,
             "request_timeout_ms": 30000,
             "reconnect_backoff_max_ms": 2000,
@@ -270,6 +273,14 @@ class _ReadPartitionFn(beam.DoFn):
             tp, []
         )
         ingested_at = utc_now()
+        _LOG.debug(
+            "%s-%d: restriction [%d, %d) polled %d",
+            plan.topic,
+            plan.partition,
+            restriction.start,
+            restriction.stop,
+            len(polled),
+        )
         claimed = []
         finished = False
         for message in polled:
@@ -305,6 +316,7 @@ class _ReadPartitionFn(beam.DoFn):
             tracker.defer_remainder(Duration(0))
             return
         if restriction.stop != UNBOUNDED and consumer.position(tp) >= restriction.stop:
+            _LOG.debug("%s-%d: caught up at %d", plan.topic, plan.partition, restriction.stop)
             tracker.try_claim(restriction.stop)  # caught up: nothing more to claim
             return
         _advance(watermark, now - Duration(seconds=self._config.idle_watermark_lag_s))

@@ -140,6 +140,7 @@ def _article_row(article: Article) -> dict[str, Any]:
         "canonical_url": article.canonical_url,
         "source": article.source,
         "title": article.title,
+        "authors": list(article.authors),
         "text": article.text,
         "language": article.language,
         "published_at": article.published_at,
@@ -313,6 +314,7 @@ class _CommitBatchFn(beam.DoFn):
         _, outcome = keyed
         batch = outcome.batch
         received = (count.read() or 0) + 1
+        _LOG.debug("batch %s: outcome %d of %d (offset %d)", batch.key, received, batch.size, outcome.kafka_offset)
         outcomes.add(outcome)
         if received < batch.size:
             count.write(received)
