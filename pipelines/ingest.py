@@ -37,19 +37,17 @@ def consumer_config(options: IngestOptions) -> ConsumerConfig:
 def build(pipeline: beam.Pipeline, options: IngestOptions, plans: Sequence[PartitionPlan]) -> beam.PCollection:
     """Wire the stages; returns the PCollection of committed-batch reports."""
     consumer = consumer_config(options)
-    records = pipeline | "ReadArticles" >> ReadArticles(plans, consumer)
-    parsed = records | "ParseArticles" >> ParseArticle(ParseConfig(options.max_record_bytes))
-    cleaned = parsed.articles | "CleanArticles" >> CleanArticle()
-    annotated = cleaned.articles | "ExtractEntities" >> ExtractEntities(
-        EntityConfig(model=options.spacy_model, batch_size=options.ner_batch_size, use_gpu=options.use_gpu)
+    return (
+        pipeline
+        | "ReadArticles" >> ReadArticles(plans, consumer)
+        | "ParseArticles" >> ParseArticle(ParseConfig(options.max_record_bytes))
+        | "CleanArticles" >> CleanArticle()
+        | "ExtractEntities"
+        >> ExtractEntities(
+            EntityConfig(model=options.spacy_model, batch_size=options.ner_batch_size, use_gpu=options.use_gpu)
+        )
+        | "WriteLake" >> WriteLake(options.lake, consumer, options.partition_by)
     )
-    outcomes = (
-        annotated.articles,
-        parsed.dead_letters,
-        cleaned.dead_letters,
-        annotated.dead_letters,
-    ) | "GatherOutcomes" >> beam.Flatten()
-    return outcomes | "WriteLake" >> WriteLake(options.lake, consumer, options.partition_by)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Typed, immutable records that flow between wirestream's stages.
 
-One definition of each record lives here. Every record carries the Kafka coordinates of the
-message it came from and the :class:`SourceBatch` that message was read in: the lake sink uses the
-batch to know when every record of a contiguous offset range has an outcome (see
-``transforms/io/lake.py``).
+One definition of each record lives here. The pipeline's elements are batches: a
+:class:`RecordBatch` is what one poll read from one partition (a contiguous offset range), and
+every stage turns it into an :class:`OutcomeBatch` holding exactly one outcome per record, an
+:class:`Article` or a :class:`DeadLetter`. Keeping a batch together as one element is what lets
+the lake sink write a whole offset range atomically without any runner state (see
+``transforms/io/lake.py``). Every record also carries its own Kafka coordinates.
 """
 
 from __future__ import annotations
@@ -148,7 +150,27 @@ class DeadLetter:
 
 
 Outcome = Article | DeadLetter
-"""What the lake sink receives: exactly one outcome per consumed Kafka record."""
+"""What a stage makes of a record: exactly one outcome per consumed Kafka record."""
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """The records one poll read from one partition: all of ``batch``'s range, in offset order."""
+
+    batch: SourceBatch
+    records: tuple[KafkaRecord, ...]
+
+
+@dataclass(frozen=True)
+class OutcomeBatch:
+    """One outcome per record of ``batch``, in offset order."""
+
+    batch: SourceBatch
+    outcomes: tuple[Outcome, ...]
+
+    def articles(self) -> list[Article]:
+        """The outcomes that are (still) articles."""
+        return [outcome for outcome in self.outcomes if isinstance(outcome, Article)]
 
 
 def utc_now() -> dt.datetime:

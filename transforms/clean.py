@@ -32,7 +32,7 @@ import py3langid
 import trafilatura
 
 from schemas.records import Article, DeadLetter
-from transforms.stage import RoutingStage
+from transforms.stage import OutcomeStage
 
 __all__ = [
     "CleanArticle",
@@ -178,8 +178,8 @@ def clean_article(article: Article) -> Article | DeadLetter:
     )
 
 
-class CleanArticle(RoutingStage):
-    """``PCollection[Article]`` → ``articles`` (cleaned ``Article``) and ``dead_letters``."""
+class CleanArticle(OutcomeStage):
+    """``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]`` with articles cleaned."""
 
     def __init__(self) -> None:
         super().__init__(STAGE, clean_article)

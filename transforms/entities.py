@@ -2,8 +2,8 @@
 
 The model is loaded once per worker process (``apache_beam.utils.shared.Shared`` in ``setup()``)
 with every component the ``ner`` component does not need excluded (``exclude``, not ``disable``:
-excluded components are never loaded). Articles are buffered per bundle and annotated with one
-``nlp.pipe`` call per batch. Texts longer than ``max_chunk_chars`` are split on paragraph
+excluded components are never loaded). The articles of a Kafka batch are annotated with one
+``nlp.pipe`` call (``batch_size`` texts at a time). Texts longer than ``max_chunk_chars`` are split on paragraph
 boundaries and entity offsets shifted back, so no article is refused for its length.
 
 ``canonical`` is the article's fullest form of a mention: "Austin" → "Lloyd Austin" when the
@@ -16,19 +16,14 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from apache_beam import pvalue
-from apache_beam.transforms.window import BoundedWindow
 from apache_beam.utils import shared
-from apache_beam.utils.timestamp import Timestamp
-from apache_beam.utils.windowed_value import WindowedValue
 
-from schemas.records import Article, DeadLetter, Entity
-from transforms.stage import ARTICLES, DEAD_LETTERS
+from schemas.records import Article, DeadLetter, Entity, OutcomeBatch
 
 __all__ = [
     "EntityConfig",
@@ -165,11 +160,20 @@ class _ModelHolder:
         self.nlp = nlp
 
 
+def annotate_batch(nlp: Any, element: OutcomeBatch, config: EntityConfig) -> OutcomeBatch:
+    """The batch with every article annotated (one ``nlp.pipe`` call for all of them)."""
+    articles = element.articles()
+    if not articles:
+        return element
+    annotated = iter(annotate(nlp, articles, config))
+    outcomes = tuple(next(annotated) if isinstance(o, Article) else o for o in element.outcomes)
+    return OutcomeBatch(element.batch, outcomes)
+
+
 class _ExtractEntitiesFn(beam.DoFn):
     def __init__(self, config: EntityConfig, shared_handle: shared.Shared) -> None:
         self._config = config
         self._shared_handle = shared_handle
-        self._buffer: list[tuple[Article, Timestamp, BoundedWindow]] = []
         self._annotated = beam.metrics.Metrics.counter(STAGE, "annotated")
         self._rejected = beam.metrics.Metrics.counter(STAGE, "dead_letters")
         self._mentions = beam.metrics.Metrics.counter(STAGE, "mentions")
@@ -181,48 +185,22 @@ class _ExtractEntitiesFn(beam.DoFn):
         )
         self._nlp = holder.nlp
 
-    def start_bundle(self) -> None:
-        self._buffer = []
-
-    def process(
-        self,
-        article: Article,
-        timestamp: Any = beam.DoFn.TimestampParam,
-        window: Any = beam.DoFn.WindowParam,
-    ) -> Iterator[Any]:
-        self._buffer.append((article, timestamp, window))
-        if len(self._buffer) >= self._config.batch_size:
-            yield from self._flush()
-
-    def finish_bundle(self) -> Iterator[Any]:
-        yield from self._flush()
-
-    def _flush(self) -> Iterable[Any]:
-        buffered, self._buffer = self._buffer, []
-        if not buffered:
-            return []
-        outcomes = annotate(self._nlp, [article for article, _, _ in buffered], self._config)
-        results: list[Any] = []
-        for outcome, (_, timestamp, window) in zip(outcomes, buffered, strict=True):
-            value = WindowedValue(outcome, timestamp, (window,))
-            if isinstance(outcome, DeadLetter):
-                self._rejected.inc()
-                results.append(pvalue.TaggedOutput(DEAD_LETTERS, value))
-            else:
-                self._annotated.inc()
-                self._mentions.inc(len(outcome.entities))
-                results.append(value)
-        return results
+    def process(self, element: OutcomeBatch) -> Iterator[OutcomeBatch]:
+        before = len(element.articles())
+        result = annotate_batch(self._nlp, element, self._config)
+        articles = result.articles()
+        self._annotated.inc(len(articles))
+        self._rejected.inc(before - len(articles))
+        self._mentions.inc(sum(len(article.entities) for article in articles))
+        yield result
 
 
 class ExtractEntities(beam.PTransform):
-    """``PCollection[Article]`` → ``articles`` (with ``entities``) and ``dead_letters``."""
+    """``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]`` with ``entities`` filled in."""
 
     def __init__(self, config: EntityConfig = EntityConfig()) -> None:
         super().__init__()
         self._config = config
 
-    def expand(self, articles: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return articles | "AnnotateBatches" >> beam.ParDo(
-            _ExtractEntitiesFn(self._config, shared.Shared())
-        ).with_outputs(DEAD_LETTERS, main=ARTICLES)
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        return batches | "AnnotateBatches" >> beam.ParDo(_ExtractEntitiesFn(self._config, shared.Shared()))

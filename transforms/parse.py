@@ -45,7 +45,7 @@ from typing import Any
 import fastjsonschema
 
 from schemas.records import Article, DeadLetter, KafkaRecord
-from transforms.stage import RoutingStage
+from transforms.stage import OutcomeStage
 
 __all__ = ["ParseArticle", "ParseConfig", "parse_record"]
 
@@ -212,8 +212,8 @@ def parse_record(record: KafkaRecord, config: ParseConfig = ParseConfig()) -> Ar
     )
 
 
-class ParseArticle(RoutingStage):
-    """``PCollection[KafkaRecord]`` → ``articles`` (``Article``) and ``dead_letters``."""
+class ParseArticle(OutcomeStage):
+    """``PCollection[RecordBatch]`` → ``PCollection[OutcomeBatch]`` (articles and dead letters)."""
 
     def __init__(self, config: ParseConfig = ParseConfig()) -> None:
         super().__init__(STAGE, functools.partial(parse_record, config=config))

@@ -1,9 +1,16 @@
-"""The shared shell of a one-record-in, one-outcome-out stage.
+"""The shared shell of a stage: apply a one-record rule to every record of a batch.
 
-A stage's rule is a pure function ``record -> Article | DeadLetter``; :class:`RoutingStage` wraps it
-in a labelled ``ParDo`` whose main output holds the articles and whose ``dead_letters`` output holds
-the rest, and counts both. An exception the rule did not expect becomes a dead letter with reason
-``internal_error`` rather than a crash, so one bad record never stops the stream.
+A stage's rule is a pure function ``record -> Article | DeadLetter``. :class:`OutcomeStage` wraps
+it in a labelled ``ParDo`` over batches (``RecordBatch`` or ``OutcomeBatch`` in, ``OutcomeBatch``
+out): dead letters from earlier stages pass through untouched, every article (or raw record) gets
+the rule, and the counts of both go to Beam metrics. An exception the rule did not expect becomes
+a dead letter with reason ``internal_error`` rather than a crash, so one bad record never stops
+the stream.
+
+Why batches and not one element per record: the lake sink must write every outcome of an offset
+range at once. Carrying the range as one element makes that a property of the data, not of runner
+state (Prism, for one, can run two bundles of the same key at once after a split, which breaks
+"count the outcomes in keyed state").
 """
 
 from __future__ import annotations
@@ -13,55 +20,56 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam import pvalue
 
-from schemas.records import Article, DeadLetter
+from schemas.records import Article, DeadLetter, KafkaRecord, Outcome, OutcomeBatch, RecordBatch
 
-__all__ = ["ARTICLES", "DEAD_LETTERS", "RoutingStage"]
-
-ARTICLES = "articles"
-DEAD_LETTERS = "dead_letters"
+__all__ = ["OutcomeStage", "apply_rule"]
 
 _LOG = logging.getLogger(__name__)
 
 
-class _RouteFn(beam.DoFn):
-    def __init__(self, stage: str, rule: Callable[[Any], Article | DeadLetter]) -> None:
+def apply_rule(stage: str, rule: Callable[[Any], Outcome], item: KafkaRecord | Article) -> Outcome:
+    """``rule(item)``, or a dead letter with reason ``internal_error`` if the rule raises."""
+    try:
+        return rule(item)
+    except Exception as error:  # noqa: BLE001 - a bug in a rule must not stop the stream
+        _LOG.exception("stage %s failed on a record", stage)
+        message = f"{type(error).__name__}: {error}"[:2000]
+        if isinstance(item, Article):
+            return DeadLetter.for_article(item, stage, "internal_error", message)
+        return DeadLetter.for_record(item, stage, "internal_error", message)
+
+
+class _MapOutcomesFn(beam.DoFn):
+    def __init__(self, stage: str, rule: Callable[[Any], Outcome]) -> None:
         self._stage = stage
         self._rule = rule
         self._passed = beam.metrics.Metrics.counter(stage, "passed")
         self._rejected = beam.metrics.Metrics.counter(stage, "dead_letters")
 
-    def process(self, element: Any) -> Iterator[Any]:
-        try:
-            outcome = self._rule(element)
-        except Exception as error:  # noqa: BLE001 - a bug in a rule must not stop the stream
-            _LOG.exception("stage %s failed on a record", self._stage)
-            outcome = _dead_letter_for(element, self._stage, error)
-        if isinstance(outcome, DeadLetter):
-            self._rejected.inc()
-            yield pvalue.TaggedOutput(DEAD_LETTERS, outcome)
-        else:
-            self._passed.inc()
-            yield outcome
+    def process(self, element: RecordBatch | OutcomeBatch) -> Iterator[OutcomeBatch]:
+        items = element.records if isinstance(element, RecordBatch) else element.outcomes
+        outcomes: list[Outcome] = []
+        for item in items:
+            if isinstance(item, DeadLetter):
+                outcomes.append(item)
+                continue
+            outcome = apply_rule(self._stage, self._rule, item)
+            if isinstance(outcome, DeadLetter):
+                self._rejected.inc()
+            else:
+                self._passed.inc()
+            outcomes.append(outcome)
+        yield OutcomeBatch(element.batch, tuple(outcomes))
 
 
-def _dead_letter_for(element: Any, stage: str, error: Exception) -> DeadLetter:
-    message = f"{type(error).__name__}: {error}"[:2000]
-    if isinstance(element, Article):
-        return DeadLetter.for_article(element, stage, "internal_error", message)
-    return DeadLetter.for_record(element, stage, "internal_error", message)
+class OutcomeStage(beam.PTransform):
+    """``PCollection[RecordBatch | OutcomeBatch]`` → ``PCollection[OutcomeBatch]``."""
 
-
-class RoutingStage(beam.PTransform):
-    """``PCollection[In]`` → outputs ``articles`` (``Article``) and ``dead_letters`` (``DeadLetter``)."""
-
-    def __init__(self, stage: str, rule: Callable[[Any], Article | DeadLetter]) -> None:
+    def __init__(self, stage: str, rule: Callable[[Any], Outcome]) -> None:
         super().__init__()
         self._stage = stage
         self._rule = rule
 
-    def expand(self, records: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return records | f"Route{self._stage.title()}" >> beam.ParDo(_RouteFn(self._stage, self._rule)).with_outputs(
-            DEAD_LETTERS, main=ARTICLES
-        )
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        return batches | f"Apply{self._stage.title()}Rule" >> beam.ParDo(_MapOutcomesFn(self._stage, self._rule))

@@ -11,7 +11,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.records import SourceBatch
+from schemas.records import Article, RecordBatch, SourceBatch
 from tests.conftest import make_record
 from transforms.clean import CleanArticle
 from transforms.entities import EntityConfig, ExtractEntities
@@ -25,76 +25,80 @@ def _pipeline() -> BeamTestPipeline:
     return BeamTestPipeline(runner=FnApiRunner(), blocking=True)
 
 
-def _records(values: list[bytes]) -> list:
-    batch = SourceBatch("news", 0, 100, 100 + len(values), len(values))
-    return [make_record(value, offset=100 + i, topic="news", batch=batch) for i, value in enumerate(values)]
+def _batch(values: list[bytes], first: int = 100, partition: int = 0) -> RecordBatch:
+    batch = SourceBatch("news", partition, first, first + len(values), len(values))
+    records = tuple(
+        make_record(value, offset=first + i, partition=partition, topic="news", batch=batch)
+        for i, value in enumerate(values)
+    )
+    return RecordBatch(batch, records)
+
+
+def _summary(element) -> list[tuple[int, str]]:
+    return [
+        (o.kafka_offset, "article" if isinstance(o, Article) else f"{o.stage}/{o.reason}") for o in element.outcomes
+    ]
 
 
 GOOD = json.dumps({"url": "https://n.example/a", "body": "Angela Merkel visited Paris on Monday."}).encode()
 EMPTY = json.dumps({"url": "https://n.example/b", "body": "   "}).encode()
 
 
-def test_parse_and_clean_route_good_and_bad_records() -> None:
+def test_parse_and_clean_keep_one_outcome_per_record_in_order() -> None:
     with _pipeline() as p:
-        records = p | beam.Create(_records([GOOD, b"{oops", EMPTY]))
-        parsed = records | "Parse" >> ParseArticle()
-        cleaned = parsed.articles | "Clean" >> CleanArticle()
-        assert_that(
-            parsed.dead_letters | "ParseReasons" >> beam.Map(lambda d: (d.kafka_offset, d.stage, d.reason)),
-            equal_to([(101, "parse", "not_json")]),
-            label="ParseDeadLetters",
+        cleaned = (
+            p | beam.Create([_batch([GOOD, b"{oops", EMPTY])]) | "Parse" >> ParseArticle() | "Clean" >> CleanArticle()
         )
         assert_that(
-            cleaned.dead_letters | "CleanReasons" >> beam.Map(lambda d: (d.kafka_offset, d.stage, d.reason)),
-            equal_to([(102, "clean", "empty_body")]),
-            label="CleanDeadLetters",
+            cleaned | beam.Map(_summary),
+            equal_to([[(100, "article"), (101, "parse/not_json"), (102, "clean/empty_body")]]),
         )
-        assert_that(
-            cleaned.articles | "Texts" >> beam.Map(lambda a: (a.kafka_offset, a.text, a.source)),
-            equal_to([(100, "Angela Merkel visited Paris on Monday.", "n.example")]),
-            label="Articles",
-        )
+        texts = cleaned | "Texts" >> beam.FlatMap(lambda b: [(a.text, a.source) for a in b.articles()])
+        assert_that(texts, equal_to([("Angela Merkel visited Paris on Monday.", "n.example")]), label="Texts")
 
 
-def test_extract_entities_annotates_in_batches() -> None:
+def test_extract_entities_annotates_every_article_of_each_batch() -> None:
     texts = [f"Angela Merkel met Emmanuel Macron in Paris on day {i}." for i in range(5)]
     values = [json.dumps({"url": f"https://n.example/{i}", "body": t}).encode() for i, t in enumerate(texts)]
     with _pipeline() as p:
-        articles = (p | beam.Create(_records(values)) | "Parse" >> ParseArticle()).articles | "Clean" >> CleanArticle()
-        annotated = articles.articles | "Entities" >> ExtractEntities(EntityConfig(batch_size=2))
-        people = annotated.articles | beam.Map(
-            lambda a: (a.kafka_offset, tuple(sorted(e.text for e in a.entities if e.label == "PERSON")))
+        annotated = (
+            p
+            | beam.Create([_batch(values[:3]), _batch(values[3:] + [b"[]"], partition=1)])
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | "Entities" >> ExtractEntities(EntityConfig(batch_size=2))
         )
-        assert_that(people, equal_to([(100 + i, ("Angela Merkel", "Emmanuel Macron")) for i in range(5)]))
+        people = annotated | beam.FlatMap(
+            lambda b: [
+                (a.kafka_partition, a.kafka_offset, tuple(sorted(e.text for e in a.entities if e.label == "PERSON")))
+                for a in b.articles()
+            ]
+        )
+        pair = ("Angela Merkel", "Emmanuel Macron")
+        assert_that(people, equal_to([(0, 100, pair), (0, 101, pair), (0, 102, pair), (1, 100, pair), (1, 101, pair)]))
+        assert_that(annotated | "Sizes" >> beam.Map(lambda b: len(b.outcomes)), equal_to([3, 3]), label="Sizes")
 
 
-def test_write_lake_commits_each_batch_once_it_is_complete(tmp_path) -> None:
+def test_write_lake_commits_each_batch_with_all_its_outcomes(tmp_path) -> None:
     values = [GOOD, b"{oops", json.dumps({"url": "https://n.example/c", "body": "Berlin is big."}).encode()]
     with _pipeline() as p:
-        parsed = p | beam.Create(_records(values)) | "Parse" >> ParseArticle()
-        cleaned = parsed.articles | "Clean" >> CleanArticle()
-        outcomes = (cleaned.articles, parsed.dead_letters, cleaned.dead_letters) | beam.Flatten()
-        reports = outcomes | WriteLake(str(tmp_path))
+        reports = (
+            p
+            | beam.Create([_batch(values), _batch([GOOD], first=7, partition=2)])
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | WriteLake(str(tmp_path))
+        )
         assert_that(
             reports | beam.Map(lambda r: (r.batch.key, dict(r.rows))),
             equal_to(
                 [
                     ("news+0+0000000000000000100+0000000000000000103", {"articles": 2, "dead_letters": 1}),
+                    ("news+2+0000000000000000007+0000000000000000008", {"articles": 1}),
                 ]
             ),
         )
-    articles = pq.read_table(next((tmp_path / "articles").rglob("*.parquet"))).to_pylist()
-    assert sorted(row["kafka_offset"] for row in articles) == [100, 102]
+    articles = pq.read_table(tmp_path / "articles").to_pylist()
+    assert sorted((row["kafka_partition"], row["kafka_offset"]) for row in articles) == [(0, 100), (0, 102), (2, 7)]
     dead = pq.read_table(next((tmp_path / "dead_letters").rglob("*.parquet"))).to_pylist()
     assert [(row["kafka_offset"], row["reason"], row["raw_value"]) for row in dead] == [(101, "not_json", b"{oops")]
-
-
-def test_write_lake_waits_for_missing_outcomes(tmp_path) -> None:
-    batch = SourceBatch("news", 0, 0, 2, 2)
-    records = [make_record(GOOD, offset=0, topic="news", batch=batch)]
-    with _pipeline() as p:
-        parsed = p | beam.Create(records) | "Parse" >> ParseArticle()
-        reports = parsed.articles | "Clean" >> CleanArticle()
-        written = reports.articles | WriteLake(str(tmp_path))
-        assert_that(written, equal_to([]))
-    assert not (tmp_path / "articles").exists()

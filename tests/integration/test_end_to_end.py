@@ -102,7 +102,7 @@ def test_every_produced_record_is_accounted_for_exactly_once(demo_run) -> None:
     assert set(counts) == produced
     assert all(count == 1 for count in counts.values()), [k for k, c in counts.items() if c > 1]
     _, reasons = query(str(demo_run["lake"]), "SELECT reason, count(*) FROM dead_letters GROUP BY 1 ORDER BY 1")
-    assert reasons == [("not_json", 2), ("schema_violation", 1)]
+    assert reasons == [("missing_body", 1), ("not_json", 2)]
 
 
 def test_replay_after_resetting_the_group_adds_nothing(demo_run, bootstrap_servers: str) -> None:

@@ -61,7 +61,8 @@ def _drain(fn: _ReadPartitionFn, plan: PartitionPlan, restriction: OffsetRange, 
     if on_tracker:
         on_tracker(threadsafe)
     watermark = ManualWatermarkEstimator(None)
-    return [value.value.offset for value in fn.process(plan, tracker=view, watermark=watermark)]
+    emitted = fn.process(plan, tracker=view, watermark=watermark)
+    return [record.offset for value in emitted for record in value.value.records]
 
 
 def test_split_during_a_poll_loses_nothing() -> None:
@@ -81,6 +82,8 @@ def test_batches_cover_contiguous_ranges_and_skip_what_the_lake_has() -> None:
     fn = _fn(_Log(8), max_batch=8)
     _, view = _tracker(OffsetRange(0, 8))
     emitted = list(fn.process(plan, tracker=view, watermark=ManualWatermarkEstimator(None)))
-    batches = sorted({(v.value.batch.first_offset, v.value.batch.end_offset, v.value.batch.size) for v in emitted})
+    batches = [(v.value.batch.first_offset, v.value.batch.end_offset, v.value.batch.size) for v in emitted]
     assert batches == [(0, 3, 3), (5, 8, 3)]
-    assert all(v.timestamp == Timestamp(micros=(1_000 + v.value.offset) * 1000) for v in emitted)
+    assert [[r.offset for r in v.value.records] for v in emitted] == [[0, 1, 2], [5, 6, 7]]
+    assert all(r.batch == v.value.batch for v in emitted for r in v.value.records)
+    assert [v.timestamp for v in emitted] == [Timestamp(micros=1_002_000), Timestamp(micros=1_007_000)]

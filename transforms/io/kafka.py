@@ -6,8 +6,9 @@ How it reads
     ranges to skip because the lake already holds them. Each :class:`PartitionPlan` becomes one
     SDF element whose restriction is an ``OffsetRange``; every ``process`` call polls once, claims
     the offsets it emits, and checkpoints (``defer_remainder``) so output flows on promptly and the
-    runner can split or resume anywhere. Records are emitted as :class:`KafkaRecord` with topic,
-    partition, offset, key, headers, timestamp and the :class:`SourceBatch` they were read in.
+    runner can split or resume anywhere. What one poll read is emitted as one
+    :class:`RecordBatch`: :class:`KafkaRecord` s with topic, partition, offset, key, headers and
+    timestamp, and the :class:`SourceBatch` (offset range) they make up.
 
 Invariants
     * Every offset of the restriction is claimed before its record is emitted, and a batch never
@@ -35,7 +36,7 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from schemas.records import KafkaRecord, SourceBatch, utc_now
+from schemas.records import KafkaRecord, RecordBatch, SourceBatch, utc_now
 
 __all__ = [
     "ConsumerConfig",
@@ -301,9 +302,9 @@ class _ReadPartitionFn(beam.DoFn):
         emitted = 0
         for run in _batches(claimed, _SkipList(plan.skip)):
             batch = SourceBatch(plan.topic, plan.partition, run[0].offset, run[-1].offset + 1, len(run))
-            for message in run:
-                yield TimestampedValue(_record(message, batch, ingested_at), _event_time(message, ingested_at))
-                newest_ms = max(newest_ms or 0, message.timestamp or 0)
+            records = tuple(_record(message, batch, ingested_at) for message in run)
+            yield TimestampedValue(RecordBatch(batch, records), max(_event_time(m, ingested_at) for m in run))
+            newest_ms = max([newest_ms or 0, *(message.timestamp or 0 for message in run)])
             emitted += len(run)
         self._read.inc(emitted)
         self._skipped.inc(len(claimed) - emitted)
@@ -350,7 +351,7 @@ def _record(message: Any, batch: SourceBatch, ingested_at: Any) -> KafkaRecord:
 
 
 class ReadArticles(beam.PTransform):
-    """``PBegin`` → ``PCollection[KafkaRecord]``, one SDF element per planned partition."""
+    """``PBegin`` → ``PCollection[RecordBatch]``, one SDF element per planned partition."""
 
     def __init__(self, plans: Sequence[PartitionPlan], config: ConsumerConfig) -> None:
         super().__init__()

@@ -6,11 +6,11 @@ Layout (the downstream contract, see DESIGN.md)::
     LAKE/_staging/<topic>+<partition>+<first>+<end>/...        never read by anyone
 
 Commit protocol (one :class:`SourceBatch` at a time; a batch is a contiguous offset range
-``[first, end)`` of one partition, cut by the source):
+``[first, end)`` of one partition, cut by the source and carried through every stage as one
+:class:`OutcomeBatch` element, so no runner state is needed to gather it):
 
-1. ``CommitBatches`` (a stateful DoFn keyed by batch) buffers outcomes until it holds exactly one
-   per record of the batch (``batch.size``). A lost record therefore stalls its batch visibly
-   instead of vanishing, and nothing is written for a batch that is incomplete.
+1. ``CommitBatches`` checks that it holds exactly one outcome per record of the batch
+   (``batch.size`` distinct offsets, all inside the range) and refuses the batch otherwise.
 2. Each table's rows are written with the table's explicit Arrow schema, zstd-compressed, into
    ``_staging/<batch>/`` and fsynced.
 3. A manifest naming every staged file and its final path is written under a temporary name and
@@ -45,11 +45,9 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from apache_beam.coders import PickleCoder, VarIntCoder
-from apache_beam.transforms import userstate
 
 from schemas import arrow
-from schemas.records import Article, DeadLetter, Outcome, SourceBatch
+from schemas.records import Article, DeadLetter, Outcome, OutcomeBatch, SourceBatch
 from transforms.io.kafka import ConsumerConfig, OffsetCommitter
 
 __all__ = [
@@ -286,9 +284,6 @@ def covered_ranges(lake: Lake) -> dict[tuple[str, int], list[tuple[int, int]]]:
 
 
 class _CommitBatchFn(beam.DoFn):
-    OUTCOMES = userstate.BagStateSpec("outcomes", PickleCoder())
-    COUNT = userstate.ReadModifyWriteStateSpec("count", VarIntCoder())
-
     def __init__(self, lake_uri: str, partition_by: str, consumer: ConsumerConfig | None) -> None:
         self._lake_uri = lake_uri
         self._partition_by = partition_by
@@ -305,37 +300,17 @@ class _CommitBatchFn(beam.DoFn):
         if committer is not None:
             committer.close()
 
-    def process(
-        self,
-        keyed: tuple[str, Outcome],
-        outcomes: Any = beam.DoFn.StateParam(OUTCOMES),
-        count: Any = beam.DoFn.StateParam(COUNT),
-    ) -> Iterator[BatchReport]:
-        _, outcome = keyed
-        batch = outcome.batch
-        received = (count.read() or 0) + 1
-        _LOG.debug("batch %s: outcome %d of %d (offset %d)", batch.key, received, batch.size, outcome.kafka_offset)
-        outcomes.add(outcome)
-        if received < batch.size:
-            count.write(received)
-            return
-        rows = commit_batch(self._lake, batch, list(outcomes.read()), self._partition_by)
-        outcomes.clear()
-        count.clear()
+    def process(self, element: OutcomeBatch) -> Iterator[BatchReport]:
+        batch = element.batch
+        rows = commit_batch(self._lake, batch, element.outcomes, self._partition_by)
         self._batches.inc()
         self._records.inc(batch.size)
         committed = bool(self._committer and self._committer.commit(batch.topic, batch.partition, batch.end_offset))
         yield BatchReport(batch, tuple(sorted(rows.items())), committed)
 
 
-def _slim(outcome: Outcome) -> tuple[str, Outcome]:
-    if isinstance(outcome, Article):
-        outcome = outcome.evolve(raw_value=b"", raw_key=None)
-    return outcome.batch.key, outcome
-
-
 class WriteLake(beam.PTransform):
-    """``PCollection[Article | DeadLetter]`` → ``PCollection[BatchReport]``, one per committed batch."""
+    """``PCollection[OutcomeBatch]`` → ``PCollection[BatchReport]``, one per committed batch."""
 
     def __init__(
         self, lake_uri: str, consumer: ConsumerConfig | None = None, partition_by: str = "ingestion_time"
@@ -347,9 +322,7 @@ class WriteLake(beam.PTransform):
         self._consumer = consumer
         self._partition_by = partition_by
 
-    def expand(self, outcomes: beam.PCollection) -> beam.PCollection:
-        return (
-            outcomes
-            | "KeyByBatch" >> beam.Map(_slim)
-            | "CommitBatches" >> beam.ParDo(_CommitBatchFn(self._lake_uri, self._partition_by, self._consumer))
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        return batches | "CommitBatches" >> beam.ParDo(
+            _CommitBatchFn(self._lake_uri, self._partition_by, self._consumer)
         )
