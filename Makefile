@@ -56,8 +56,8 @@ integration: setup
 test: setup lint ## lint, then unit, Beam and integration tests (real broker, Prism)
 	$(BIN)/pytest -q tests
 
-bench: setup
-	$(BIN)/python -m benchmarks.run
+bench: setup ## HTML cleaning quality and speed on the shared corpus
+	$(BIN)/python -m benchmarks.cleaning
 
 clean:
 	rm -rf $(VENV) build lake .pytest_cache .mypy_cache .ruff_cache
