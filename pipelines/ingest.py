@@ -46,7 +46,7 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, plans: Sequence[Parti
         >> ExtractEntities(
             EntityConfig(model=options.spacy_model, batch_size=options.ner_batch_size, use_gpu=options.use_gpu)
         )
-        | "WriteLake" >> WriteLake(options.lake, consumer, options.partition_by)
+        | "WriteLake" >> WriteLake(options.lake, consumer, options.partition_by, options.lake_retry_seconds)
     )
 
 

@@ -51,6 +51,12 @@ class IngestOptions(PipelineOptions):
         )
         add("max-batch-records", type=int, default=100, help="most records per Kafka poll (one lake batch)")
         add(
+            "lake-retry-seconds",
+            type=float,
+            default=300.0,
+            help="how long to block and retry while the lake refuses writes, then fail (default 300)",
+        )
+        add(
             "partition-by",
             default="ingestion_time",
             choices=["ingestion_time", "event_time"],

@@ -7,7 +7,16 @@ import pytest
 
 from schemas import arrow
 from schemas.records import Article, DeadLetter, Entity, SourceBatch
-from transforms.io.lake import MANIFEST, STAGING, Lake, commit_batch, covered_ranges, recover
+from transforms.io.lake import (
+    MANIFEST,
+    STAGING,
+    Lake,
+    LakeUnwritableError,
+    commit_batch,
+    commit_with_retry,
+    covered_ranges,
+    recover,
+)
 
 T0 = dt.datetime(2026, 11, 24, 9, 59, 59, tzinfo=dt.UTC)
 
@@ -118,3 +127,30 @@ def test_recommitting_a_batch_is_idempotent(tmp_path) -> None:
     files = [f"{tmp_path}/{table}/*/*/*.parquet" for table in ("articles", "dead_letters")]
     total = duckdb.connect().execute("SELECT count(*) FROM read_parquet(?, union_by_name=true)", [files]).fetchone()[0]
     assert total == 2
+
+
+class _FlakyLake(Lake):
+    """A local lake whose first ``failures`` file writes fail as a full disk would."""
+
+    def __init__(self, root: str, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+
+    def write_table(self, path, table) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OSError(28, "No space left on device")
+        super().write_table(path, table)
+
+
+def test_commit_retries_while_the_lake_refuses_then_gives_up(tmp_path) -> None:
+    batch = SourceBatch("news", 0, 0, 1, 1)
+    flaky = _FlakyLake(str(tmp_path / "a"), failures=2)
+    assert commit_with_retry(flaky, batch, [_article(0, batch)], "ingestion_time", retry_seconds=10) == {
+        "articles": 1,
+        "entities": 1,
+    }
+    broken = _FlakyLake(str(tmp_path / "b"), failures=100)
+    with pytest.raises(LakeUnwritableError, match="No space left"):
+        commit_with_retry(broken, batch, [_article(0, batch)], "ingestion_time", retry_seconds=1)
+    assert covered_ranges(broken) == {}

@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from transforms.io.kafka import ConsumerConfig, OffsetCommitter
 __all__ = [
     "BatchReport",
     "Lake",
+    "LakeUnwritableError",
     "WriteLake",
     "commit_batch",
     "covered_ranges",
@@ -283,11 +285,41 @@ def covered_ranges(lake: Lake) -> dict[tuple[str, int], list[tuple[int, int]]]:
     return {key: sorted(ranges) for key, ranges in covered.items()}
 
 
+class LakeUnwritableError(RuntimeError):
+    """The lake refused a batch for longer than the configured retry time."""
+
+
+def commit_with_retry(
+    lake: Lake, batch: SourceBatch, outcomes: Sequence[Outcome], partition_by: str, retry_seconds: float
+) -> dict[str, int]:
+    """:func:`commit_batch`, retried with backoff while the lake refuses it (full, read-only, gone).
+
+    The pipeline blocks meanwhile (nothing later in this partition is committed either); after
+    ``retry_seconds`` it fails loudly. Offsets are never committed for a batch that was not written.
+    """
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.5
+    while True:
+        try:
+            return commit_batch(lake, batch, outcomes, partition_by)
+        except OSError as error:
+            if time.monotonic() + delay > deadline:
+                raise LakeUnwritableError(
+                    f"cannot write batch {batch.key} to the lake at {lake.uri} after {retry_seconds:.0f} s: {error}"
+                ) from error
+            _LOG.error(
+                "cannot write batch %s to the lake at %s (%s); retrying in %.1f s", batch.key, lake.uri, error, delay
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 class _CommitBatchFn(beam.DoFn):
-    def __init__(self, lake_uri: str, partition_by: str, consumer: ConsumerConfig | None) -> None:
+    def __init__(self, lake_uri: str, partition_by: str, consumer: ConsumerConfig | None, retry_seconds: float) -> None:
         self._lake_uri = lake_uri
         self._partition_by = partition_by
         self._consumer = consumer
+        self._retry_seconds = retry_seconds
         self._batches = beam.metrics.Metrics.counter("lake", "batches_committed")
         self._records = beam.metrics.Metrics.counter("lake", "records_committed")
 
@@ -302,7 +334,7 @@ class _CommitBatchFn(beam.DoFn):
 
     def process(self, element: OutcomeBatch) -> Iterator[BatchReport]:
         batch = element.batch
-        rows = commit_batch(self._lake, batch, element.outcomes, self._partition_by)
+        rows = commit_with_retry(self._lake, batch, element.outcomes, self._partition_by, self._retry_seconds)
         self._batches.inc()
         self._records.inc(batch.size)
         committed = bool(self._committer and self._committer.commit(batch.topic, batch.partition, batch.end_offset))
@@ -313,9 +345,14 @@ class WriteLake(beam.PTransform):
     """``PCollection[OutcomeBatch]`` → ``PCollection[BatchReport]``, one per committed batch."""
 
     def __init__(
-        self, lake_uri: str, consumer: ConsumerConfig | None = None, partition_by: str = "ingestion_time"
+        self,
+        lake_uri: str,
+        consumer: ConsumerConfig | None = None,
+        partition_by: str = "ingestion_time",
+        retry_seconds: float = 300.0,
     ) -> None:
         super().__init__()
+        self._retry_seconds = retry_seconds
         if partition_by not in ("ingestion_time", "event_time"):
             raise ValueError(f"partition_by must be ingestion_time or event_time, not {partition_by!r}")
         self._lake_uri = lake_uri
@@ -324,5 +361,5 @@ class WriteLake(beam.PTransform):
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         return batches | "CommitBatches" >> beam.ParDo(
-            _CommitBatchFn(self._lake_uri, self._partition_by, self._consumer)
+            _CommitBatchFn(self._lake_uri, self._partition_by, self._consumer, self._retry_seconds)
         )

@@ -1,0 +1,77 @@
+"""A lake that refuses writes: the pipeline retries, then fails loudly, and commits no offset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipelines.produce import produce
+from tests.conftest import ROOT
+from tests.integration.helpers import accounted, wirestream
+
+pytestmark = pytest.mark.integration
+
+
+def _committed(bootstrap: str, topic: str) -> list[int | None]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"g-{topic}", enable_auto_commit=False)
+    try:
+        return [consumer.committed(TopicPartition(topic, p)) for p in range(3)]
+    finally:
+        consumer.close()
+
+
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr to make a folder read-only for root")
+def test_read_only_lake_fails_loudly_and_commits_nothing(bootstrap_servers: str, prism: Path, tmp_path: Path) -> None:
+    topic = f"ro-{uuid.uuid4().hex[:10]}"
+    values = [
+        json.dumps({"url": f"https://ro.example/{i}", "body": f"Item {i} about Madrid."}).encode() for i in range(9)
+    ]
+    placed = produce(values, bootstrap_servers, topic, partitions=3)
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    subprocess.run(["chattr", "+i", str(lake)], check=True)  # read-only even for root
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipelines.cli",
+                "run",
+                f"--lake={lake}",
+                f"--topic={topic}",
+                f"--bootstrap-servers={bootstrap_servers}",
+                f"--group-id=g-{topic}",
+                "--until-caught-up",
+                "--lake-retry-seconds=2",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(lake)], check=True)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "cannot write batch" in output and "retrying" in output
+    assert _committed(bootstrap_servers, topic) == [None, None, None]
+    assert not list(lake.rglob("*.parquet"))
+
+    wirestream(
+        "run",
+        f"--lake={lake}",
+        f"--topic={topic}",
+        f"--bootstrap-servers={bootstrap_servers}",
+        f"--group-id=g-{topic}",
+        "--until-caught-up",
+    )
+    counts = accounted(lake)
+    assert set(counts) == {(topic, p, o) for p, o in placed} and set(counts.values()) == {1}
