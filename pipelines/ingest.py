@@ -15,10 +15,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.options import IngestOptions
+from schemas.records import utc_now
 from transforms.clean import CleanArticle
 from transforms.entities import EntityConfig, ExtractEntities
 from transforms.io.kafka import ConsumerConfig, PartitionPlan, ReadArticles, merge_ranges, plan_partitions
-from transforms.io.lake import Lake, WriteLake, covered_ranges, recover
+from transforms.io.lake import Lake, WriteLake, covered_ranges, mark_complete, recover
 from transforms.parse import ParseArticle, ParseConfig
 
 _LOG = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ def run(argv: Sequence[str]) -> RunResult:
     lake = Lake(ingest.lake)
     lake.fs.create_dir(lake.root, recursive=True)
     recover(lake)
+    if ingest.partition_by == "ingestion_time":
+        mark_complete(lake, utc_now())
     files_before = lake_files(lake)
     topics = [topic.strip() for topic in ingest.topic.split(",") if topic.strip()]
     plans = plan_partitions(consumer_config(ingest), topics, covered_ranges(lake), ingest.until_caught_up)
@@ -136,6 +139,8 @@ def run(argv: Sequence[str]) -> RunResult:
         raise RuntimeError(f"the DirectRunner fell back to {runner} instead of Prism; see the log above")
     state = result.wait_until_finish()
     lagging = lagging_partitions(lake, plans) if ingest.until_caught_up else ()
+    if ingest.until_caught_up and not lagging and ingest.partition_by == "ingestion_time":
+        mark_complete(lake, utc_now())
     for topic, partition, first_missing in lagging:
         _LOG.error(
             "%s-%d: offsets from %d on were read but are not in the lake; the next run reads them again",

@@ -15,6 +15,7 @@ from transforms.io.lake import (
     commit_batch,
     commit_with_retry,
     covered_ranges,
+    mark_complete,
     recover,
 )
 
@@ -154,3 +155,16 @@ def test_commit_retries_while_the_lake_refuses_then_gives_up(tmp_path) -> None:
     with pytest.raises(LakeUnwritableError, match="No space left"):
         commit_with_retry(broken, batch, [_article(0, batch)], "ingestion_time", retry_seconds=1)
     assert covered_ranges(broken) == {}
+
+
+def test_partitions_whose_hour_ended_are_marked_complete(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    early, late = SourceBatch("news", 0, 0, 1, 1), SourceBatch("news", 0, 1, 2, 1)
+    commit_batch(lake, early, [_article(0, early)])  # 09:59:59
+    commit_batch(lake, late, [_article(1, late, T0 + dt.timedelta(seconds=2))])  # 10:00:01
+    marked = mark_complete(lake, dt.datetime(2026, 11, 24, 10, 30, tzinfo=dt.UTC))
+    assert sorted(marked) == ["articles/dt=2026-11-24/hour=09", "entities/dt=2026-11-24/hour=09"]
+    assert (tmp_path / "articles" / "dt=2026-11-24" / "hour=09" / "_SUCCESS").exists()
+    assert not (tmp_path / "articles" / "dt=2026-11-24" / "hour=10" / "_SUCCESS").exists()
+    assert mark_complete(lake, dt.datetime(2026, 11, 24, 10, 30, tzinfo=dt.UTC)) == []
+    assert len(mark_complete(lake, dt.datetime(2026, 11, 24, 11, 0, tzinfo=dt.UTC))) == 2

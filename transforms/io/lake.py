@@ -25,6 +25,10 @@ say which offset ranges are accounted for, so a lost or stale consumer-group com
 loss nor duplicates. Writing a batch again (a runner retry) writes the same names with the same
 rows: the protocol is idempotent.
 
+Completeness markers: a ``_SUCCESS`` file appears in a partition once no batch can add to it any
+more (:func:`mark_complete`; with ingestion-time partitions, at the start and the end of every run
+for each hour that has ended).
+
 Partition values come only from timestamps the pipeline computed (ingestion time by default,
 ``published_at`` with ``partition_by="event_time"``), never from input strings.
 """
@@ -58,11 +62,13 @@ __all__ = [
     "WriteLake",
     "commit_batch",
     "covered_ranges",
+    "mark_complete",
     "recover",
 ]
 
 STAGING = "_staging"
 MANIFEST = "_MANIFEST.json"
+SUCCESS = "_SUCCESS"
 _BATCH_FILE = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<first>\d+)\+(?P<end>\d+)\.parquet$")
 _LOG = logging.getLogger(__name__)
 
@@ -271,6 +277,35 @@ def recover(lake: Lake) -> tuple[int, int]:
     if rolled or discarded:
         _LOG.info("lake recovery: %d batches rolled forward, %d uncommitted batches discarded", rolled, discarded)
     return rolled, discarded
+
+
+_PARTITION = re.compile(r"^dt=(?P<day>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})$")
+
+
+def mark_complete(lake: Lake, before: dt.datetime) -> list[str]:
+    """Write ``_SUCCESS`` into every table partition whose hour ended at or before ``before``.
+
+    For ingestion-time partitions this is sound at start-up (after :func:`recover`, with no other
+    pipeline on the lake): every batch read before now is committed or will be read again with a
+    new, later ingestion time, so no older partition can still change. Returns the partitions
+    marked (relative paths).
+    """
+    marked = []
+    for table in arrow.TABLES:
+        prefix = lake.path(table) + "/"
+        for info in lake.list(lake.path(table), recursive=True):
+            if info.type != pafs.FileType.Directory:
+                continue
+            match = _PARTITION.match(info.path[len(prefix) :])
+            if not match:
+                continue
+            start = dt.datetime.fromisoformat(f"{match['day']}T{match['hour']}:00:00+00:00")
+            marker = f"{info.path}/{SUCCESS}"
+            if start + dt.timedelta(hours=1) <= before and not lake.exists(marker):
+                lake.write_bytes(f"{marker}.tmp", b"")
+                lake.fs.move(f"{marker}.tmp", marker)
+                marked.append(f"{table}/{info.path[len(prefix) :]}")
+    return marked
 
 
 def covered_ranges(lake: Lake) -> dict[tuple[str, int], list[tuple[int, int]]]:
