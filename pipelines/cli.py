@@ -1,8 +1,9 @@
-"""The ``wirestream`` command: run, produce, query.
+"""The ``wirestream`` command: run, produce, query, compact.
 
 wirestream run --lake DIR [--topic T] [--bootstrap-servers H:P] [--until-caught-up] [Beam options]
 wirestream produce FILE.jsonl [--topic T] [--partitions N] [--bootstrap-servers H:P]
 wirestream query DIR "SQL"
+wirestream compact DIR
 """
 
 from __future__ import annotations
@@ -135,7 +136,24 @@ def _query(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "produce": _produce, "query": _query}
+def _compact(argv: Sequence[str]) -> int:
+    from transforms.io.lake import Lake, compact
+
+    parser = argparse.ArgumentParser(
+        prog="wirestream compact",
+        description="Merge each lake partition's small "
+        "files into one, atomically; safe to run again, and beside a running pipeline.",
+    )
+    parser.add_argument("lake")
+    args = parser.parse_args(argv)
+    merged = compact(Lake(args.lake))
+    for relative, count in merged:
+        print(f"merged {count} files into {relative}")
+    print(f"compacted {len(merged)} file groups ({sum(count for _, count in merged)} files)")
+    return 0
+
+
+COMMANDS = {"run": _run, "produce": _produce, "query": _query, "compact": _compact}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 2,000 records over 3 partitions, with bad records and repeated stories among them. The streaming
 pipeline is killed five times and restarted each time; the broker is restarted once mid-run; a
 final ``--until-caught-up`` run finishes. Then every produced (partition, offset) must be in the
-lake exactly once, every file must read back, and a replay from the earliest offset adds nothing.
+lake exactly once, every file must read back, compaction must keep it so, and a replay from the
+earliest offset must add nothing.
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def test_kill_nine_broker_restart_and_replay_keep_the_accounting_exact(
         assert rows[0][0] > 0
     _, reasons = query(str(lake), "SELECT reason, count(*) FROM dead_letters GROUP BY 1")
     assert reasons == [("not_json", sum(1 for value in values if value.startswith(b"{broken")))]
+
+    files_before_compaction = len(list(lake.rglob("*.parquet")))
+    compacted = wirestream("compact", str(lake))
+    assert "compacted" in compacted.stdout
+    assert len(list(lake.rglob("*.parquet"))) < files_before_compaction
+    assert accounted(lake) == counts  # compaction keeps the accounting exactly
 
     from kafka import KafkaConsumer, TopicPartition
     from kafka.structs import OffsetAndMetadata

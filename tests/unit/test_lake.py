@@ -14,6 +14,7 @@ from transforms.io.lake import (
     LakeUnwritableError,
     commit_batch,
     commit_with_retry,
+    compact,
     covered_ranges,
     mark_complete,
     recover,
@@ -168,3 +169,66 @@ def test_partitions_whose_hour_ended_are_marked_complete(tmp_path) -> None:
     assert not (tmp_path / "articles" / "dt=2026-11-24" / "hour=10" / "_SUCCESS").exists()
     assert mark_complete(lake, dt.datetime(2026, 11, 24, 10, 30, tzinfo=dt.UTC)) == []
     assert len(mark_complete(lake, dt.datetime(2026, 11, 24, 11, 0, tzinfo=dt.UTC))) == 2
+
+
+def _offsets(tmp_path) -> list[tuple[str, int, int]]:
+    files = [f"{tmp_path}/{t}/*/*/*.parquet" for t in ("articles", "dead_letters") if (tmp_path / t).exists()]
+    return sorted(
+        duckdb.connect()
+        .execute("SELECT kafka_topic, kafka_partition, kafka_offset FROM read_parquet(?, union_by_name=true)", [files])
+        .fetchall()
+    )
+
+
+def test_compaction_merges_contiguous_files_and_keeps_the_accounting(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    for partition in (0, 1):
+        for first in range(0, 12, 3):
+            batch = SourceBatch("news", partition, first, first + 3, 3)
+            outcomes = [_article(first, batch), _dead(first + 1, batch), _article(first + 2, batch)]
+            if first == 6:  # a batch of dead letters only: the articles files on either side still join
+                outcomes = [_dead(first, batch), _dead(first + 1, batch), _dead(first + 2, batch)]
+            commit_batch(lake, batch, outcomes)
+    lone = SourceBatch("news", 0, 20, 21, 1)  # after a gap nobody covers: stays apart
+    commit_batch(lake, lone, [_article(20, lone)])
+    before = (_offsets(tmp_path), covered_ranges(lake))
+    merged = compact(lake)
+    assert sorted(merged) == [
+        ("articles/dt=2026-11-24/hour=09/news+0+0000000000000000000+0000000000000000012.parquet", 3),
+        ("articles/dt=2026-11-24/hour=09/news+1+0000000000000000000+0000000000000000012.parquet", 3),
+        ("dead_letters/dt=2026-11-24/hour=09/news+0+0000000000000000000+0000000000000000012.parquet", 4),
+        ("dead_letters/dt=2026-11-24/hour=09/news+1+0000000000000000000+0000000000000000012.parquet", 4),
+        ("entities/dt=2026-11-24/hour=09/news+0+0000000000000000000+0000000000000000012.parquet", 3),
+        ("entities/dt=2026-11-24/hour=09/news+1+0000000000000000000+0000000000000000012.parquet", 3),
+    ]
+    assert _offsets(tmp_path) == before[0]
+    from transforms.io.kafka import merge_ranges
+
+    assert {k: merge_ranges(v) for k, v in covered_ranges(lake).items()} == {
+        k: merge_ranges(v) for k, v in before[1].items()
+    }
+    assert len(list((tmp_path / "articles").rglob("*.parquet"))) == 3
+    assert compact(lake) == []  # idempotent
+
+
+def test_an_interrupted_compaction_is_finished_by_recovery(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    for first in (0, 1):
+        batch = SourceBatch("news", 0, first, first + 1, 1)
+        commit_batch(lake, batch, [_article(first, batch)])
+    originals = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "articles").rglob("*.parquet"))
+    compact(lake)
+    merged = next((tmp_path / "articles").rglob("*.parquet"))
+    # Put the lake back as a crash after the manifest would leave it: merged file staged, originals present.
+    staging = tmp_path / STAGING / "compact+articles+x"
+    (staging / merged.parent.relative_to(tmp_path)).mkdir(parents=True)
+    merged.rename(staging / merged.relative_to(tmp_path))
+    for relative in originals:
+        batch_first = int(relative.rsplit("+", 2)[1])
+        batch = SourceBatch("news", 0, batch_first, batch_first + 1, 1)
+        commit_batch(lake, batch, [_article(batch_first, batch)])
+    manifest = {"files": [{"file": merged.relative_to(tmp_path).as_posix(), "rows": 2}], "remove": originals}
+    (staging / MANIFEST).write_text(json.dumps(manifest))
+    assert recover(lake) == (1, 0)
+    assert sorted(p.name for p in (tmp_path / "articles").rglob("*.parquet")) == [merged.name]
+    assert [o for _, _, o in _offsets(tmp_path)] == [0, 1]

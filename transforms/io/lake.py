@@ -25,6 +25,9 @@ say which offset ranges are accounted for, so a lost or stale consumer-group com
 loss nor duplicates. Writing a batch again (a runner retry) writes the same names with the same
 rows: the protocol is idempotent.
 
+Compaction (:func:`compact`, ``wirestream compact``) merges a partition's small files into one
+named after the union of their ranges, by the same staged, manifest-committed protocol.
+
 Completeness markers: a ``_SUCCESS`` file appears in a partition once no batch can add to it any
 more (:func:`mark_complete`; with ingestion-time partitions, at the start and the end of every run
 for each hour that has ended).
@@ -61,6 +64,7 @@ __all__ = [
     "LakeUnwritableError",
     "WriteLake",
     "commit_batch",
+    "compact",
     "covered_ranges",
     "mark_complete",
     "recover",
@@ -256,6 +260,9 @@ def _roll_forward(lake: Lake, staging: str, manifest: dict[str, Any]) -> None:
         staged = f"{staging}/{entry['file']}"
         if lake.exists(staged):
             lake.move(staged, lake.path(entry["file"]))
+    for relative in manifest.get("remove", []):  # files a compaction replaced
+        if lake.exists(lake.path(relative)):
+            lake.fs.delete_file(lake.path(relative))
     lake.fs.delete_dir(staging)
 
 
@@ -306,6 +313,92 @@ def mark_complete(lake: Lake, before: dt.datetime) -> list[str]:
                 lake.fs.move(f"{marker}.tmp", marker)
                 marked.append(f"{table}/{info.path[len(prefix) :]}")
     return marked
+
+
+@dataclass(frozen=True)
+class _BatchFile:
+    topic: str
+    partition: int
+    first: int
+    end: int
+    relative: str
+
+
+def _batch_files(lake: Lake, table: str) -> dict[str, list[_BatchFile]]:
+    """A table's batch files by partition folder (``dt=.../hour=...``)."""
+    prefix = lake.root.rstrip("/") + "/"
+    folders: dict[str, list[_BatchFile]] = defaultdict(list)
+    for info in lake.list(lake.path(table), recursive=True):
+        match = _BATCH_FILE.match(info.base_name)
+        if match and info.type == pafs.FileType.File:
+            relative = info.path[len(prefix) :]
+            folder = relative.rsplit("/", 1)[0]
+            folders[folder].append(
+                _BatchFile(match["topic"], int(match["partition"]), int(match["first"]), int(match["end"]), relative)
+            )
+    return folders
+
+
+def _runs(files: list[_BatchFile], covered: list[tuple[int, int]]) -> Iterator[list[_BatchFile]]:
+    """Runs of one partition's files whose ranges are contiguous, counting what other files cover.
+
+    A merged file's name then still says truthfully which offsets it accounts for.
+    """
+    run: list[_BatchFile] = []
+    for file in sorted(files, key=lambda f: f.first):
+        gap_covered = bool(run) and (
+            file.first <= run[-1].end or any(a <= run[-1].end and file.first <= b for a, b in covered)
+        )
+        if run and not gap_covered:
+            yield run
+            run = []
+        run.append(file)
+    if run:
+        yield run
+
+
+def compact(lake: Lake) -> list[tuple[str, int]]:
+    """Merge each partition folder's small files, atomically and idempotently.
+
+    Files of one Kafka partition whose ranges are contiguous (counting what other tables cover in
+    between) become one file named after the union of their ranges, so the lake's coverage, and
+    with it the resume point and the accounting, are unchanged. Each merge is committed like a
+    batch: staged, a manifest naming the new file and the files it replaces, then the rename and
+    the deletes; :func:`recover` finishes a merge interrupted after its manifest. Returns
+    ``(merged file, files replaced)`` for every merge.
+    """
+    from transforms.io.kafka import merge_ranges
+
+    recover(lake)
+    covered = {key: merge_ranges(ranges) for key, ranges in covered_ranges(lake).items()}
+    merged = []
+    for table, schema in arrow.TABLES.items():
+        for folder, files in _batch_files(lake, table).items():
+            by_partition: dict[tuple[str, int], list[_BatchFile]] = defaultdict(list)
+            for file in files:
+                by_partition[(file.topic, file.partition)].append(file)
+            for (topic, partition), group in by_partition.items():
+                for run in _runs(group, covered.get((topic, partition), [])):
+                    if len(run) < 2:
+                        continue
+                    batch = SourceBatch(topic, partition, run[0].first, max(f.end for f in run), 0)
+                    relative = f"{folder}/{batch.key}.parquet"
+                    tables = [pq.read_table(lake.path(f.relative), schema=schema) for f in run]
+                    combined = pa.concat_tables(tables)
+                    if "kafka_offset" in schema.names:
+                        combined = combined.sort_by("kafka_offset")
+                    staging = lake.path(STAGING, f"compact+{table}+{folder.replace('/', '+')}+{batch.key}")
+                    lake.fs.create_dir(f"{staging}/{folder}", recursive=True)
+                    lake.write_table(f"{staging}/{relative}", combined)
+                    manifest = {
+                        "files": [{"file": relative, "rows": combined.num_rows}],
+                        "remove": [f.relative for f in run],
+                    }
+                    lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
+                    lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")  # the commit point
+                    _roll_forward(lake, staging, manifest)
+                    merged.append((relative, len(run)))
+    return merged
 
 
 def covered_ranges(lake: Lake) -> dict[tuple[str, int], list[tuple[int, int]]]:
