@@ -19,7 +19,7 @@ from schemas.records import utc_now
 from transforms.clean import CleanArticle
 from transforms.entities import EntityConfig, ExtractEntities
 from transforms.io.kafka import ConsumerConfig, PartitionPlan, ReadArticles, merge_ranges, plan_partitions
-from transforms.io.lake import Lake, WriteLake, covered_ranges, mark_complete, recover
+from transforms.io.lake import Lake, MarkComplete, WriteLake, covered_ranges, mark_complete, recover
 from transforms.parse import ParseArticle, ParseConfig
 
 _LOG = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def consumer_config(options: IngestOptions) -> ConsumerConfig:
 def build(pipeline: beam.Pipeline, options: IngestOptions, plans: Sequence[PartitionPlan]) -> beam.PCollection:
     """Wire the stages; returns the PCollection of committed-batch reports."""
     consumer = consumer_config(options)
-    return (
+    reports = (
         pipeline
         | "ReadArticles" >> ReadArticles(plans, consumer)
         | "ParseArticles" >> ParseArticle(ParseConfig(options.max_record_bytes))
@@ -49,6 +49,9 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, plans: Sequence[Parti
         )
         | "WriteLake" >> WriteLake(options.lake, consumer, options.partition_by, options.lake_retry_seconds)
     )
+    if options.partition_by == "ingestion_time":
+        _ = reports | "MarkCompletePartitions" >> MarkComplete(options.lake)
+    return reports
 
 
 @dataclass(frozen=True)

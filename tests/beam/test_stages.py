@@ -102,3 +102,24 @@ def test_write_lake_commits_each_batch_with_all_its_outcomes(tmp_path) -> None:
     assert sorted((row["kafka_partition"], row["kafka_offset"]) for row in articles) == [(0, 100), (0, 102), (2, 7)]
     dead = pq.read_table(next((tmp_path / "dead_letters").rglob("*.parquet"))).to_pylist()
     assert [(row["kafka_offset"], row["reason"], row["raw_value"]) for row in dead] == [(101, "not_json", b"{oops")]
+
+
+def test_markers_follow_the_watermark_but_never_an_hour_still_running(tmp_path) -> None:
+    from apache_beam.transforms.window import TimestampedValue
+
+    from schemas.records import utc_now
+    from transforms.io.lake import BatchReport, MarkComplete, partition_path
+
+    now = utc_now()
+    past, current = "articles/dt=2026-11-24/hour=09", f"articles/{partition_path(now)}"
+    for folder in (past, current):
+        (tmp_path / folder).mkdir(parents=True)
+    batch = SourceBatch("news", 0, 0, 1, 1)
+    reports = [
+        TimestampedValue(BatchReport(batch, (("articles", 1),), True, (past,)), 1764000000),
+        TimestampedValue(BatchReport(batch, (("articles", 1),), True, (current,)), now.timestamp()),
+    ]
+    with _pipeline() as p:
+        _ = p | beam.Create(reports) | MarkComplete(str(tmp_path))
+    assert (tmp_path / past / "_SUCCESS").exists()
+    assert not (tmp_path / current / "_SUCCESS").exists()

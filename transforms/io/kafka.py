@@ -331,9 +331,15 @@ def _advance(watermark: ManualWatermarkEstimator, candidate: Timestamp) -> None:
 
 
 def _event_time(message: Any, ingested_at: Any) -> Timestamp:
+    """The record's Kafka timestamp, never later than when it was read.
+
+    Capping at the ingestion time keeps each batch holding the watermark at or below its own
+    ingestion time, which is what makes ``_SUCCESS`` markers of ingestion-time partitions sound.
+    """
+    read_at = Timestamp.from_utc_datetime(ingested_at)
     if message.timestamp is not None and message.timestamp >= 0:
-        return Timestamp(micros=message.timestamp * 1000)
-    return Timestamp.from_utc_datetime(ingested_at)
+        return min(Timestamp(micros=message.timestamp * 1000), read_at)
+    return read_at
 
 
 def _record(message: Any, batch: SourceBatch, ingested_at: Any) -> KafkaRecord:

@@ -53,15 +53,18 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from apache_beam.transforms import userstate
+from apache_beam.utils.timestamp import Timestamp
 
 from schemas import arrow
-from schemas.records import Article, DeadLetter, Outcome, OutcomeBatch, SourceBatch
+from schemas.records import Article, DeadLetter, Outcome, OutcomeBatch, SourceBatch, utc_now
 from transforms.io.kafka import ConsumerConfig, OffsetCommitter
 
 __all__ = [
     "BatchReport",
     "Lake",
     "LakeUnwritableError",
+    "MarkComplete",
     "WriteLake",
     "commit_batch",
     "compact",
@@ -135,6 +138,7 @@ class BatchReport:
     batch: SourceBatch
     rows: tuple[tuple[str, int], ...]
     offset_committed: bool
+    folders: tuple[str, ...] = ()
 
 
 def partition_path(timestamp: dt.datetime) -> str:
@@ -196,21 +200,24 @@ def _dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
     }
 
 
+def _partition_of(outcome: Outcome, partition_by: str) -> str:
+    if isinstance(outcome, Article) and partition_by == "event_time" and outcome.published_at:
+        return partition_path(outcome.published_at)
+    return partition_path(outcome.ingested_at)
+
+
 def rows_by_file(
     outcomes: Iterable[Outcome], partition_by: str = "ingestion_time"
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Rows grouped by ``(table, dt=/hour= partition)``, in offset order."""
     files: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for outcome in sorted(outcomes, key=lambda o: o.kafka_offset):
+        partition = _partition_of(outcome, partition_by)
         if isinstance(outcome, Article):
-            when = (
-                outcome.published_at if partition_by == "event_time" and outcome.published_at else outcome.ingested_at
-            )
-            partition = partition_path(when)
             files[("articles", partition)].append(_article_row(outcome))
             files[("entities", partition)].extend(_entity_rows(outcome))
         else:
-            files[("dead_letters", partition_path(outcome.ingested_at))].append(_dead_letter_row(outcome))
+            files[("dead_letters", partition)].append(_dead_letter_row(outcome))
     return {key: rows for key, rows in files.items() if rows}
 
 
@@ -289,6 +296,24 @@ def recover(lake: Lake) -> tuple[int, int]:
 _PARTITION = re.compile(r"^dt=(?P<day>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})$")
 
 
+def partition_end(folder: str) -> dt.datetime | None:
+    """When the hour of a ``dt=YYYY-MM-DD/hour=HH`` folder (optionally under a table) ends."""
+    match = _PARTITION.match(folder.split("/", 1)[1] if folder.count("/") == 2 else folder)
+    if not match:
+        return None
+    return dt.datetime.fromisoformat(f"{match['day']}T{match['hour']}:00:00+00:00") + dt.timedelta(hours=1)
+
+
+def write_marker(lake: Lake, folder: str) -> bool:
+    """Put ``_SUCCESS`` into ``folder`` (relative to the lake) unless it is there; True if written."""
+    marker = lake.path(folder, SUCCESS)
+    if lake.exists(marker):
+        return False
+    lake.write_bytes(f"{marker}.tmp", b"")
+    lake.fs.move(f"{marker}.tmp", marker)
+    return True
+
+
 def mark_complete(lake: Lake, before: dt.datetime) -> list[str]:
     """Write ``_SUCCESS`` into every table partition whose hour ended at or before ``before``.
 
@@ -303,15 +328,10 @@ def mark_complete(lake: Lake, before: dt.datetime) -> list[str]:
         for info in lake.list(lake.path(table), recursive=True):
             if info.type != pafs.FileType.Directory:
                 continue
-            match = _PARTITION.match(info.path[len(prefix) :])
-            if not match:
-                continue
-            start = dt.datetime.fromisoformat(f"{match['day']}T{match['hour']}:00:00+00:00")
-            marker = f"{info.path}/{SUCCESS}"
-            if start + dt.timedelta(hours=1) <= before and not lake.exists(marker):
-                lake.write_bytes(f"{marker}.tmp", b"")
-                lake.fs.move(f"{marker}.tmp", marker)
-                marked.append(f"{table}/{info.path[len(prefix) :]}")
+            folder = f"{table}/{info.path[len(prefix) :]}"
+            end = partition_end(folder)
+            if end is not None and end <= before and write_marker(lake, folder):
+                marked.append(folder)
     return marked
 
 
@@ -463,10 +483,12 @@ class _CommitBatchFn(beam.DoFn):
     def process(self, element: OutcomeBatch) -> Iterator[BatchReport]:
         batch = element.batch
         rows = commit_with_retry(self._lake, batch, element.outcomes, self._partition_by, self._retry_seconds)
+        written = rows_by_file(element.outcomes, self._partition_by)
+        folders = tuple(sorted({f"{table}/{partition}" for table, partition in written}))
         self._batches.inc()
         self._records.inc(batch.size)
         committed = bool(self._committer and self._committer.commit(batch.topic, batch.partition, batch.end_offset))
-        yield BatchReport(batch, tuple(sorted(rows.items())), committed)
+        yield BatchReport(batch, tuple(sorted(rows.items())), committed, folders)
 
 
 class WriteLake(beam.PTransform):
@@ -490,4 +512,53 @@ class WriteLake(beam.PTransform):
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         return batches | "CommitBatches" >> beam.ParDo(
             _CommitBatchFn(self._lake_uri, self._partition_by, self._consumer, self._retry_seconds)
+        )
+
+
+class _MarkPartitionsFn(beam.DoFn):
+    HOUR_END = userstate.TimerSpec("hour_end", userstate.TimeDomain.WATERMARK)
+
+    def __init__(self, lake_uri: str) -> None:
+        self._lake_uri = lake_uri
+        self._marked = beam.metrics.Metrics.counter("lake", "partitions_marked")
+
+    def setup(self) -> None:
+        self._lake = Lake(self._lake_uri)
+
+    def process(self, element: tuple[str, int], hour_end: Any = beam.DoFn.TimerParam(HOUR_END)) -> None:
+        _, end_micros = element
+        hour_end.set(Timestamp(micros=end_micros))
+
+    @userstate.on_timer(HOUR_END)
+    def on_hour_end(self, folder: Any = beam.DoFn.KeyParam) -> None:
+        end = partition_end(folder)
+        # The watermark also jumps to the end of time when a bounded run finishes; an hour that
+        # has not ended on the clock can still receive batches, so it is left for a later run.
+        if end is not None and utc_now() >= end and write_marker(self._lake, folder):
+            self._marked.inc()
+
+
+def _hour_ends(report: BatchReport) -> Iterator[tuple[str, int]]:
+    for folder in report.folders:
+        end = partition_end(folder)
+        if end is not None:
+            yield folder, int(end.timestamp() * 1_000_000)
+
+
+class MarkComplete(beam.PTransform):
+    """``PCollection[BatchReport]`` → ``_SUCCESS`` in each folder once the watermark passes its hour.
+
+    For ingestion-time partitions: the source's watermark never runs ahead of the ingestion clock,
+    and a batch holds it at or below its own ingestion time until the batch is committed.
+    """
+
+    def __init__(self, lake_uri: str) -> None:
+        super().__init__()
+        self._lake_uri = lake_uri
+
+    def expand(self, reports: beam.PCollection) -> beam.PCollection:
+        return (
+            reports
+            | "HourEnds" >> beam.FlatMap(_hour_ends).with_output_types(tuple[str, int])
+            | "MarkWhenWatermarkPasses" >> beam.ParDo(_MarkPartitionsFn(self._lake_uri))
         )
