@@ -56,8 +56,9 @@ integration: setup
 test: setup lint ## lint, then unit, Beam and integration tests (real broker, Prism)
 	$(BIN)/pytest -q tests
 
-bench: setup ## HTML cleaning quality and speed on the shared corpus
+bench: setup ## cleaning quality and speed, then NER throughput: bare spaCy vs stage vs pipeline
 	$(BIN)/python -m benchmarks.cleaning
+	$(BIN)/python -m benchmarks.entities
 
 clean:
 	rm -rf $(VENV) build lake .pytest_cache .mypy_cache .ruff_cache
