@@ -169,10 +169,13 @@ def part_pipeline(values: list[bytes], bootstrap: str, workers: int) -> dict[str
     needles: tuple[str, ...] = ("pipelines.cli run",)
     if workers > 1:
         port = _free_port()
+        # The pool starts each SDK worker as `python -c "...SdkHarness..."`: put this interpreter first.
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         pool = subprocess.Popen(
             [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=env,
         )
         time.sleep(2)
         args += [
@@ -180,7 +183,7 @@ def part_pipeline(values: list[bytes], bootstrap: str, workers: int) -> dict[str
             f"--environment_config=localhost:{port}",
             f"--sdk_worker_parallelism={workers}",
         ]
-        needles = ("sdk_worker_main",)
+        needles = ("SdkHarness",)
     sampler = _RssSampler(needles)
     sampler.start()
     try:
