@@ -32,20 +32,53 @@ def wirestream(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[
     return result
 
 
+def run_until_caught_up(
+    lake: Path, topic: str, bootstrap: str, *extra: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``wirestream run --until-caught-up`` for ``topic`` with the test's own consumer group."""
+    return wirestream("run", *_run_args(lake, topic, bootstrap), "--until-caught-up", *extra, timeout=timeout)
+
+
+def _run_args(lake: Path, topic: str, bootstrap: str) -> list[str]:
+    return [f"--lake={lake}", f"--topic={topic}", f"--bootstrap-servers={bootstrap}", f"--group-id=g-{topic}"]
+
+
+def committed_offsets(bootstrap: str, topic: str, partitions: int = 3) -> dict[int, int | None]:
+    """The test group's committed offset of each partition (None where it committed nothing)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"g-{topic}", enable_auto_commit=False)
+    try:
+        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def reset_group_to_earliest(bootstrap: str, topic: str, partitions: int = 3) -> None:
+    """Commit offset 0 for every partition, as an operator replaying the topic would."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"g-{topic}", enable_auto_commit=False)
+    consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(0, "", -1) for p in range(partitions)})
+    consumer.close()
+
+
+def assert_each_once(lake: Path, expected: set[tuple[str, int, int]]) -> Counter[tuple[str, int, int]]:
+    """The accounting invariant: every expected record in the lake exactly once, nothing else."""
+    counts = accounted(lake)
+    missing, extra = expected - set(counts), set(counts) - expected
+    assert not missing and not extra, (sorted(missing)[:5], sorted(extra)[:5])
+    doubled = [key for key, count in counts.items() if count > 1]
+    assert not doubled, doubled[:5]
+    return counts
+
+
 def start_streaming(lake: Path, topic: str, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
     """``wirestream run`` without ``--until-caught-up``, in its own process group."""
     handle = log.open("ab")
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "run",
-            f"--lake={lake}",
-            f"--topic={topic}",
-            f"--bootstrap-servers={bootstrap}",
-            f"--group-id=g-{topic}",
-        ],
+        [sys.executable, "-m", "pipelines.cli", "run", *_run_args(lake, topic, bootstrap)],
         cwd=ROOT,
         stdout=handle,
         stderr=subprocess.STDOUT,

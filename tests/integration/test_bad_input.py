@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.produce import produce
 from pipelines.query import query
-from tests.integration.helpers import accounted, wirestream
+from tests.integration.helpers import assert_each_once, run_until_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -99,18 +99,9 @@ def test_every_kind_of_bad_input_gets_one_dead_letter(
     keys = [b"key-%d" % index for index in range(len(values))]  # a tombstone needs a key
     placed = produce(values, bootstrap_servers, topic, partitions=3, keys=keys)
     lake = tmp_path / "lake"
-    wirestream(
-        "run",
-        f"--lake={lake}",
-        f"--topic={topic}",
-        f"--bootstrap-servers={bootstrap_servers}",
-        f"--group-id=g-{topic}",
-        "--until-caught-up",
-        timeout=600,
-    )
+    run_until_caught_up(lake, topic, bootstrap_servers, timeout=600)
 
-    counts = accounted(lake)
-    assert set(counts) == {(topic, p, o) for p, o in placed} and set(counts.values()) == {1}
+    assert_each_once(lake, {(topic, p, o) for p, o in placed})
     _, dead = query(
         str(lake), "SELECT kafka_partition, kafka_offset, reason, octet_length(raw_value) FROM dead_letters"
     )

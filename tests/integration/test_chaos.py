@@ -21,7 +21,15 @@ import pytest
 from pipelines.produce import produce
 from pipelines.query import query
 from tests.conftest import KAFKA_SCRIPT
-from tests.integration.helpers import accounted, kill_group, start_streaming, wirestream
+from tests.integration.helpers import (
+    accounted,
+    assert_each_once,
+    kill_group,
+    reset_group_to_earliest,
+    run_until_caught_up,
+    start_streaming,
+    wirestream,
+)
 from transforms.io.lake import STAGING
 
 pytestmark = pytest.mark.integration
@@ -82,20 +90,8 @@ def test_kill_nine_broker_restart_and_replay_keep_the_accounting_exact(
             subprocess.run([str(KAFKA_SCRIPT), "up"], check=True)
     assert caught_mid_write, "no kill landed during a file write"
 
-    wirestream(
-        "run",
-        f"--lake={lake}",
-        f"--topic={topic}",
-        f"--bootstrap-servers={bootstrap_servers}",
-        f"--group-id=g-{topic}",
-        "--until-caught-up",
-        timeout=900,
-    )
-    counts = accounted(lake)
-    missing, extra = expected - set(counts), set(counts) - expected
-    assert not missing and not extra, (sorted(missing)[:5], sorted(extra)[:5])
-    doubled = [key for key, count in counts.items() if count > 1]
-    assert not doubled, doubled[:5]
+    run_until_caught_up(lake, topic, bootstrap_servers, timeout=900)
+    counts = assert_each_once(lake, expected)
     assert not (lake / STAGING).exists() or not any((lake / STAGING).iterdir())
     for table in ("articles", "entities", "dead_letters"):
         _, rows = query(str(lake), f"SELECT count(*) FROM {table}")  # every file reads back whole
@@ -109,20 +105,8 @@ def test_kill_nine_broker_restart_and_replay_keep_the_accounting_exact(
     assert len(list(lake.rglob("*.parquet"))) < files_before_compaction
     assert accounted(lake) == counts  # compaction keeps the accounting exactly
 
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.structs import OffsetAndMetadata
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=f"g-{topic}", enable_auto_commit=False)
-    consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(0, "", -1) for p in range(3)})
-    consumer.close()
+    reset_group_to_earliest(bootstrap_servers, topic)
     before = sorted(path.relative_to(lake) for path in lake.rglob("*.parquet"))
-    replay = wirestream(
-        "run",
-        f"--lake={lake}",
-        f"--topic={topic}",
-        f"--bootstrap-servers={bootstrap_servers}",
-        f"--group-id=g-{topic}",
-        "--until-caught-up",
-    )
+    replay = run_until_caught_up(lake, topic, bootstrap_servers)
     assert "read (records accounted for this run): 0" in replay.stdout
     assert sorted(path.relative_to(lake) for path in lake.rglob("*.parquet")) == before

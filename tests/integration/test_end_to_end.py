@@ -10,7 +10,7 @@ import pytest
 from pipelines.demo import DEMO_ARTICLES, seed_message
 from pipelines.produce import produce
 from pipelines.query import query
-from tests.integration.helpers import accounted, wirestream
+from tests.integration.helpers import assert_each_once, reset_group_to_earliest, run_until_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +36,7 @@ def demo_run(bootstrap_servers: str, corpus: Path, prism: Path, tmp_path_factory
     values.insert(16, NOT_JSON)  # between two fillers of the same key, so its neighbours are good articles
     keys.insert(16, keys[15])
     placed = produce(values, bootstrap_servers, topic, partitions=3, keys=keys)
-    result = wirestream(
-        "run",
-        f"--lake={lake}",
-        f"--topic={topic}",
-        f"--bootstrap-servers={bootstrap_servers}",
-        f"--group-id=g-{topic}",
-        "--until-caught-up",
-    )
+    result = run_until_caught_up(lake, topic, bootstrap_servers)
     return {"topic": topic, "lake": lake, "values": values, "placed": placed, "result": result}
 
 
@@ -97,30 +90,15 @@ def test_non_json_record_is_a_dead_letter_and_its_neighbours_are_not(demo_run) -
 
 
 def test_every_produced_record_is_accounted_for_exactly_once(demo_run) -> None:
-    counts = accounted(demo_run["lake"])
-    produced = {(demo_run["topic"], p, o) for p, o in demo_run["placed"]}
-    assert set(counts) == produced
-    assert all(count == 1 for count in counts.values()), [k for k, c in counts.items() if c > 1]
+    assert_each_once(demo_run["lake"], {(demo_run["topic"], p, o) for p, o in demo_run["placed"]})
     _, reasons = query(str(demo_run["lake"]), "SELECT reason, count(*) FROM dead_letters GROUP BY 1 ORDER BY 1")
     assert reasons == [("missing_body", 1), ("not_json", 2)]
 
 
 def test_replay_after_resetting_the_group_adds_nothing(demo_run, bootstrap_servers: str) -> None:
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.structs import OffsetAndMetadata
-
     topic = demo_run["topic"]
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=f"g-{topic}", enable_auto_commit=False)
-    consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(0, "", -1) for p in range(3)})
-    consumer.close()
+    reset_group_to_earliest(bootstrap_servers, topic)
     before = sorted(path.name for path in demo_run["lake"].rglob("*.parquet"))
-    result = wirestream(
-        "run",
-        f"--lake={demo_run['lake']}",
-        f"--topic={topic}",
-        f"--bootstrap-servers={bootstrap_servers}",
-        f"--group-id=g-{topic}",
-        "--until-caught-up",
-    )
+    result = run_until_caught_up(demo_run["lake"], topic, bootstrap_servers)
     assert "read (records accounted for this run): 0" in result.stdout
     assert sorted(path.name for path in demo_run["lake"].rglob("*.parquet")) == before

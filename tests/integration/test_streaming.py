@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from pipelines.produce import produce
-from tests.integration.helpers import accounted, kill_group, start_streaming, wait_until_accounted
+from tests.integration.helpers import (
+    assert_each_once,
+    committed_offsets,
+    kill_group,
+    start_streaming,
+    wait_until_accounted,
+)
 from transforms.io.lake import STAGING
 
 pytestmark = pytest.mark.integration
@@ -28,16 +34,6 @@ def _wave(name: str, count: int) -> list[bytes]:
     ]
     values[count // 2] = b"\x00\xff broken bytes"
     return values
-
-
-def _committed(bootstrap: str, topic: str) -> dict[int, int | None]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"g-{topic}", enable_auto_commit=False)
-    try:
-        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(3)}
-    finally:
-        consumer.close()
 
 
 def test_streaming_run_survives_kill_and_restart(bootstrap_servers: str, prism: Path, tmp_path: Path) -> None:
@@ -66,13 +62,11 @@ def test_streaming_run_survives_kill_and_restart(bootstrap_servers: str, prism: 
         for _, partition, offset in expected:
             ends[partition] = max(ends.get(partition, 0), offset + 1)
         deadline = time.monotonic() + 20
-        while _committed(bootstrap_servers, topic) != ends and time.monotonic() < deadline:
+        while committed_offsets(bootstrap_servers, topic) != ends and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
         kill_group(pipeline)
-    counts = accounted(lake)
-    assert set(counts) == expected, log.read_text()[-3000:]
-    assert all(count == 1 for count in counts.values())
+    assert_each_once(lake, expected)
     assert not (lake / STAGING).exists() or not any((lake / STAGING).iterdir())
     # Offsets reach the group only after the lake holds their batch, and then all of them do.
-    assert _committed(bootstrap_servers, topic) == ends
+    assert committed_offsets(bootstrap_servers, topic) == ends

@@ -13,19 +13,9 @@ import pytest
 
 from pipelines.produce import produce
 from tests.conftest import ROOT
-from tests.integration.helpers import accounted, wirestream
+from tests.integration.helpers import assert_each_once, committed_offsets, run_until_caught_up
 
 pytestmark = pytest.mark.integration
-
-
-def _committed(bootstrap: str, topic: str) -> list[int | None]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"g-{topic}", enable_auto_commit=False)
-    try:
-        return [consumer.committed(TopicPartition(topic, p)) for p in range(3)]
-    finally:
-        consumer.close()
 
 
 @pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr to make a folder read-only for root")
@@ -62,16 +52,8 @@ def test_read_only_lake_fails_loudly_and_commits_nothing(bootstrap_servers: str,
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "cannot write batch" in output and "retrying" in output
-    assert _committed(bootstrap_servers, topic) == [None, None, None]
+    assert committed_offsets(bootstrap_servers, topic) == {0: None, 1: None, 2: None}
     assert not list(lake.rglob("*.parquet"))
 
-    wirestream(
-        "run",
-        f"--lake={lake}",
-        f"--topic={topic}",
-        f"--bootstrap-servers={bootstrap_servers}",
-        f"--group-id=g-{topic}",
-        "--until-caught-up",
-    )
-    counts = accounted(lake)
-    assert set(counts) == {(topic, p, o) for p, o in placed} and set(counts.values()) == {1}
+    run_until_caught_up(lake, topic, bootstrap_servers)
+    assert_each_once(lake, {(topic, p, o) for p, o in placed})
