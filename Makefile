@@ -57,6 +57,7 @@ test: setup lint ## lint, then unit, Beam and integration tests (real broker, Pr
 	$(BIN)/pytest -q tests
 
 bench: setup ## cleaning quality and speed, then NER throughput: bare spaCy vs stage vs pipeline
+	$(BIN)/python -m benchmarks.validators
 	$(BIN)/python -m benchmarks.cleaning
 	$(BIN)/python -m benchmarks.entities
 
