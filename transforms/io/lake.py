@@ -28,9 +28,13 @@ rows: the protocol is idempotent.
 Compaction (:func:`compact`, ``wirestream compact``) merges a partition's small files into one
 named after the union of their ranges, by the same staged, manifest-committed protocol.
 
-Completeness markers: a ``_SUCCESS`` file appears in a partition once no batch can add to it any
-more (:func:`mark_complete`; with ingestion-time partitions, at the start and the end of every run
-for each hour that has ended).
+A lake that refuses writes (full, read-only, unreachable) makes ``CommitBatches`` block and retry
+(:func:`commit_with_retry`) and then fail loudly; no offset is committed for an unwritten batch.
+
+Completeness markers (ingestion-time partitions): a ``_SUCCESS`` file appears in a partition once
+no batch can add to it any more: while streaming, when the watermark passes the end of its hour
+(:class:`MarkComplete`); and at the start and the end of every run, for each hour that has ended
+(:func:`mark_complete`).
 
 Partition values come only from timestamps the pipeline computed (ingestion time by default,
 ``published_at`` with ``partition_by="event_time"``), never from input strings.
