@@ -60,6 +60,7 @@ bench: setup ## cleaning quality and speed, then NER throughput: bare spaCy vs s
 	$(BIN)/python -m benchmarks.validators
 	$(BIN)/python -m benchmarks.cleaning
 	$(BIN)/python -m benchmarks.entities
+	$(BIN)/python -m benchmarks.entity_quality
 
 clean:
 	rm -rf $(VENV) build lake .pytest_cache .mypy_cache .ruff_cache
