@@ -18,8 +18,8 @@ from pathlib import Path
 from pipelines.options import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, with_local_defaults
 
 EXAMPLE_QUERY = (
-    "SELECT e.canonical, e.label, count(DISTINCT e.article_id) AS articles "
-    "FROM entities e GROUP BY ALL ORDER BY articles DESC, canonical LIMIT 5"
+    "SELECT canonical, label, count(DISTINCT article_id) AS articles FROM entities "
+    "WHERE label IN ('PERSON', 'ORG', 'GPE') GROUP BY ALL ORDER BY articles DESC, canonical LIMIT 5"
 )
 
 
