@@ -27,7 +27,8 @@ def test_read_only_lake_fails_loudly_and_commits_nothing(bootstrap_servers: str,
     placed = produce(values, bootstrap_servers, topic, partitions=3)
     lake = tmp_path / "lake"
     lake.mkdir()
-    subprocess.run(["chattr", "+i", str(lake)], check=True)  # read-only even for root
+    if subprocess.run(["chattr", "+i", str(lake)], capture_output=True).returncode != 0:  # read-only even for root
+        pytest.skip(f"the filesystem under {lake} does not support chattr +i")
     try:
         result = subprocess.run(
             [
