@@ -15,6 +15,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.options import IngestOptions
+from schemas import arrow
 from schemas.records import utc_now
 from transforms.clean import CleanArticle
 from transforms.entities import EntityConfig, ExtractEntities
@@ -102,7 +103,7 @@ def lake_files(lake: Lake) -> frozenset[str]:
     prefix = lake.root.rstrip("/") + "/"
     return frozenset(
         info.path[len(prefix) :]
-        for table in ("articles", "entities", "duplicates", "quarantine", "dead_letters")
+        for table in arrow.TABLES
         for info in lake.list(lake.path(table), recursive=True)
         if info.path.endswith(".parquet")
     )

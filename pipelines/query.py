@@ -21,13 +21,9 @@ def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect()
     for table, schema in arrow.TABLES.items():
         files = [info.path for info in lake.list(lake.path(table), recursive=True) if info.path.endswith(".parquet")]
-        if files and lake.local:
-            pattern = lake.path(table, "*", "*", "*.parquet").replace("'", "''")
-            connection.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = true)"
-            )
-        elif files:
-            pattern = f"{lake_uri.rstrip('/')}/{table}/*/*/*.parquet".replace("'", "''")
+        if files:
+            root = lake.root if lake.local else lake_uri.rstrip("/")  # DuckDB reads gs:// and s3:// itself
+            pattern = f"{root}/{table}/*/*/*.parquet".replace("'", "''")
             connection.execute(
                 f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = true)"
             )

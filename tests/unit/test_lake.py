@@ -55,7 +55,7 @@ def _dead(offset: int, batch: SourceBatch) -> DeadLetter:
 def test_commit_writes_every_table_with_its_schema(tmp_path) -> None:
     lake = Lake(str(tmp_path))
     batch = SourceBatch("news", 2, 10, 13, 3)
-    rows = commit_batch(lake, batch, [_article(10, batch), _dead(11, batch), _article(12, batch)])
+    rows = commit_batch(lake, batch, [_article(10, batch), _dead(11, batch), _article(12, batch)]).rows
     assert rows == {"articles": 2, "entities": 2, "dead_letters": 1}
     name = "news+2+0000000000000000010+0000000000000000013.parquet"
     for table in ("articles", "entities", "dead_letters"):
@@ -148,7 +148,7 @@ class _FlakyLake(Lake):
 def test_commit_retries_while_the_lake_refuses_then_gives_up(tmp_path) -> None:
     batch = SourceBatch("news", 0, 0, 1, 1)
     flaky = _FlakyLake(str(tmp_path / "a"), failures=2)
-    assert commit_with_retry(flaky, batch, [_article(0, batch)], "ingestion_time", retry_seconds=10) == {
+    assert commit_with_retry(flaky, batch, [_article(0, batch)], "ingestion_time", retry_seconds=10).rows == {
         "articles": 1,
         "entities": 1,
     }

@@ -75,6 +75,7 @@ __all__ = [
     "covered_ranges",
     "mark_complete",
     "recover",
+    "Written",
 ]
 
 STAGING = "_staging"
@@ -235,21 +236,41 @@ def _check_complete(batch: SourceBatch, outcomes: Sequence[Outcome]) -> None:
         raise ValueError(f"batch {batch.key}: an outcome lies outside its offset range")
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a committed batch wrote: ``(table, dt=/hour= partition, rows)`` per file."""
+
+    files: tuple[tuple[str, str, int], ...]
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Rows written per table."""
+        totals: dict[str, int] = defaultdict(int)
+        for table, _, rows in self.files:
+            totals[table] += rows
+        return dict(totals)
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The partition folders written, relative to the lake (``table/dt=.../hour=...``)."""
+        return tuple(sorted({f"{table}/{partition}" for table, partition, _ in self.files}))
+
+
 def commit_batch(
     lake: Lake, batch: SourceBatch, outcomes: Sequence[Outcome], partition_by: str = "ingestion_time"
-) -> dict[str, int]:
-    """Write every outcome of ``batch`` by the commit protocol; rows written per table."""
+) -> Written:
+    """Write every outcome of ``batch`` by the commit protocol."""
     _check_complete(batch, outcomes)
     staging = lake.path(STAGING, batch.key)
     name = f"{batch.key}.parquet"
     planned = []
-    rows_per_table: dict[str, int] = defaultdict(int)
+    written = []
     for (table, partition), rows in rows_by_file(outcomes, partition_by).items():
         relative = f"{table}/{partition}/{name}"
         lake.fs.create_dir(f"{staging}/{table}/{partition}", recursive=True)
         lake.write_table(f"{staging}/{relative}", pa.Table.from_pylist(rows, schema=arrow.TABLES[table]))
         planned.append({"file": relative, "rows": len(rows)})
-        rows_per_table[table] += len(rows)
+        written.append((table, partition, len(rows)))
     manifest = {
         "batch": {
             "topic": batch.topic,
@@ -263,7 +284,7 @@ def commit_batch(
     lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
     lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")  # the commit point
     _roll_forward(lake, staging, manifest)
-    return dict(rows_per_table)
+    return Written(tuple(written))
 
 
 def _roll_forward(lake: Lake, staging: str, manifest: dict[str, Any]) -> None:
@@ -443,7 +464,7 @@ class LakeUnwritableError(RuntimeError):
 
 def commit_with_retry(
     lake: Lake, batch: SourceBatch, outcomes: Sequence[Outcome], partition_by: str, retry_seconds: float
-) -> dict[str, int]:
+) -> Written:
     """:func:`commit_batch`, retried with backoff while the lake refuses it (full, read-only, gone).
 
     The pipeline blocks meanwhile (nothing later in this partition is committed either); after
@@ -486,13 +507,11 @@ class _CommitBatchFn(beam.DoFn):
 
     def process(self, element: OutcomeBatch) -> Iterator[BatchReport]:
         batch = element.batch
-        rows = commit_with_retry(self._lake, batch, element.outcomes, self._partition_by, self._retry_seconds)
-        written = rows_by_file(element.outcomes, self._partition_by)
-        folders = tuple(sorted({f"{table}/{partition}" for table, partition in written}))
+        written = commit_with_retry(self._lake, batch, element.outcomes, self._partition_by, self._retry_seconds)
         self._batches.inc()
         self._records.inc(batch.size)
         committed = bool(self._committer and self._committer.commit(batch.topic, batch.partition, batch.end_offset))
-        yield BatchReport(batch, tuple(sorted(rows.items())), committed, folders)
+        yield BatchReport(batch, tuple(sorted(written.rows.items())), committed, written.folders)
 
 
 class WriteLake(beam.PTransform):
