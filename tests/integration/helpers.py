@@ -36,10 +36,11 @@ def run_until_caught_up(
     lake: Path, topic: str, bootstrap: str, *extra: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """``wirestream run --until-caught-up`` for ``topic`` with the test's own consumer group."""
-    return wirestream("run", *_run_args(lake, topic, bootstrap), "--until-caught-up", *extra, timeout=timeout)
+    return wirestream("run", *run_args(lake, topic, bootstrap), "--until-caught-up", *extra, timeout=timeout)
 
 
-def _run_args(lake: Path, topic: str, bootstrap: str) -> list[str]:
+def run_args(lake: Path, topic: str, bootstrap: str) -> list[str]:
+    """The ``run`` arguments for ``topic`` with the test's own consumer group."""
     return [f"--lake={lake}", f"--topic={topic}", f"--bootstrap-servers={bootstrap}", f"--group-id=g-{topic}"]
 
 
@@ -78,7 +79,7 @@ def start_streaming(lake: Path, topic: str, bootstrap: str, log: Path) -> subpro
     """``wirestream run`` without ``--until-caught-up``, in its own process group."""
     handle = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", *_run_args(lake, topic, bootstrap)],
+        [sys.executable, "-m", "pipelines.cli", "run", *run_args(lake, topic, bootstrap)],
         cwd=ROOT,
         stdout=handle,
         stderr=subprocess.STDOUT,

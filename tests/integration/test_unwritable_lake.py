@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.produce import produce
 from tests.conftest import ROOT
-from tests.integration.helpers import assert_each_once, committed_offsets, run_until_caught_up
+from tests.integration.helpers import assert_each_once, committed_offsets, run_args, run_until_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +36,7 @@ def test_read_only_lake_fails_loudly_and_commits_nothing(bootstrap_servers: str,
                 "-m",
                 "pipelines.cli",
                 "run",
-                f"--lake={lake}",
-                f"--topic={topic}",
-                f"--bootstrap-servers={bootstrap_servers}",
-                f"--group-id=g-{topic}",
+                *run_args(lake, topic, bootstrap_servers),
                 "--until-caught-up",
                 "--lake-retry-seconds=2",
             ],
