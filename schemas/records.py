@@ -149,8 +149,51 @@ class DeadLetter:
         )
 
 
-Outcome = Article | DeadLetter
-"""What a stage makes of a record: exactly one outcome per consumed Kafka record."""
+@dataclass(frozen=True)
+class Duplicate:
+    """An article that repeats one seen before it: it goes to ``duplicates``, not ``articles``.
+
+    ``duplicate_of`` is the ``article_id`` of the earlier article it matched, ``similarity`` the
+    verified similarity of the pair (1.0 for an identical text), ``method`` ``exact`` (same
+    canonical URL or same content hash) or ``near`` (MinHash LSH candidate, verified).
+    """
+
+    article: Article
+    duplicate_of: str
+    similarity: float
+    method: str
+
+    @property
+    def kafka_offset(self) -> int:
+        return self.article.kafka_offset
+
+    @property
+    def ingested_at(self) -> dt.datetime:
+        return self.article.ingested_at
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An article that failed row-level expectations: it goes to ``quarantine`` with their names."""
+
+    article: Article
+    failed_expectations: tuple[str, ...]
+
+    @property
+    def kafka_offset(self) -> int:
+        return self.article.kafka_offset
+
+    @property
+    def ingested_at(self) -> dt.datetime:
+        return self.article.ingested_at
+
+
+Outcome = Article | Duplicate | Quarantined | DeadLetter
+"""What a stage makes of a record: exactly one outcome per consumed Kafka record.
+
+Only an :class:`Article` is still in flight; the other three are final and later stages pass them
+through untouched.
+"""
 
 
 @dataclass(frozen=True)

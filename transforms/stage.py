@@ -2,10 +2,10 @@
 
 A stage's rule is a pure function ``record -> Article | DeadLetter``. :class:`OutcomeStage` wraps
 it in a labelled ``ParDo`` over batches (``RecordBatch`` or ``OutcomeBatch`` in, ``OutcomeBatch``
-out): dead letters from earlier stages pass through untouched, every article (or raw record) gets
-the rule, and the counts of both go to Beam metrics. An exception the rule did not expect becomes
-a dead letter with reason ``internal_error`` rather than a crash, so one bad record never stops
-the stream.
+out): final outcomes of earlier stages (dead letters, duplicates) pass through untouched, every
+article (or raw record) gets the rule, and the counts of both go to Beam metrics. An exception the
+rule did not expect becomes a dead letter with reason ``internal_error`` rather than a crash, so one
+bad record never stops the stream.
 
 Why batches and not one element per record: the lake sink must write every outcome of an offset
 range at once. Carrying the range as one element makes that a property of the data, not of runner
@@ -51,8 +51,8 @@ class _MapOutcomesFn(beam.DoFn):
         items = element.records if isinstance(element, RecordBatch) else element.outcomes
         outcomes: list[Outcome] = []
         for item in items:
-            if isinstance(item, DeadLetter):
-                outcomes.append(item)
+            if not isinstance(item, Article | KafkaRecord):
+                outcomes.append(item)  # final outcomes (dead letters, duplicates) pass through
                 continue
             outcome = apply_rule(self._stage, self._rule, item)
             if isinstance(outcome, DeadLetter):

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas import arrow
-from schemas.records import Article, DeadLetter, Entity, SourceBatch
+from schemas.records import Article, DeadLetter, Duplicate, Entity, Quarantined, SourceBatch
 from transforms.io.lake import (
     MANIFEST,
     STAGING,
@@ -69,6 +69,26 @@ def test_commit_writes_every_table_with_its_schema(tmp_path) -> None:
         .fetchone()[0]
     )
     assert count == 2
+
+
+def test_duplicates_and_quarantined_articles_go_to_their_own_tables(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    batch = SourceBatch("news", 0, 0, 3, 3)
+    outcomes = [
+        _article(0, batch),
+        Duplicate(_article(1, batch), duplicate_of="a0", similarity=0.93, method="near"),
+        Quarantined(_article(2, batch), failed_expectations=("text_length_between",)),
+    ]
+    assert commit_batch(lake, batch, outcomes).rows == {"articles": 1, "entities": 1, "duplicates": 1, "quarantine": 1}
+    duplicates = pq.read_table(lake.path("duplicates"), schema=arrow.DUPLICATES).to_pylist()
+    assert [
+        (d["article_id"], d["duplicate_of"], d["similarity"], d["method"], d["kafka_offset"]) for d in duplicates
+    ] == [("a1", "a0", 0.93, "near", 1)]
+    quarantine = pq.read_table(lake.path("quarantine"), schema=arrow.QUARANTINE).to_pylist()
+    assert [(q["article_id"], q["failed_expectations"], q["kafka_offset"]) for q in quarantine] == [
+        ("a2", ["text_length_between"], 2)
+    ]
+    assert covered_ranges(lake) == {("news", 0): [(0, 3)]}
 
 
 def test_all_null_columns_still_have_their_types(tmp_path) -> None:

@@ -61,7 +61,7 @@ from apache_beam.transforms import userstate
 from apache_beam.utils.timestamp import Timestamp
 
 from schemas import arrow
-from schemas.records import Article, DeadLetter, Outcome, OutcomeBatch, SourceBatch, utc_now
+from schemas.records import Article, DeadLetter, Duplicate, Outcome, OutcomeBatch, Quarantined, SourceBatch, utc_now
 from transforms.io.kafka import ConsumerConfig, OffsetCommitter
 
 __all__ = [
@@ -191,6 +191,27 @@ def _entity_rows(article: Article) -> Iterator[dict[str, Any]]:
         }
 
 
+def _duplicate_row(duplicate: Duplicate) -> dict[str, Any]:
+    article = duplicate.article
+    return {
+        "article_id": article.article_id,
+        "duplicate_of": duplicate.duplicate_of,
+        "similarity": duplicate.similarity,
+        "method": duplicate.method,
+        "url": article.url,
+        "source": article.source,
+        "title": article.title,
+        "ingested_at": article.ingested_at,
+        "kafka_topic": article.kafka_topic,
+        "kafka_partition": article.kafka_partition,
+        "kafka_offset": article.kafka_offset,
+    }
+
+
+def _quarantine_row(quarantined: Quarantined) -> dict[str, Any]:
+    return {**_article_row(quarantined.article), "failed_expectations": list(quarantined.failed_expectations)}
+
+
 def _dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
     return {
         "stage": letter.stage,
@@ -206,6 +227,8 @@ def _dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
 
 
 def _partition_of(outcome: Outcome, partition_by: str) -> str:
+    if isinstance(outcome, Quarantined):
+        outcome = outcome.article
     if isinstance(outcome, Article) and partition_by == "event_time" and outcome.published_at:
         return partition_path(outcome.published_at)
     return partition_path(outcome.ingested_at)
@@ -221,6 +244,10 @@ def rows_by_file(
         if isinstance(outcome, Article):
             files[("articles", partition)].append(_article_row(outcome))
             files[("entities", partition)].extend(_entity_rows(outcome))
+        elif isinstance(outcome, Duplicate):
+            files[("duplicates", partition)].append(_duplicate_row(outcome))
+        elif isinstance(outcome, Quarantined):
+            files[("quarantine", partition)].append(_quarantine_row(outcome))
         else:
             files[("dead_letters", partition)].append(_dead_letter_row(outcome))
     return {key: rows for key, rows in files.items() if rows}
