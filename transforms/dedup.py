@@ -297,9 +297,10 @@ class _SeedTicketsFn(beam.DoFn):
             if not info.path.endswith(".parquet"):
                 continue
             rows = pq.read_table(info.path, columns=columns, filesystem=lake.fs).to_pylist()
-            rows = [row for row in rows if int(row["ingested_at"].timestamp() * 1_000_000) >= self._since_us]
             for row in rows:
                 time_us = int(row["ingested_at"].timestamp() * 1_000_000)
+                if time_us < self._since_us:
+                    continue
                 ref = ArticleRef(
                     row["article_id"],
                     row["text"] or "",
@@ -309,8 +310,9 @@ class _SeedTicketsFn(beam.DoFn):
                     row["kafka_partition"],
                     row["kafka_offset"],
                 )
-                for message in _ticket_messages(fingerprint([ref], time_us, "", self._config, seed=True)):
-                    yield TimestampedValue(message, Timestamp(micros=time_us))
+                (ticket,) = fingerprint([ref], time_us, "", self._config, seed=True)
+                for message in _ticket_messages([ticket]):
+                    yield pvalue.TaggedOutput(message.tag, TimestampedValue(message.value, Timestamp(micros=time_us)))
 
 
 class LakeSeeds(beam.PTransform):
