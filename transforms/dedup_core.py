@@ -332,13 +332,22 @@ class DedupIndex:
         self._matches: dict[int, list[Match]] = defaultdict(list)
 
     def add(self, ticket: Ticket) -> None:
-        """Index a ticket, recording every verified pair it forms with tickets already indexed."""
+        """Index a ticket, recording every verified pair it forms with tickets already indexed.
+
+        A pair met under several keys is verified once, as met under an exact key if any.
+        """
+        met: dict[int, tuple[Ticket, bytes]] = {}
         for key in ticket.keys:
+            via = key[:1]
             for other in self._by_key[key]:
-                match = verify(ticket, other, key[:1], self.config)
-                if match is not None:
-                    self._matches[match.later.record_id].append(match)
+                earlier = met.get(other.record_id)
+                if earlier is None or (via in EXACT_KEYS and earlier[1] not in EXACT_KEYS):
+                    met[other.record_id] = (other, via)
             self._by_key[key].append(ticket)
+        for other, via in met.values():
+            match = verify(ticket, other, via, self.config)
+            if match is not None:
+                self._matches[match.later.record_id].append(match)
 
     def decision(self, ticket: Ticket) -> Match | None:
         """What ``ticket`` duplicates, or None when it is kept."""
