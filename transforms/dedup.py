@@ -74,6 +74,7 @@ STAGE = "dedup"
 _LOG = logging.getLogger(__name__)
 _TO_BATCH, _TO_RECORD, _TO_INDEX, _UNTOUCHED = "to_batch", "to_record", "to_index", "untouched"
 _TICKET, _CANDIDATE = b"T", b"C"
+_SEED_TIME = Timestamp(0)
 
 
 def _ref(article: Article) -> ArticleRef:
@@ -312,7 +313,9 @@ class _SeedTicketsFn(beam.DoFn):
                 )
                 (ticket,) = fingerprint([ref], time_us, "", self._config, seed=True)
                 for message in _ticket_messages([ticket]):
-                    yield pvalue.TaggedOutput(message.tag, TimestampedValue(message.value, Timestamp(micros=time_us)))
+                    # Stamped at the epoch, not at the seed's own time: a verdict that waits for a
+                    # seed's ticket is then never stamped later than the batch it concerns.
+                    yield pvalue.TaggedOutput(message.tag, TimestampedValue(message.value, _SEED_TIME))
 
 
 class LakeSeeds(beam.PTransform):
