@@ -1,6 +1,14 @@
 from schemas.records import Article, DeadLetter
 from tests.conftest import make_record
-from transforms.clean import canonical_url, clean_article, content_hash, normalise_text, registered_domain
+from transforms.clean import (
+    canonical_url,
+    clean_article,
+    content_hash,
+    drop_repeated_title,
+    html_metadata,
+    normalise_text,
+    registered_domain,
+)
 from transforms.parse import parse_record
 
 
@@ -103,3 +111,45 @@ def test_html_metadata_fills_what_the_message_lacks() -> None:
     )
     assert isinstance(given, Article)
     assert (given.title, given.authors, given.published_at.day) == ("Given title", ("Given Author",), 3)
+
+
+def test_html_metadata_reads_json_ld_and_skips_broken_blocks() -> None:
+    import trafilatura
+
+    html = (
+        '<html><head><meta property="og:title" content="Tram line opens">'
+        '<script type="application/ld+json">{"@context": "https://schema.org", "@type": "NewsArticle", '
+        '"headline": "Tram line opens", "datePublished": "2026-10-05T09:30:00Z", '
+        '"author": [{"@type": "Person", "name": "Ada Brook"}, {"@type": "Person", "name": "Li Wen"}]}</script>'
+        '<script type="application/ld+json">{"@context": "https://schema.org", broken</script>'
+        "</head><body><article><h1>Tram line opens</h1><p>The new tram line from the station to the "
+        "university opened on Sunday, a year late and over budget, the city council said.</p></article>"
+        "</body></html>"
+    )
+    title, published_at, authors = html_metadata(trafilatura.load_html(html), "https://t.example/tram")
+    assert title == "Tram line opens"
+    assert published_at is not None and published_at.date().isoformat() == "2026-10-05"
+    assert authors == ("Ada Brook", "Li Wen")
+
+
+def test_drop_repeated_title_only_drops_a_first_line_that_is_the_title() -> None:
+    text = "Harbour Reopens!\nThe harbour reopened on Monday.\nFerries are running."
+    assert drop_repeated_title(text, "harbour reopens") == "The harbour reopened on Monday.\nFerries are running."
+    assert drop_repeated_title(text, None, "Harbour reopens") == "The harbour reopened on Monday.\nFerries are running."
+    assert drop_repeated_title(text, "Harbour reopens after storms") == text
+    assert drop_repeated_title(text, None) == text
+    assert drop_repeated_title("Harbour reopens", "Harbour reopens") == "Harbour reopens"
+
+
+def test_html_text_does_not_repeat_the_headline() -> None:
+    html = (
+        "<html><head><title>Bridge closed | City News</title></head><body><article><h1>Bridge closed for "
+        "repairs</h1><p>The old river bridge closed on Monday for six weeks of repairs to its deck and "
+        "railings, the city's transport department said.</p><p>Buses will use the ring road, adding ten "
+        "minutes to most journeys, and cyclists can use the ferry at no charge.</p></article></body></html>"
+    )
+    cleaned = clean_article(_article(url="https://city.example/bridge", html=html))
+    assert isinstance(cleaned, Article)
+    assert cleaned.text.startswith("The old river bridge closed on Monday")
+    given = clean_article(_article(url="https://city.example/bridge", html=html, title="Bridge closed for repairs"))
+    assert isinstance(given, Article) and given.text.startswith("The old river bridge")
