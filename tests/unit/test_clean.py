@@ -1,5 +1,9 @@
+import ftfy
+import pytest
+
 from schemas.records import Article, DeadLetter
 from tests.conftest import make_record
+from transforms import clean
 from transforms.clean import (
     canonical_url,
     clean_article,
@@ -8,6 +12,7 @@ from transforms.clean import (
     html_metadata,
     normalise_text,
     registered_domain,
+    repair_mojibake,
 )
 from transforms.parse import parse_record
 
@@ -153,3 +158,24 @@ def test_html_text_does_not_repeat_the_headline() -> None:
     assert cleaned.text.startswith("The old river bridge closed on Monday")
     given = clean_article(_article(url="https://city.example/bridge", html=html, title="Bridge closed for repairs"))
     assert isinstance(given, Article) and given.text.startswith("The old river bridge")
+
+
+def test_mojibake_repair_skips_only_text_with_nothing_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = [
+        "Plain ASCII text, with ‘curly’ “quotes” – dashes — and an ellipsis…",
+        "The cafÃ© owner said â€œnoâ€\x9d.",
+        "AT&amp;T and M&amp;S",
+        "ﬁne ＦＵＬＬ width",
+        "nul\x00 and escape\x1b[31m here",
+        "line\u2028separator and \ufeffbyte order mark",
+        "\x93windows quotes\x94",
+        "Zoë, Łódź and São Paulo",
+    ]
+    for sample in samples:
+        assert normalise_text(repair_mojibake(sample)) == normalise_text(ftfy.fix_text(sample, clean._FTFY))
+
+    def no_ftfy(text: str, config: object = None) -> str:
+        raise AssertionError("ftfy called on plain text")
+
+    monkeypatch.setattr(ftfy, "fix_text", no_ftfy)
+    assert repair_mojibake(samples[0]) == samples[0]
