@@ -71,13 +71,18 @@ _NOTHING_TO_FIX = re.compile("[\t\n\f\r !-%'-~\u00a0\u2018\u2019\u201c\u201d\u20
 
 
 def repair_mojibake(text: str) -> str:
-    """Text decoded with the wrong codec put right ("cafÃ©" → "café"), quotes left curly, NFC.
+    """Text decoded with the wrong codec put right ("cafÃ©" → "café"), quotes left curly.
 
-    Plain text skips ftfy (its mojibake test alone costs about a millisecond on an article).
+    ftfy fixes a text line by line; lines with nothing for it to fix are left as they are (its
+    mojibake test alone costs about a millisecond on an article). A text with a "<" goes to ftfy
+    whole: there, ftfy's choice to leave HTML entities alone carries from line to line.
     """
     if _NOTHING_TO_FIX.fullmatch(text):
         return text
-    return ftfy.fix_text(text, _FTFY)
+    if "<" in text:
+        return ftfy.fix_text(text, _FTFY)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line if _NOTHING_TO_FIX.fullmatch(line) else ftfy.fix_text(line, _FTFY) for line in lines)
 
 
 def normalise_text(text: str) -> str:

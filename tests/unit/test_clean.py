@@ -160,7 +160,7 @@ def test_html_text_does_not_repeat_the_headline() -> None:
     assert isinstance(given, Article) and given.text.startswith("The old river bridge")
 
 
-def test_mojibake_repair_skips_only_text_with_nothing_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mojibake_repair_skips_only_lines_with_nothing_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     samples = [
         "Plain ASCII text, with ‘curly’ “quotes” – dashes — and an ellipsis…",
         "The cafÃ© owner said â€œnoâ€\x9d.",
@@ -170,6 +170,8 @@ def test_mojibake_repair_skips_only_text_with_nothing_to_fix(monkeypatch: pytest
         "line\u2028separator and \ufeffbyte order mark",
         "\x93windows quotes\x94",
         "Zoë, Łódź and São Paulo",
+        "A plain first line.\r\nThe cafÃ© line.\rA plain last line with £5.\n\nNext paragraph.",
+        "x < y on this line\nand AT&amp;T on the next",
     ]
     for sample in samples:
         assert normalise_text(repair_mojibake(sample)) == normalise_text(ftfy.fix_text(sample, clean._FTFY))
@@ -179,3 +181,4 @@ def test_mojibake_repair_skips_only_text_with_nothing_to_fix(monkeypatch: pytest
 
     monkeypatch.setattr(ftfy, "fix_text", no_ftfy)
     assert repair_mojibake(samples[0]) == samples[0]
+    assert repair_mojibake(f"{samples[0]}\n{samples[0]}") == f"{samples[0]}\n{samples[0]}"
