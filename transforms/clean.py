@@ -6,10 +6,11 @@ Pure rules (no Beam) plus a thin composite. Reasons it gives:
 ``html_no_text``  the HTML holds no main text (trafilatura found nothing)
 
 Order of work: HTML → main text, title, date and authors (trafilatura, one parse; the message's own
-fields win; a first line repeating the title is dropped); mojibake repair (ftfy, only where there
-can be something to repair); NFKC, control characters removed, whitespace collapsed with
-paragraphs kept; canonical URL; source from the registered domain; language; id; word count;
-content hash of the normalised text.
+fields win; a first line repeating the title is dropped; a standfirst the page shows but the
+extractor missed is put back); mojibake repair (ftfy, only where there can be something to
+repair); NFKC, control characters removed, whitespace collapsed with paragraphs kept; canonical
+URL; source from the registered domain; language; id; word count; content hash of the normalised
+text.
 
 Libraries, and why: trafilatura for HTML → main text (best-measured open extractor on news pages,
 pure Python; see ``benchmarks/cleaning.py``), ftfy for mojibake, courlan (trafilatura's own URL
@@ -51,6 +52,7 @@ __all__ = [
     "normalise_text",
     "registered_domain",
     "repair_mojibake",
+    "shown_standfirst",
 ]
 
 STAGE = "clean"
@@ -220,20 +222,52 @@ def _headline(tree: Any) -> str | None:
     return heading.text_content() if heading is not None else None
 
 
+_DESCRIPTION = '//head/meta[@property="og:description"]/@content|//head/meta[@name="description"]/@content'
+_STANDFIRST_MIN_WORDS = 5
+
+
+def shown_standfirst(tree: Any, text: str) -> str | None:
+    """The article's summary when the page shows it and ``text`` lacks it, else None.
+
+    The summary is the page's description meta tag; it counts as shown when one element of the
+    body (a paragraph, a heading, or a ``div``/``span`` holding only text) reads the same, word for
+    word. News pages put their standfirst there, and extractors often drop it with the header.
+    """
+    descriptions = tree.xpath(_DESCRIPTION)
+    body = tree.find(".//body")
+    if not descriptions or body is None:
+        return None
+    wanted = _words(str(descriptions[0]))
+    if len(wanted) < _STANDFIRST_MIN_WORDS or " ".join(wanted) in " ".join(_words(text)):
+        return None
+    length = len(" ".join(wanted))
+    for element in body.iter("p", "h2", "h3", "div", "span"):
+        if element.tag in ("div", "span") and len(element):
+            continue
+        shown = " ".join(element.text_content().split())
+        if abs(len(shown) - length) <= length // 4 and _words(shown) == wanted:
+            return shown
+    return None
+
+
 def extract_html(html: str, url: str | None = None) -> Extracted:
     """Main text, title, date and authors of an HTML page (boilerplate dropped).
 
     The page is parsed once; trafilatura extracts the text from that tree (it works on a copy) and
     :func:`html_metadata` reads the metadata from it. A first line that repeats the title or the
-    page's headline is dropped from the text.
+    page's headline is dropped from the text; a standfirst the page shows but trafilatura left out
+    (:func:`shown_standfirst`) is put back in front.
     """
     tree = trafilatura.load_html(html)
     if tree is None:
         return Extracted("", None, None, ())
     document: Any = trafilatura.bare_extraction(tree, url=url or None, with_metadata=False, include_comments=False)
-    title, published_at, authors = html_metadata(tree, url or None)
     text = (document.text or "") if document is not None else ""
-    return Extracted(drop_repeated_title(text, title, _headline(tree)), title, published_at, authors)
+    headline = _headline(tree)
+    title, published_at, authors = html_metadata(tree, url or None)
+    text = drop_repeated_title(text, title, headline)
+    standfirst = shown_standfirst(tree, text) if text.strip() else None
+    return Extracted(f"{standfirst}\n{text}" if standfirst else text, title, published_at, authors)
 
 
 def clean_article(article: Article) -> Article | DeadLetter:

@@ -13,6 +13,7 @@ from transforms.clean import (
     normalise_text,
     registered_domain,
     repair_mojibake,
+    shown_standfirst,
 )
 from transforms.parse import parse_record
 
@@ -182,3 +183,29 @@ def test_mojibake_repair_skips_only_lines_with_nothing_to_fix(monkeypatch: pytes
     monkeypatch.setattr(ftfy, "fix_text", no_ftfy)
     assert repair_mojibake(samples[0]) == samples[0]
     assert repair_mojibake(f"{samples[0]}\n{samples[0]}") == f"{samples[0]}\n{samples[0]}"
+
+
+def _standfirst_page(description: str, shown: str) -> str:
+    return (
+        f'<html><head><meta property="og:description" content="{description}"></head><body>'
+        f'<header><h1>Library reopens</h1><p class="standfirst">{shown}</p></header>'
+        "<article><p>The central library reopened on Saturday after two years of building work that "
+        "added a children's floor, a roof garden and longer opening hours on weekdays.</p><p>More than "
+        "three thousand people visited on the first day, the council said, twice the number expected.</p>"
+        "</article></body></html>"
+    )
+
+
+def test_shown_standfirst_is_put_back_in_front_of_the_text() -> None:
+    import trafilatura
+
+    summary = "After two years of work the library is back, with a roof garden"
+    cleaned = clean_article(_article(url="https://l.example/a", html=_standfirst_page(summary, summary)))
+    assert isinstance(cleaned, Article)
+    assert cleaned.text.split("\n")[0] == summary
+    assert cleaned.text.split("\n")[1].startswith("The central library reopened")
+    other = clean_article(_article(url="https://l.example/a", html=_standfirst_page(summary, "Something else shown")))
+    assert isinstance(other, Article) and summary not in other.text
+    tree = trafilatura.load_html(_standfirst_page(summary, summary))
+    assert shown_standfirst(tree, f"{summary}.\nThe central library reopened.") is None
+    assert shown_standfirst(tree, "The central library reopened.") == summary
