@@ -159,10 +159,29 @@ def _json_ld_blocks(tree: Any) -> list[Any]:
     for script in tree.iterfind('.//script[@type="application/ld+json"]'):
         if script.text:
             try:
-                blocks.append(json.loads(script.text, strict=False))
+                blocks.append(_own_live_blog_metadata(json.loads(script.text, strict=False)))
             except ValueError:
                 continue
     return blocks
+
+
+def _own_live_blog_metadata(block: Any) -> Any:
+    """The block, with the updates of a live blog that names its own author left out.
+
+    trafilatura reads a live blog's metadata from its updates (hundreds on a long one, each with its
+    authors: 30 ms on one benchmark page); a live blog with an author of its own is read as an
+    article instead.
+    """
+    if isinstance(block, list):
+        return [_own_live_blog_metadata(item) for item in block]
+    if (
+        isinstance(block, dict)
+        and "liveBlogUpdate" in block
+        and block.get("author")
+        and "liveblogposting" in str(block.get("@type", "")).lower()
+    ):
+        return {key: value for key, value in block.items() if key != "liveBlogUpdate"}
+    return block
 
 
 def html_metadata(tree: Any, url: str | None = None) -> tuple[str | None, dt.datetime | None, tuple[str, ...]]:

@@ -209,3 +209,31 @@ def test_shown_standfirst_is_put_back_in_front_of_the_text() -> None:
     tree = trafilatura.load_html(_standfirst_page(summary, summary))
     assert shown_standfirst(tree, f"{summary}.\nThe central library reopened.") is None
     assert shown_standfirst(tree, "The central library reopened.") == summary
+
+
+def test_live_blog_metadata_comes_from_the_blog_not_its_updates() -> None:
+    import json
+
+    import trafilatura
+
+    updates = [
+        {"@type": "BlogPosting", "headline": f"Update {n}", "author": {"@type": "Person", "name": f"Guest Writer{n}"}}
+        for n in range(300)
+    ]
+    blog = {
+        "@context": "https://schema.org",
+        "@type": "LiveBlogPosting",
+        "headline": "Storm live: roads closed",
+        "datePublished": "2026-11-20T07:00:00Z",
+        "author": [{"@type": "Person", "name": "Ada Brook"}],
+        "liveBlogUpdate": updates,
+    }
+    html = (
+        f'<html><head><script type="application/ld+json">{json.dumps(blog)}</script></head><body><article>'
+        "<h1>Storm live: roads closed</h1><p>Several main roads are closed this morning after the storm brought "
+        "down trees and power lines across the county, police said.</p></article></body></html>"
+    )
+    title, published_at, authors = html_metadata(trafilatura.load_html(html))
+    assert authors == ("Ada Brook",)
+    assert title == "Storm live: roads closed"
+    assert published_at is not None and published_at.date().isoformat() == "2026-11-20"
