@@ -8,6 +8,7 @@ from transforms.clean import (
     canonical_url,
     clean_article,
     content_hash,
+    drop_inert_elements,
     drop_repeated_title,
     html_metadata,
     normalise_text,
@@ -237,3 +238,18 @@ def test_live_blog_metadata_comes_from_the_blog_not_its_updates() -> None:
     assert authors == ("Ada Brook",)
     assert title == "Storm live: roads closed"
     assert published_at is not None and published_at.date().isoformat() == "2026-11-20"
+
+
+def test_drop_inert_elements_keeps_text_and_json_ld() -> None:
+    import trafilatura
+
+    tree = trafilatura.load_html(
+        "<html><head><style>p {}</style><link rel='stylesheet' href='x.css'>"
+        '<script type="application/ld+json">{"headline": "H"}</script><script>var a = 1;</script></head>'
+        "<body><p>One <!-- note -->two<script>track()</script> three<svg><path d='M0'/></svg> four.</p>"
+        "<template><p>hidden</p></template></body></html>"
+    )
+    drop_inert_elements(tree)
+    assert tree.xpath("string(//p)") == "One two three four."
+    assert not tree.xpath("//style|//link|//svg|//template|//comment()|//script[not(@type)]")
+    assert tree.xpath('//script[@type="application/ld+json"]')
