@@ -94,7 +94,14 @@ def _run(argv: Sequence[str]) -> int:
     lake = next((a.split("=", 1)[1] for a in args if a.startswith(("--lake=",))), None)
     if lake is None and "--lake" in args:
         lake = args[args.index("--lake") + 1]
-    result = run(args)
+    from transforms.io.kafka import KafkaUnreachableError
+    from transforms.io.kafka_security import KafkaSecurityError
+
+    try:
+        result = run(args)
+    except (KafkaSecurityError, KafkaUnreachableError) as error:
+        print(f"wirestream run: {error}", file=sys.stderr)
+        return 2
     if lake:
         print(_summary(lake, result.runner, result.state, result.files_before))
     if result.lagging:

@@ -57,11 +57,57 @@ class IngestOptions(PipelineOptions):
             help="how long to block and retry while the lake refuses writes, then fail (default 300)",
         )
         add(
+            "kafka-security-protocol",
+            default="PLAINTEXT",
+            choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+            help="how to talk to the brokers (default PLAINTEXT)",
+        )
+        add("kafka-sasl-mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], help="SASL mechanism")
+        add("kafka-sasl-username", help="SASL user name")
+        add(
+            "kafka-sasl-password-env",
+            metavar="NAME",
+            help="environment variable that holds the SASL password on the launcher and on every worker "
+            "(the password itself is never an option)",
+        )
+        add(
+            "kafka-sasl-password-file",
+            metavar="PATH",
+            help="file that holds the SASL password, present on the launcher and on every worker",
+        )
+        add("kafka-ssl-cafile", metavar="PATH", help="PEM file of the CA(s) that signed the brokers' certificates")
+        add("kafka-ssl-certfile", metavar="PATH", help="PEM client certificate (mutual TLS)")
+        add("kafka-ssl-keyfile", metavar="PATH", help="PEM client private key, unencrypted (mutual TLS)")
+        add(
+            "kafka-ssl-no-check-hostname",
+            action="store_true",
+            default=False,
+            help="accept a broker certificate whose name does not match the host (test set-ups only)",
+        )
+        add(
             "partition-by",
             default="ingestion_time",
             choices=["ingestion_time", "event_time"],
             help="what dt=/hour= partitions follow (default ingestion_time)",
         )
+
+
+_SECRET_OPTIONS = ("--kafka-sasl-password", "--kafka-ssl-password")
+
+
+def refuse_secret_options(argv: Sequence[str]) -> None:
+    """Fail on an option that would carry a Kafka password itself.
+
+    Beam keeps options it does not know and hands them to the runner, so such an option would put
+    the password into the job's options; the message never repeats the value.
+    """
+    for arg in argv:
+        name = arg.split("=", 1)[0].replace("_", "-")
+        if name in _SECRET_OPTIONS:
+            raise SystemExit(
+                f"{name} is not an option: a password must not travel with the job. "
+                "Use --kafka-sasl-password-env NAME or --kafka-sasl-password-file PATH."
+            )
 
 
 def prism_binary(environ: Mapping[str, str]) -> Path:
