@@ -102,6 +102,9 @@ def _run(argv: Sequence[str]) -> int:
     except (KafkaSecurityError, KafkaUnreachableError) as error:
         print(f"wirestream run: {error}", file=sys.stderr)
         return 2
+    if not result.finished:
+        print(f"wirestream run: submitted to {result.runner} ({result.state}); a streaming job is not waited for")
+        return 0
     if lake:
         print(_summary(lake, result.runner, result.state, result.files_before))
     if result.lagging:

@@ -76,6 +76,9 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, plans: Sequence[Parti
 class RunResult:
     """What ``run()`` did: the runner that ran, the files that existed before, and lagging partitions.
 
+    ``finished`` is false when a streaming job was submitted to a remote service (Dataflow) and
+    ``run()`` returned without waiting for it, as a Flex Template launcher must.
+
     ``lagging`` names, for ``--until-caught-up`` runs, each partition whose planned range the lake
     does not yet account for in full, with the first offset missing (empty when all is written).
     """
@@ -84,6 +87,7 @@ class RunResult:
     state: str
     files_before: frozenset[str]
     lagging: tuple[tuple[str, int, int], ...] = ()
+    finished: bool = True
 
 
 def lagging_partitions(lake: Lake, plans: Sequence[PartitionPlan]) -> tuple[tuple[str, int, int], ...]:
@@ -159,6 +163,9 @@ def run(argv: Sequence[str]) -> RunResult:
     requested = options.view_as(StandardOptions).runner or "DirectRunner"
     if requested in ("DirectRunner", "PrismRunner") and runner != "Prism (portable)":
         raise RuntimeError(f"the DirectRunner fell back to {runner} instead of Prism; see the log above")
+    if requested == "DataflowRunner" and not ingest.until_caught_up:
+        # A streaming Dataflow job runs on the service until drained; the launcher's work is done.
+        return RunResult(runner=runner, state=str(result.state), files_before=files_before, finished=False)
     state = result.wait_until_finish()
     lagging = lagging_partitions(lake, plans) if ingest.until_caught_up else ()
     if ingest.until_caught_up and not lagging and ingest.partition_by == "ingestion_time":
