@@ -59,9 +59,10 @@ integration: setup
 test: setup lint ## lint, then unit, Beam and integration tests (real broker, Prism)
 	$(BIN)/pytest -q tests
 
-bench: setup ## cleaning quality and speed, then NER throughput: bare spaCy vs stage vs pipeline
+bench: setup ## cleaning quality and speed, dedup vs datasketch, then NER throughput: bare spaCy vs stage vs pipeline
 	$(BIN)/python -m benchmarks.validators
 	$(BIN)/python -m benchmarks.cleaning
+	$(BIN)/python -m benchmarks.dedup
 	$(BIN)/python -m benchmarks.entities
 	$(BIN)/python -m benchmarks.entity_quality
 

@@ -83,6 +83,7 @@ def test_job_graph_has_every_stage(job: Any) -> None:
         "ReadArticles/ReadPartitions",
         "ParseArticles",
         "CleanArticles",
+        "Deduplicate",
         "ExtractEntities",
         "WriteLake/CommitBatches",
         "MarkCompletePartitions/MarkWhenWatermarkPasses",
