@@ -8,21 +8,24 @@ TOPIC ?= articles
 export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv prism kafka-jars kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
+.PHONY: setup venv prism flink kafka-jars kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
 
 setup: venv prism kafka-jars ## everything: Python env, Prism runner, Kafka jars
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-gcp.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==26.0.1 setuptools wheel
-	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q -r requirements.lock -r requirements-gcp.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 prism: ## build Beam's Prism runner from the Go module proxy (cached in ~/.cache/wirestream)
 	infra/prism/build.sh
+
+flink: ## Beam's Flink job-server jar for the pinned Beam version, from Maven Central (cached in ~/.cache/wirestream)
+	infra/flink/flink.sh fetch
 
 kafka-jars:
 	infra/kafka/kafka.sh fetch

@@ -14,8 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from pipelines.options import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, with_local_defaults
+from pipelines.options import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    DEFAULT_TOPIC,
+    add_kafka_security_args,
+    kafka_security,
+    with_local_defaults,
+)
+from transforms.io.kafka_security import KafkaSecurityError
 
 EXAMPLE_QUERY = (
     "SELECT canonical, label, count(DISTINCT article_id) AS articles FROM entities "
@@ -101,7 +109,16 @@ def _run(argv: Sequence[str]) -> int:
     lake = next((a.split("=", 1)[1] for a in args if a.startswith(("--lake=",))), None)
     if lake is None and "--lake" in args:
         lake = args[args.index("--lake") + 1]
-    result = run(args)
+    from transforms.io.kafka import KafkaUnreachableError
+
+    try:
+        result = run(args)
+    except (KafkaSecurityError, KafkaUnreachableError) as error:
+        print(f"wirestream run: {error}", file=sys.stderr)
+        return 2
+    if not result.finished:
+        print(f"wirestream run: submitted to {result.runner} ({result.state}); a streaming job is not waited for")
+        return 0
     if lake:
         print(_summary(lake, result.runner, result.state, result.files_before))
     if result.lagging:
@@ -119,8 +136,18 @@ def _produce(argv: Sequence[str]) -> int:
     parser.add_argument("--topic", default=DEFAULT_TOPIC)
     parser.add_argument("--partitions", type=int, default=3, help="partitions if the topic is created")
     parser.add_argument("--bootstrap-servers", default=_bootstrap_default())
+
+    def add(name: str, **kwargs: Any) -> None:
+        parser.add_argument(f"--{name}", f"--{name.replace('-', '_')}", dest=name.replace("-", "_"), **kwargs)
+
+    add_kafka_security_args(add)
     args = parser.parse_args(argv)
-    placed = produce_file(args.file, args.bootstrap_servers, args.topic, args.partitions)
+    try:
+        security = kafka_security(args)
+    except KafkaSecurityError as error:
+        print(f"wirestream produce: {error}", file=sys.stderr)
+        return 2
+    placed = produce_file(args.file, args.bootstrap_servers, args.topic, args.partitions, security)
     per_partition: dict[int, int] = {}
     for partition, _ in placed:
         per_partition[partition] = per_partition.get(partition, 0) + 1

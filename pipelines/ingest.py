@@ -17,7 +17,7 @@ import apache_beam as beam
 import pyarrow.fs as pafs
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.options import IngestOptions
+from pipelines.options import IngestOptions, kafka_security, refuse_secret_options
 from schemas import arrow
 from schemas.records import utc_now
 from transforms.clean import CleanArticle
@@ -45,6 +45,7 @@ def consumer_config(options: IngestOptions) -> ConsumerConfig:
         group_id=options.group_id,
         max_record_bytes=options.max_record_bytes,
         max_batch_records=options.max_batch_records,
+        security=kafka_security(options),
     )
 
 
@@ -109,6 +110,9 @@ def build(
 class RunResult:
     """What ``run()`` did: the runner that ran, the files that existed before, and lagging partitions.
 
+    ``finished`` is false when a streaming job was submitted to a remote service (Dataflow) and
+    ``run()`` returned without waiting for it, as a Flex Template launcher must.
+
     ``lagging`` names, for ``--until-caught-up`` runs, each partition whose planned range the lake
     does not yet account for in full, with the first offset missing (empty when all is written).
     """
@@ -117,6 +121,7 @@ class RunResult:
     state: str
     files_before: frozenset[str]
     lagging: tuple[tuple[str, int, int], ...] = ()
+    finished: bool = True
 
 
 def lagging_partitions(lake: Lake, plans: Sequence[PartitionPlan]) -> tuple[tuple[str, int, int], ...]:
@@ -161,6 +166,7 @@ def lake_files(lake: Lake) -> frozenset[str]:
 
 def run(argv: Sequence[str]) -> RunResult:
     """Parse options, recover the lake, plan partitions, run until done (or stopped)."""
+    refuse_secret_options(argv)
     options = PipelineOptions(list(argv))
     ingest = options.view_as(IngestOptions)
     if not ingest.lake:
@@ -194,6 +200,9 @@ def run(argv: Sequence[str]) -> RunResult:
     requested = options.view_as(StandardOptions).runner or "DirectRunner"
     if requested in ("DirectRunner", "PrismRunner") and runner != "Prism (portable)":
         raise RuntimeError(f"the DirectRunner fell back to {runner} instead of Prism; see the log above")
+    if requested == "DataflowRunner" and not ingest.until_caught_up:
+        # A streaming Dataflow job runs on the service until drained; the launcher's work is done.
+        return RunResult(runner=runner, state=str(result.state), files_before=files_before, finished=False)
     state = result.wait_until_finish()
     lagging = lagging_partitions(lake, plans) if ingest.until_caught_up else ()
     if ingest.until_caught_up and not lagging and ingest.partition_by == "ingestion_time":

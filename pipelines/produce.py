@@ -11,13 +11,19 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from transforms.io.kafka_security import KafkaSecurity
 
-def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> None:
+
+def ensure_topic(
+    bootstrap_servers: str, topic: str, partitions: int, security: KafkaSecurity = KafkaSecurity()
+) -> None:
     """Create ``topic`` with ``partitions`` partitions unless it exists."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), client_id="wirestream-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers.split(","), client_id="wirestream-admin", **security.client_settings()
+    )
     try:
         admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     except TopicAlreadyExistsError:
@@ -53,12 +59,14 @@ def produce(
     topic: str,
     partitions: int = 3,
     keys: Iterable[bytes | None] | None = None,
+    security: KafkaSecurity = KafkaSecurity(),
 ) -> list[tuple[int, int]]:
     """Send ``values`` to ``topic``; the ``(partition, offset)`` each one got, in order."""
     from kafka import KafkaProducer
 
-    ensure_topic(bootstrap_servers, topic, partitions)
+    ensure_topic(bootstrap_servers, topic, partitions, security)
     producer = KafkaProducer(
+        **security.client_settings(),
         bootstrap_servers=bootstrap_servers.split(","),
         client_id="wirestream-produce",
         acks="all",
@@ -76,6 +84,8 @@ def produce(
         producer.close()
 
 
-def produce_file(path: Path, bootstrap_servers: str, topic: str, partitions: int = 3) -> list[tuple[int, int]]:
+def produce_file(
+    path: Path, bootstrap_servers: str, topic: str, partitions: int = 3, security: KafkaSecurity = KafkaSecurity()
+) -> list[tuple[int, int]]:
     """Send every non-empty line of ``path`` as one record."""
-    return produce(read_lines(path), bootstrap_servers, topic, partitions)
+    return produce(read_lines(path), bootstrap_servers, topic, partitions, security=security)

@@ -10,6 +10,10 @@
 # Settings (environment): WIRESTREAM_KAFKA_PORT (19092; the controller listens on PORT+1),
 # WIRESTREAM_KAFKA_HOME (state: data, log, pid; default ~/.cache/wirestream/kafka-broker-PORT),
 # WIRESTREAM_CACHE (jar cache; default ~/.cache/wirestream).
+# For secured test brokers (tests/integration/secure_broker.py): WIRESTREAM_KAFKA_EXTRA_LISTENERS
+# (e.g. SASL_PLAINTEXT://127.0.0.1:19522,SASL_SSL://127.0.0.1:19523; listened on and advertised),
+# WIRESTREAM_KAFKA_EXTRA_CONFIG (a file appended to server.properties: JAAS, keystores) and
+# WIRESTREAM_KAFKA_FORMAT_ARGS (extra `kafka-storage format` arguments, e.g. --add-scram ...).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,14 +47,15 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
 write_config() {
   mkdir -p "$STATE/data"
+  local extra="${WIRESTREAM_KAFKA_EXTRA_LISTENERS:+,$WIRESTREAM_KAFKA_EXTRA_LISTENERS}"
   cat > "$STATE/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT$extra
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT$extra
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$STATE/data
 num.partitions=${WIRESTREAM_KAFKA_PARTITIONS:-3}
@@ -66,6 +71,9 @@ message.max.bytes=16777216
 replica.fetch.max.bytes=16777216
 log.retention.hours=-1
 PROPS
+  if [ -n "${WIRESTREAM_KAFKA_EXTRA_CONFIG:-}" ]; then
+    cat "$WIRESTREAM_KAFKA_EXTRA_CONFIG" >> "$STATE/server.properties"
+  fi
   cat > "$STATE/log4j2.yaml" <<L4J
 Configuration:
   Appenders:
@@ -95,9 +103,11 @@ up() {
   write_config
   if [ ! -f "$STATE/data/meta.properties" ]; then
     log "formatting $STATE/data (KRaft)"
+    local format_args=()
+    read -r -a format_args <<< "${WIRESTREAM_KAFKA_FORMAT_ARGS:-}"
     java_cp kafka.tools.StorageTool format --ignore-formatted \
       --cluster-id "$(java_cp kafka.tools.StorageTool random-uuid)" \
-      --config "$STATE/server.properties" >> "$STATE/format.log" 2>&1
+      --config "$STATE/server.properties" "${format_args[@]}" >> "$STATE/format.log" 2>&1
   fi
   log "starting broker on 127.0.0.1:$PORT (log: $LOG)"
   : > "$LOG"

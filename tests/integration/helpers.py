@@ -15,15 +15,15 @@ from pipelines.query import query
 from tests.conftest import ROOT
 
 
-def wirestream(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``wirestream ARGS`` in a subprocess, as a user would run it; fails the test on error."""
+def wirestream(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``wirestream ARGS`` in a subprocess, as a user would run it (``env`` added to its environment)."""
     result = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=_env(),
+        env={**_env(), **(env or {})},
     )
     if result.returncode != 0:
         raise AssertionError(

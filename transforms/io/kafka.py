@@ -39,9 +39,11 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from schemas.records import KafkaRecord, RecordBatch, SourceBatch, utc_now
+from transforms.io.kafka_security import KafkaSecurity
 
 __all__ = [
     "ConsumerConfig",
+    "KafkaUnreachableError",
     "OffsetCommitter",
     "PartitionPlan",
     "ReadArticles",
@@ -55,7 +57,7 @@ _LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ConsumerConfig:
-    """How to reach Kafka and how much to read at once (small and picklable)."""
+    """How to reach Kafka and how much to read at once (small and picklable; no secrets, see ``security``)."""
 
     bootstrap_servers: str = "127.0.0.1:19092"
     group_id: str = "wirestream"
@@ -66,11 +68,17 @@ class ConsumerConfig:
     idle_poll_interval_s: float = 1.0
     idle_watermark_lag_s: float = 5.0
     auto_offset_reset: str = "earliest"
+    security: KafkaSecurity = KafkaSecurity()
 
     def consumer_settings(self) -> dict[str, Any]:
-        """Keyword arguments for ``kafka.KafkaConsumer``."""
+        """Keyword arguments for ``kafka.KafkaConsumer``; call it only where the consumer is made.
+
+        With SASL this reads the password (from the variable or file ``security`` names), so the
+        result must never be stored on a DoFn, logged or put into options.
+        """
         fetch_bytes = self.max_record_bytes + 1024 * 1024
         return {
+            **self.security.client_settings(),
             "bootstrap_servers": self.bootstrap_servers.split(","),
             "client_id": self.client_id,
             "enable_auto_commit": False,
@@ -151,6 +159,37 @@ def resume_plan(
     return PartitionPlan(topic, partition, start, log_end if until_caught_up else None, skip)
 
 
+class KafkaUnreachableError(RuntimeError):
+    """The brokers did not answer a metadata request in time (address, protocol or credentials wrong)."""
+
+
+def check_reachable(config: ConsumerConfig, timeout_s: float = 30.0) -> None:
+    """Fetch cluster metadata once, or fail within ``timeout_s``.
+
+    kafka-python retries a refused SASL login (wrong password, unknown mechanism) or a failed TLS
+    handshake forever inside ``partitions_for_topic``; this bounded request turns that into an error
+    at launch. The client's own log lines above it say what the broker answered.
+    """
+    from kafka import KafkaClient
+
+    problem = (
+        f"no metadata from Kafka at {config.bootstrap_servers} ({config.security.protocol}) within "
+        f"{timeout_s:.0f} s: check the address, the security protocol, the TLS files and the credentials"
+    )
+    client = None
+    try:
+        client = KafkaClient(**config.consumer_settings())  # connects to learn the broker version
+        future = client.cluster.request_update()
+        client.poll(future=future, timeout_ms=int(timeout_s * 1000))
+        if not future.is_done or future.failed():
+            raise KafkaUnreachableError(problem)
+    except OSError as error:  # a TLS handshake refused (ssl.SSLError), a socket error
+        raise KafkaUnreachableError(f"{problem} ({type(error).__name__}: {error})") from error
+    finally:
+        if client is not None:
+            client.close()
+
+
 def plan_partitions(
     config: ConsumerConfig,
     topics: Sequence[str],
@@ -160,6 +199,7 @@ def plan_partitions(
     """A plan for every partition of ``topics``, asking the broker for offsets and commits."""
     from kafka import KafkaConsumer, TopicPartition
 
+    check_reachable(config)
     consumer = KafkaConsumer(group_id=config.group_id, **config.consumer_settings())
     try:
         partitions: list[Any] = []

@@ -1,0 +1,45 @@
+"""Local defaults the CLI adds: the Flink job-server jar (never a run-time download) and its version."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+
+from pipelines.options import FLINK_MINOR_VERSION, flink_job_server_jar, with_local_defaults
+from tests.conftest import ROOT
+
+
+def test_flink_runner_gets_the_local_job_server_jar_and_its_flink_version(tmp_path: Path) -> None:
+    jar = tmp_path / "job-server.jar"
+    jar.write_bytes(b"")
+    args = with_local_defaults(["--runner=FlinkRunner"], {"WIRESTREAM_FLINK_JOB_SERVER_JAR": str(jar)})
+    assert f"--flink_job_server_jar={jar}" in args and f"--flink_version={FLINK_MINOR_VERSION}" in args
+    assert not any(arg.startswith("--prism_location") for arg in args)
+
+
+def test_explicit_flink_settings_are_kept() -> None:
+    args = with_local_defaults(
+        ["--runner=FlinkRunner", "--flink_job_server_jar=/opt/js.jar", "--flink_version=2.0"], {}
+    )
+    assert args.count("--flink_job_server_jar=/opt/js.jar") == 1 and "--flink_version=2.0" in args
+    assert not any(arg == f"--flink_version={FLINK_MINOR_VERSION}" for arg in args)
+
+
+def test_missing_job_server_jar_stops_before_beam_would_download_one(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="make flink"):
+        with_local_defaults(["--runner=FlinkRunner"], {"WIRESTREAM_CACHE": str(tmp_path)})
+
+
+def test_default_jar_path_matches_what_infra_flink_resolves(tmp_path: Path) -> None:
+    pom = (ROOT / "infra" / "flink" / "pom.xml").read_text()
+    beam_version = re.search(r"<beam.version>(.*)</beam.version>", pom)
+    flink_minor = re.search(r"<flink.minor>(.*)</flink.minor>", pom)
+    assert beam_version and flink_minor
+    assert beam_version[1] == beam.__version__ and flink_minor[1] == FLINK_MINOR_VERSION
+    jar = flink_job_server_jar({"WIRESTREAM_CACHE": str(tmp_path)})
+    assert jar == tmp_path / f"beam-flink-job-server-{beam.__version__}" / (
+        f"beam-runners-flink-{FLINK_MINOR_VERSION}-job-server-{beam.__version__}.jar"
+    )
