@@ -48,7 +48,16 @@ __all__ = [
     "verify",
 ]
 
-_PUNCTUATION = bytes.maketrans(string.punctuation.encode(), b" " * len(string.punctuation))
+_FOLD = bytes.maketrans(
+    string.ascii_uppercase.encode() + string.punctuation.encode(),
+    string.ascii_lowercase.encode() + b" " * len(string.punctuation),
+)
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+_TABULATION_POSITIONS = 16
+_TABULATION = np.random.default_rng(20261125).integers(0, 2**64, size=(_TABULATION_POSITIONS, 256), dtype=np.uint64)
+_TABULATION[:, _WHITESPACE] = 0
+_TABULATION = _TABULATION.ravel()
 _MIXERS = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5, 0x85EBCA77C2B2AE63]
     + [0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x9FB21C651E98DF25],
@@ -124,43 +133,109 @@ def record_id(topic: str, partition: int, offset: int) -> int:
 
 
 def words(text: str) -> list[bytes]:
-    """Lower-cased words, ASCII punctuation dropped (fast: all in C)."""
-    return text.lower().encode("utf-8").translate(_PUNCTUATION).split()
+    """The words :func:`word_hashes` hashes, as bytes (ASCII lower-cased, ASCII punctuation dropped)."""
+    return text.encode("utf-8").translate(_FOLD).split()
 
 
-def _shingle_hashes(word_hashes: np.ndarray, size: int) -> np.ndarray:
-    """64-bit hashes of each run of ``size`` consecutive word hashes (one hash when shorter)."""
-    count = len(word_hashes) - size + 1
-    if count <= 0:
-        return word_hashes[:1]
+def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A 64-bit hash of every word of every text, back to back, and how many words each text has.
+
+    Vectorised over the whole batch with no Python object per word: the texts' UTF-8 bytes are
+    folded (ASCII upper → lower, punctuation → space) and each word hashed by tabulation (a
+    random 64-bit value per byte and position in the word, summed), the sums taken per word with
+    ``np.add.reduceat``. A batch's texts must total under 2 GiB (positions are 32-bit). Words are
+    what ``bytes.split`` would give: runs of non-whitespace bytes.
+    """
+    encoded = [text.encode("utf-8") for text in texts]
+    data = np.frombuffer(b" ".join(encoded).translate(_FOLD), dtype=np.uint8)
+    if not len(data):
+        return np.zeros(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.int64)
+    space = _WHITESPACE[data]
+    starts_mask = ~space
+    starts_mask[1:] &= space[:-1]
+    starts = np.flatnonzero(starts_mask)
+    if not len(starts):
+        return np.zeros(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.int64)
+    word_of_byte = np.cumsum(starts_mask, dtype=np.int32)
+    word_of_byte -= 1
+    np.maximum(word_of_byte, 0, out=word_of_byte)
+    position = np.arange(len(data), dtype=np.int32)
+    position -= starts.astype(np.int32)[word_of_byte]
+    position &= _TABULATION_POSITIONS - 1
+    position <<= 8
+    position |= data
+    values = _TABULATION.take(position)  # whitespace bytes weigh nothing
+    hashes = np.add.reduceat(values, starts)
+    text_starts = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum([len(e) + 1 for e in encoded], out=text_starts[1:])
+    lengths = np.diff(np.searchsorted(starts, text_starts))
+    return hashes, lengths
+
+
+def _shingle_hashes(word_hashes: np.ndarray, lengths: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of ``size`` consecutive words of each document, for a whole batch at once.
+
+    ``word_hashes`` holds the documents' word hashes back to back, ``lengths`` how many each has.
+    Returns the shingle hashes back to back and each document's count (a document shorter than
+    ``size`` words gives one shingle, from its first word; an empty one gives none).
+    """
+    total = len(word_hashes)
+    count = max(total - size + 1, 0)
     combined = np.zeros(count, dtype=np.uint64)
     for j in range(size):
         combined ^= word_hashes[j : j + count] * _MIXERS[j]
         combined = (combined << np.uint64(13)) | (combined >> np.uint64(51))
-    return combined
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    per_document = np.maximum(lengths - size + 1, np.minimum(lengths, 1))
+    # shingle k of a document starts at its first word + k
+    index = np.repeat(starts - np.cumsum(np.concatenate([[0], per_document[:-1]])), per_document)
+    index += np.arange(int(per_document.sum()), dtype=np.int64)
+    short = np.repeat(lengths < size, per_document)
+    shingles = combined[np.minimum(index, count - 1)] if count else np.zeros(len(index), dtype=np.uint64)
+    if short.any():
+        shingles[short] = word_hashes[index[short]] * _MIXERS[0]
+    return shingles, per_document
 
 
-def minhashes(texts: Sequence[str], config: DedupConfig) -> tuple[np.ndarray, list[int], list[list[bytes]]]:
-    """``(signatures (n, num_perm) uint32, shingle counts, words)`` of each text, in one rensa call."""
-    tokens = [words(text) for text in texts]
-    hashed = rensa.RMinHash.hash_token_sets(tokens)
-    shingles = [_shingle_hashes(np.asarray(h, dtype=np.uint64), config.shingle_size) for h in hashed]
-    offsets = np.zeros(len(shingles) + 1, dtype=np.uint64)
-    offsets[1:] = np.cumsum([len(s) for s in shingles])
-    flat = np.concatenate(shingles) if shingles else np.zeros(0, dtype=np.uint64)
-    if not len(flat):
-        return np.zeros((len(texts), config.num_perm), dtype=np.uint32), [0] * len(texts), tokens
-    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, config.num_perm, config.seed)
+def minhashes(texts: Sequence[str], config: DedupConfig) -> tuple[np.ndarray, list[int], np.ndarray, np.ndarray]:
+    """``(signatures (n, num_perm) uint32, shingle counts, word hashes, word counts)``, one rensa call."""
+    flat_words, lengths = word_hashes(texts)
+    shingles, counts = _shingle_hashes(flat_words, lengths, config.shingle_size)
+    if not len(shingles):
+        empty = np.zeros((len(texts), config.num_perm), dtype=np.uint32)
+        return empty, [0] * len(texts), flat_words, lengths
+    offsets = np.zeros(len(texts) + 1, dtype=np.uint64)
+    np.cumsum(counts, out=offsets[1:])
+    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(shingles, offsets, config.num_perm, config.seed)
     signatures = np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(len(texts), config.num_perm)
-    return signatures, [len(s) for s in shingles], tokens
+    return signatures, counts.tolist(), flat_words, lengths
 
 
 def _short_hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=7).digest()
 
 
+def band_keys(signatures: np.ndarray, config: DedupConfig) -> list[list[bytes]]:
+    """Each document's LSH band keys: 1 byte of band number, 4 of hash of the band's rows.
+
+    A false collision of two bands costs one verification, never a wrong answer.
+    """
+    count = len(signatures)
+    rows = signatures[:, : config.bands * config.rows].astype(np.uint64).reshape(count, config.bands, config.rows)
+    mixed = (np.bitwise_xor.reduce(rows * _MIXERS[: config.rows], axis=2) >> np.uint64(32)).astype("<u4")
+    packed = np.zeros((count, config.bands), dtype=[("band", "u1"), ("hash", "<u4")])
+    packed["band"] = np.arange(config.bands, dtype=np.uint8)
+    packed["hash"] = mixed
+    keys = []
+    for document in packed:
+        raw = document.tobytes()
+        keys.append([raw[i : i + 5] for i in range(0, len(raw), 5)])
+    return keys
+
+
 def index_keys(
-    signature: np.ndarray, tokens: Sequence[bytes], canonical_url: str, content_hash: str, config: DedupConfig
+    bands: Sequence[bytes], words: np.ndarray, canonical_url: str, content_hash: str, config: DedupConfig
 ) -> tuple[bytes, ...]:
     """The keys under which an article is indexed.
 
@@ -172,13 +247,9 @@ def index_keys(
         keys.append(KEY_URL + _short_hash(canonical_url.encode()))
     if content_hash:
         keys.append(KEY_HASH + bytes.fromhex(content_hash)[:7])
-    if len(tokens) >= config.min_words:
-        keys.append(KEY_PREFIX + _short_hash(b" ".join(tokens[: config.prefix_words])))
-        bands = signature[: config.bands * config.rows].astype(np.uint64).reshape(config.bands, config.rows)
-        mixed = np.bitwise_xor.reduce(bands * _MIXERS[: config.rows], axis=1) >> np.uint64(32)
-        # A band key is 1 byte of band number and 4 of hash: a rare false collision costs one
-        # verification, never a wrong answer.
-        keys.extend(bytes([band]) + value.to_bytes(4, "little") for band, value in enumerate(mixed.tolist()))
+    if len(words) >= config.min_words:
+        keys.append(KEY_PREFIX + _short_hash(words[: config.prefix_words].tobytes()))
+        keys.extend(bands)
     return tuple(keys)
 
 
@@ -199,8 +270,10 @@ def fingerprint(
     articles: Sequence[ArticleRef], time_us: int, batch_key: str, config: DedupConfig, seed: bool = False
 ) -> list[Ticket]:
     """Tickets of a batch's live articles (``position`` is their order in the batch)."""
-    signatures, sizes, tokens = minhashes([a.text for a in articles], config)
+    signatures, sizes, flat_words, lengths = minhashes([a.text for a in articles], config)
+    first = np.concatenate([[0], np.cumsum(lengths)])
     low_bytes = (signatures & 0xFF).astype(np.uint8)
+    bands = band_keys(signatures, config)
     return [
         Ticket(
             record_id=record_id(a.topic, a.partition, a.offset),
@@ -212,7 +285,13 @@ def fingerprint(
             offset=a.offset,
             signature=low_bytes[position].tobytes(),
             size=sizes[position],
-            keys=index_keys(signatures[position], tokens[position], a.canonical_url, a.content_hash, config),
+            keys=index_keys(
+                bands[position],
+                flat_words[first[position] : first[position + 1]],
+                a.canonical_url,
+                a.content_hash,
+                config,
+            ),
         )
         for position, a in enumerate(articles)
     ]
@@ -328,7 +407,7 @@ class DedupIndex:
 
     def __init__(self, config: DedupConfig) -> None:
         self.config = config
-        self._by_key: dict[bytes, list[Ticket]] = defaultdict(list)
+        self._by_key: dict[bytes, list[Ticket]] = {}
         self._matches: dict[int, list[Match]] = defaultdict(list)
 
     def add(self, ticket: Ticket) -> None:
@@ -337,13 +416,18 @@ class DedupIndex:
         A pair met under several keys is verified once, as met under an exact key if any.
         """
         met: dict[int, tuple[Ticket, bytes]] = {}
+        by_key = self._by_key
         for key in ticket.keys:
+            bucket = by_key.get(key)
+            if bucket is None:
+                by_key[key] = [ticket]
+                continue
             via = key[:1]
-            for other in self._by_key[key]:
+            for other in bucket:
                 earlier = met.get(other.record_id)
                 if earlier is None or (via in EXACT_KEYS and earlier[1] not in EXACT_KEYS):
                     met[other.record_id] = (other, via)
-            self._by_key[key].append(ticket)
+            bucket.append(ticket)
         for other, via in met.values():
             match = verify(ticket, other, via, self.config)
             if match is not None:
