@@ -8,7 +8,7 @@ TOPIC ?= articles
 export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv prism kafka-jars kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
+.PHONY: setup venv prism kafka-jars chromium kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
 
 setup: venv prism kafka-jars ## everything: Python env, Prism runner, Kafka jars
 
@@ -26,6 +26,9 @@ prism: ## build Beam's Prism runner from the Go module proxy (cached in ~/.cache
 
 kafka-jars:
 	infra/kafka/kafka.sh fetch
+
+chromium: ## headless Chromium for the Data Docs browser test (Debian's package; skipped if present)
+	infra/chromium.sh
 
 kafka-up: ## start the local broker on 127.0.0.1:19092 (idempotent)
 	infra/kafka/kafka.sh up
@@ -50,10 +53,10 @@ unit: venv
 beam: venv prism
 	$(BIN)/pytest -q tests/beam
 
-integration: setup
+integration: setup chromium
 	$(BIN)/pytest -q tests/integration
 
-test: setup lint ## lint, then unit, Beam and integration tests (real broker, Prism)
+test: setup chromium lint ## lint, then unit, Beam and integration tests (real broker, Prism)
 	$(BIN)/pytest -q tests
 
 bench: setup ## cleaning quality and speed, then NER throughput: bare spaCy vs stage vs pipeline
