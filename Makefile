@@ -59,11 +59,12 @@ integration: setup chromium
 test: setup chromium lint ## lint, then unit, Beam and integration tests (real broker, Prism)
 	$(BIN)/pytest -q tests
 
-bench: setup ## cleaning quality and speed, then NER throughput: bare spaCy vs stage vs pipeline
+bench: setup ## cleaning quality and speed, NER throughput (bare spaCy vs stage vs pipeline), validation cost
 	$(BIN)/python -m benchmarks.validators
 	$(BIN)/python -m benchmarks.cleaning
 	$(BIN)/python -m benchmarks.entities
 	$(BIN)/python -m benchmarks.entity_quality
+	$(BIN)/python -m benchmarks.quality
 
 clean:
 	rm -rf $(VENV) build lake .pytest_cache .mypy_cache .ruff_cache
