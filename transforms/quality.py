@@ -289,7 +289,8 @@ class SuiteValidator:
     not per row: the whole suite with the ``BOOLEAN_ONLY`` result format (verdicts only; about
     two thirds of the time ``BASIC`` takes), then only the expectations that failed, one by one:
     row-level ones with ``COMPLETE`` and ``unexpected_index_column_names`` to name every failing
-    row, batch-level ones with ``BASIC`` (observed values, counts). A clean batch pays one pass. The results skip GX's results store (``Batch.validate``, not a validation definition).
+    row, batch-level ones with ``BASIC`` (observed values, counts). A clean batch pays one pass.
+    Results skip GX's results store (``Batch.validate``, not a validation definition).
     """
 
     def __init__(self, suite: Mapping[str, Any]) -> None:
