@@ -67,6 +67,7 @@ __all__ = [
     "render_index",
     "report_states",
     "row_failures",
+    "suite_version",
     "summarise",
     "validate_articles",
     "write_index",
@@ -78,6 +79,7 @@ POLICIES = ("warn", "fail")
 SUITE_PATH = Path(schemas.__file__).resolve().parent / "expectations" / "articles.json"
 QUALITY = "_quality"
 VALIDATION_ERROR = "validation_error"
+UNDETERMINED = "und"
 INDEX_COLUMNS = ["row", "article_id"]
 _LOG = logging.getLogger(__name__)
 
@@ -112,7 +114,8 @@ class QualityConfig:
 
 def _bad_entity_offsets(text: str | None, entities: Iterable[Mapping[str, Any]]) -> int:
     length = len(text or "")
-    return sum(1 for e in entities if e["start"] < 0 or e["end"] > length or e["start"] >= e["end"])
+    offsets = [(e.get("start"), e.get("end")) for e in entities]
+    return sum(1 for start, end in offsets if start is None or end is None or not 0 <= start < end <= length)
 
 
 def article_record(article: Article) -> dict[str, Any]:
@@ -145,7 +148,9 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> Any:
     failing rows even when ids repeat), ``text_length``, ``seconds_after_ingestion``
     (``published_at`` minus ``ingested_at``; missing without ``published_at``) and
     ``bad_entity_offsets`` (entities with ``start < 0``, ``end > len(text)`` or ``start >= end``).
-    Empty strings count as missing: parse stores ``""`` for an absent URL.
+    Empty strings count as missing: parse stores ``""`` for an absent URL. A missing language
+    becomes ``und`` (ISO 639-2 "undetermined"), so that ``language_allowed`` names it: GX's
+    set expectations skip missing values.
     """
     import pandas as pd
 
@@ -156,8 +161,9 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> Any:
         "row": list(range(len(records))),
         **{
             name: [text_of(r, name) for r in records]
-            for name in ("article_id", "url", "text", "language", "title", "source", "content_hash")
+            for name in ("article_id", "url", "text", "title", "source", "content_hash")
         },
+        "language": [r.get("language") or UNDETERMINED for r in records],
         "text_length": [len(r["text"]) if r.get("text") else None for r in records],
         "word_count": [r.get("word_count") for r in records],
         "seconds_after_ingestion": [

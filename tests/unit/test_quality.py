@@ -18,6 +18,7 @@ from transforms.quality import (
     articles_frame,
     batch_failures,
     load_suite,
+    records_frame,
     render_index,
     report_states,
     row_failures,
@@ -93,6 +94,21 @@ def test_frame_has_one_row_per_article_and_the_derived_columns() -> None:
     assert frame["seconds_after_ingestion"].isna().tolist() == [False, True, False]
     assert frame["seconds_after_ingestion"].tolist()[2] == 1800.0
     assert frame["bad_entity_offsets"].tolist() == [0, 2, 1]  # past the end, empty span; empty text
+
+
+def test_records_frame_reads_lake_rows_and_counts_missing_offsets_as_bad() -> None:
+    row = {
+        "article_id": "a",
+        "url": "https://n.example/a",
+        "text": TEXT,
+        "word_count": 14,
+        "ingested_at": INGESTED_AT,
+        "published_at": None,
+        "entities": [{"start": 0, "end": 3}, {"start": None, "end": 4}, {"start": -1, "end": 2}],
+    }
+    frame = records_frame([row])
+    assert frame["bad_entity_offsets"].tolist() == [2]
+    assert frame["language"].tolist() == ["und"]  # so that language_allowed names a missing language
 
 
 def test_row_failures_name_each_row_once_in_suite_order_and_skip_batch_level() -> None:
