@@ -1,26 +1,38 @@
-"""The ingest pipeline: Kafka → parse → clean → entities → quality → lake.
+"""The ingest pipeline: Kafka → parse → clean → deduplicate → entities → quality → lake.
 
 Run it with ``wirestream run --lake DIR [--until-caught-up] [Beam options]``. ``build()`` only
 wires the stages; ``run()`` parses options, recovers the lake, plans the partitions from what the
-lake already holds, runs the pipeline and reports what this run wrote.
+lake already holds, finds the partitions whose articles seed deduplication (those within its TTL),
+runs the pipeline and reports what this run wrote.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
+import pyarrow.fs as pafs
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.options import IngestOptions
 from schemas import arrow
 from schemas.records import utc_now
 from transforms.clean import CleanArticle
+from transforms.dedup import DedupConfig, Deduplicate, LakeSeeds
 from transforms.entities import EntityConfig, ExtractEntities
 from transforms.io.kafka import ConsumerConfig, PartitionPlan, ReadArticles, merge_ranges, plan_partitions
-from transforms.io.lake import Lake, MarkComplete, WriteLake, covered_ranges, mark_complete, recover
+from transforms.io.lake import (
+    Lake,
+    MarkComplete,
+    WriteLake,
+    covered_ranges,
+    mark_complete,
+    partition_end,
+    recover,
+)
 from transforms.parse import ParseArticle, ParseConfig
 from transforms.quality import QualityConfig, ValidateBatch, load_suite, write_index
 
@@ -47,14 +59,52 @@ def quality_config(options: IngestOptions) -> QualityConfig:
     )
 
 
-def build(pipeline: beam.Pipeline, options: IngestOptions, plans: Sequence[PartitionPlan]) -> beam.PCollection:
-    """Wire the stages; returns the PCollection of committed-batch reports."""
+def dedup_config(options: IngestOptions) -> DedupConfig:
+    """The deduplication settings from the options."""
+    return DedupConfig(
+        ttl_seconds=options.dedup_ttl_hours * 3600.0,
+        jaccard_threshold=options.dedup_jaccard,
+        containment_threshold=options.dedup_containment,
+    )
+
+
+def seed_folders(lake: Lake, now: dt.datetime, ttl_seconds: float) -> list[str]:
+    """The ``articles`` partition folders that may hold articles ingested within the TTL before ``now``."""
+    since = now - dt.timedelta(seconds=ttl_seconds)
+    prefix = lake.root.rstrip("/") + "/"
+    folders = []
+    for info in lake.list(lake.path("articles"), recursive=True):
+        folder = info.path[len(prefix) :]
+        if info.type == pafs.FileType.Directory and "hour=" in folder.rsplit("/", 1)[-1]:
+            end = partition_end(folder)
+            if end is None or end > since:
+                folders.append(folder)
+    return sorted(folders)
+
+
+def build(
+    pipeline: beam.Pipeline,
+    options: IngestOptions,
+    plans: Sequence[PartitionPlan],
+    seeds_from: Sequence[str] = (),
+    now: dt.datetime | None = None,
+) -> beam.PCollection:
+    """Wire the stages; returns the PCollection of committed-batch reports.
+
+    ``seeds_from``: lake folders of ``articles`` whose articles deduplication must remember.
+    """
     consumer = consumer_config(options)
+    dedup = dedup_config(options)
+    seeds = None
+    if seeds_from:
+        now_us = int((now or utc_now()).timestamp() * 1_000_000)
+        seeds = pipeline | "LakeSeeds" >> LakeSeeds(options.lake, seeds_from, dedup, now_us)
     reports = (
         pipeline
         | "ReadArticles" >> ReadArticles(plans, consumer)
         | "ParseArticles" >> ParseArticle(ParseConfig(options.max_record_bytes))
         | "CleanArticles" >> CleanArticle()
+        | "Deduplicate" >> Deduplicate(dedup, seeds)
         | "ExtractEntities"
         >> ExtractEntities(
             EntityConfig(model=options.spacy_model, batch_size=options.ner_batch_size, use_gpu=options.use_gpu)
@@ -146,8 +196,11 @@ def run(argv: Sequence[str]) -> RunResult:
         )
     if not ingest.until_caught_up:
         options.view_as(StandardOptions).streaming = True
+    now = utc_now()
+    seeds_from = seed_folders(lake, now, ingest.dedup_ttl_hours * 3600.0)
+    _LOG.info("deduplication remembers the articles of %d lake partitions", len(seeds_from))
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, ingest, plans)
+    build(pipeline, ingest, plans, seeds_from, now)
     result = pipeline.run()
     runner = _runner_used(result)
     requested = options.view_as(StandardOptions).runner or "DirectRunner"

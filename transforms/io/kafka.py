@@ -19,6 +19,8 @@ Invariants
     * The watermark follows record timestamps (never ahead of wall time), and advances to wall time
       minus ``idle_watermark_lag`` on a partition with nothing to read, so idle partitions do not
       hold the pipeline back.
+    * A batch's timestamp is its newest record's time, raised to the partition's watermark when
+      the records are older (out-of-order producer clocks): no batch is ever late.
 """
 
 from __future__ import annotations
@@ -300,10 +302,16 @@ class _ReadPartitionFn(beam.DoFn):
             self._positions[key] = polled[-1].offset + 1 if everything_claimed else -1
         newest_ms = None
         emitted = 0
+        floor = watermark.current_watermark()
         for run in _batches(claimed, _SkipList(plan.skip)):
             batch = SourceBatch(plan.topic, plan.partition, run[0].offset, run[-1].offset + 1, len(run))
             records = tuple(_record(message, batch, ingested_at) for message in run)
-            yield TimestampedValue(RecordBatch(batch, records), max(_event_time(m, ingested_at) for m in run))
+            event_time = max(_event_time(m, ingested_at) for m in run)
+            # Never behind this partition's watermark, so no batch is ever late: stages that wait
+            # for the watermark (deduplication, partition markers) then see every batch in time.
+            yield TimestampedValue(
+                RecordBatch(batch, records), max(event_time, floor) if floor is not None else event_time
+            )
             newest_ms = max([newest_ms or 0, *(message.timestamp or 0 for message in run)])
             emitted += len(run)
         self._read.inc(emitted)

@@ -1,0 +1,234 @@
+"""Near-duplicate detection on real text: wirestream's dedup core against datasketch's MinHashLSH.
+
+Run: ``python -m benchmarks.dedup [--corpus DIR] [--repeat N]`` (``make bench`` runs it).
+
+The data, built from ``../shared/corpus`` (nothing in it is written by us):
+
+* one *story* per real article: the 53 fundus fixture pages (gold body), the 17 trafilatura
+  evaluation pages and the 98 re3d documents;
+* copies of each story as a wire republication would make them: the page's main text as our
+  cleaning stage extracts it (a different extraction method), the page's whole visible text
+  (boilerplate: navigation, footers, related links), the first 40–70 % of the text (truncated),
+  and a lightly edited copy (about 3 % of words replaced, one sentence dropped; the title is not
+  part of the text, so a new headline changes nothing);
+* hard negatives come free: several stories per outlet (fundus publishers, re3d sources) on
+  the same topics, which must not be merged.
+
+All copies are shuffled into one stream (seeded). An article is truly a duplicate when an earlier
+article of the stream belongs to the same story; a predicted duplicate is right when the article
+it names belongs to the same story. Precision, recall and F1 are over those predictions; docs/s
+covers the whole job per document (tokens, shingles, MinHash, index, verification), best of
+``--repeat`` runs, both libraries on the same stream in the same process. Also printed: bytes of
+keyed state per article in the Beam stages (index entries with their keys, plus the ticket).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.cleaning import FUNDUS, corpus_dir, load_corpus
+from transforms.dedup_core import (
+    ArticleRef,
+    DedupConfig,
+    DedupIndex,
+    encode_entry,
+    encode_ticket,
+    fingerprint,
+    words,
+)
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One article of the stream: which story it copies and how."""
+
+    story: str
+    outlet: str
+    variant: str
+    text: str
+
+
+def _visible_text(html: str) -> str:
+    import lxml.html
+
+    tree = lxml.html.fromstring(html)
+    for element in tree.xpath("//script|//style|//noscript|//template"):
+        element.drop_tree()
+    body = tree.find("body")
+    return " ".join((body if body is not None else tree).text_content().split())
+
+
+def _truncate(text: str, rng: random.Random) -> str:
+    tokens = text.split()
+    return " ".join(tokens[: max(1, int(len(tokens) * rng.uniform(0.4, 0.7)))])
+
+
+def _edit(text: str, rng: random.Random) -> str:
+    sentences = [s for s in text.replace("\n", " ").split(". ") if s]
+    if len(sentences) > 3:
+        del sentences[rng.randrange(1, len(sentences))]
+    tokens = ". ".join(sentences).split()
+    return " ".join("update" if rng.random() < 0.03 else token for token in tokens)
+
+
+def build_stream(root: Path, seed: int = 1) -> list[Doc]:
+    """The shuffled stream of stories and copies (see the module docstring)."""
+    from transforms.clean import extract_html, normalise_text
+
+    rng = random.Random(seed)
+    stories: list[tuple[str, str, str, list[tuple[str, str]]]] = []
+    for page in load_corpus(root).pages:
+        extracted = normalise_text(extract_html(page.html, page.url).text)
+        outlet = page.page_id.split("/")[-1].split("_")[0] if page.corpus == FUNDUS else page.url.split("/")[2]
+        base = page.expected_text if page.expected_text else extracted
+        others = [("extracted", extracted)] if page.expected_text else []
+        stories.append((page.page_id, outlet, base, [*others, ("boilerplate", _visible_text(page.html))]))
+    for path in sorted(glob.glob(str(root / "re3d" / "*" / "documents.json"))):
+        outlet = Path(path).parent.name
+        for line in Path(path).read_text("utf-8").splitlines():
+            if line.strip():
+                document = json.loads(line)
+                stories.append((f"re3d/{document['_id']}", outlet, document["text"], []))
+    docs = []
+    for story, outlet, base, copies in stories:
+        if len(base.split()) < 40:
+            continue
+        docs.append(Doc(story, outlet, "original", base))
+        docs.extend(Doc(story, outlet, name, text) for name, text in copies if text.strip())
+        docs.append(Doc(story, outlet, "truncated", _truncate(base, rng)))
+        docs.append(Doc(story, outlet, "edited", _edit(base, rng)))
+    rng.shuffle(docs)
+    return docs
+
+
+def _score(docs: Sequence[Doc], predicted: Sequence[int | None]) -> dict[str, float]:
+    seen: set[str] = set()
+    true_dups = correct = claimed = 0
+    for doc, earlier in zip(docs, predicted, strict=True):
+        is_dup = doc.story in seen
+        seen.add(doc.story)
+        true_dups += is_dup
+        if earlier is not None:
+            claimed += 1
+            correct += docs[earlier].story == doc.story
+    precision = correct / claimed if claimed else 1.0
+    recall = correct / true_dups if true_dups else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "duplicates": true_dups, "claimed": claimed}
+
+
+def run_ours(docs: Sequence[Doc], config: DedupConfig) -> list[int | None]:
+    """Our rule: fingerprint in batches of 100 (as the stage does), index, decide."""
+    index = DedupIndex(config)
+    tickets = []
+    for start in range(0, len(docs), 100):
+        chunk = docs[start : start + 100]
+        refs = [ArticleRef(str(start + i), d.text, "", "", "bench", 0, start + i) for i, d in enumerate(chunk)]
+        batch = fingerprint(refs, time_us=start, batch_key=str(start), config=config)
+        for ticket in batch:
+            index.add(ticket)
+        tickets.extend(batch)
+    decisions = [index.decision(ticket) for ticket in tickets]
+    return [None if match is None else int(match.earlier.article_id) for match in decisions]
+
+
+def run_datasketch(docs: Sequence[Doc], config: DedupConfig) -> list[int | None]:
+    """datasketch as its docs suggest: MinHash.update_batch of the same shingles, MinHashLSH query,
+    then the candidate's Jaccard estimate checked against the same threshold; first seen wins."""
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=config.jaccard_threshold, num_perm=config.num_perm)
+    sketches: dict[int, MinHash] = {}
+    predicted: list[int | None] = []
+    size = config.shingle_size
+    for position, doc in enumerate(docs):
+        tokens = words(doc.text)
+        shingles = [b" ".join(tokens[i : i + size]) for i in range(max(1, len(tokens) - size + 1))]
+        sketch = MinHash(num_perm=config.num_perm, seed=config.seed)
+        sketch.update_batch(shingles)
+        matches = [
+            int(key) for key in lsh.query(sketch) if sketch.jaccard(sketches[int(key)]) >= config.jaccard_threshold
+        ]
+        predicted.append(min(matches) if matches else None)
+        lsh.insert(str(position), sketch)
+        sketches[position] = sketch
+    return predicted
+
+
+def state_bytes_per_article(docs: Sequence[Doc], config: DedupConfig) -> float:
+    """Mean bytes of keyed state an article leaves in the Beam stages: each index key with its
+    14-byte entry, plus the ticket under its 8-byte record id (URL and content-hash keys included)."""
+    refs = [
+        ArticleRef(str(i), d.text, f"https://{d.outlet}/{i}", f"{i:032x}", "bench", 0, i) for i, d in enumerate(docs)
+    ]
+    tickets = fingerprint(refs, time_us=0, batch_key="news+0+0000000000000000000+0000000000000000100", config=config)
+    total = 0
+    for ticket in tickets:
+        total += sum(len(key) + len(encode_entry(ticket)) for key in ticket.keys)
+        total += 8 + 1 + len(encode_ticket(ticket))
+    return total / len(tickets)
+
+
+def _timed(job: Callable[[], list[int | None]], repeat: int) -> tuple[list[int | None], float]:
+    best = float("inf")
+    result: list[int | None] = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = job()
+        best = min(best, time.perf_counter() - started)
+    return result, best
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", default=None, help="corpus folder (default ../shared/corpus or $WIRESTREAM_CORPUS)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per library; the best counts")
+    args = parser.parse_args(argv)
+    root = corpus_dir(args.corpus)
+    if not (root / "re3d").is_dir() or not (root / "fundus-fixtures-en").is_dir():
+        print(f"the shared corpus is missing at {root} (set WIRESTREAM_CORPUS or --corpus)", file=sys.stderr)
+        return 2
+    config = DedupConfig()
+    docs = build_stream(root)
+    variants: dict[str, int] = {}
+    for doc in docs:
+        variants[doc.variant] = variants.get(doc.variant, 0) + 1
+    stories = len({d.story for d in docs})
+    print(f"stream: {len(docs)} articles from {stories} stories ({', '.join(f'{k} {v}' for k, v in variants.items())})")
+    print(
+        f"config: {config.shingle_size}-word shingles, {config.num_perm} permutations, {config.bands} bands × "
+        f"{config.rows} rows, Jaccard ≥ {config.jaccard_threshold} or containment ≥ {config.containment_threshold}"
+    )
+    ours, ours_s = _timed(lambda: run_ours(docs, config), args.repeat)
+    theirs, theirs_s = _timed(lambda: run_datasketch(docs, config), max(1, args.repeat // 2))
+    rows = [("wirestream (rensa + LSH + verify)", ours, ours_s), ("datasketch MinHashLSH", theirs, theirs_s)]
+    print(f"{'':36} {'precision':>9} {'recall':>7} {'F1':>6} {'docs/s':>9}")
+    for name, predicted, seconds in rows:
+        score = _score(docs, predicted)
+        print(
+            f"{name:36} {score['precision']:9.3f} {score['recall']:7.3f} {score['f1']:6.3f} {len(docs) / seconds:9.0f}"
+        )
+    print(f"throughput ratio wirestream / datasketch: {theirs_s / ours_s:.1f}×")
+    by_variant: dict[str, list[int]] = {}
+    seen: set[str] = set()
+    for doc, earlier in zip(docs, ours, strict=True):
+        if doc.story in seen:
+            hit = earlier is not None and docs[earlier].story == doc.story
+            by_variant.setdefault(doc.variant, [0, 0])[0] += hit
+            by_variant.setdefault(doc.variant, [0, 0])[1] += 1
+        seen.add(doc.story)
+    print("wirestream recall by kind of copy: " + ", ".join(f"{k} {h}/{n}" for k, (h, n) in sorted(by_variant.items())))
+    print(f"keyed state per article: {state_bytes_per_article(docs, config):.0f} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""Deduplicate on real runners: the same decisions whatever the batches' order and timing."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import TimestampedValue
+
+from schemas.records import Article, Duplicate, RecordBatch, SourceBatch
+from tests.conftest import make_record
+from transforms.clean import CleanArticle
+from transforms.dedup import DedupConfig, Deduplicate
+from transforms.parse import ParseArticle
+
+pytestmark = pytest.mark.beam
+
+STORY = (
+    "The regional council voted on Tuesday to close the old harbour bridge for eighteen months of repairs, "
+    "after engineers found corrosion in three of its steel supports. Ferry services will run every twenty "
+    "minutes during the closure, and the council said it would cover the extra cost of season tickets for "
+    "commuters who live on the northern shore. Local businesses asked for a delay until after the summer."
+)
+OTHER = (
+    "A small museum in the hill town reopened its doors this weekend after a two year restoration of the "
+    "painted ceiling, which volunteers cleaned by hand. Visitors queued from early morning, and the curator "
+    "said that tickets for the next three weekends had already sold out, mostly to families from nearby."
+)
+
+
+def _value(url: str, body: str) -> bytes:
+    return json.dumps({"url": url, "body": body}).encode()
+
+
+def _batch(values: list[bytes], partition: int, first: int = 0) -> RecordBatch:
+    batch = SourceBatch("news", partition, first, first + len(values), len(values))
+    records = tuple(
+        make_record(value, offset=first + i, partition=partition, topic="news", batch=batch)
+        for i, value in enumerate(values)
+    )
+    return RecordBatch(batch, records)
+
+
+def _verdicts(element) -> list[tuple[int, int, str]]:
+    rows = []
+    for outcome in element.outcomes:
+        if isinstance(outcome, Duplicate):
+            rows.append(
+                (outcome.article.kafka_partition, outcome.kafka_offset, f"{outcome.method}:{outcome.duplicate_of}")
+            )
+        elif isinstance(outcome, Article):
+            assert outcome.cluster_id == outcome.article_id
+            rows.append((outcome.kafka_partition, outcome.kafka_offset, "kept"))
+        else:
+            rows.append((outcome.kafka_partition, outcome.kafka_offset, f"dead:{outcome.reason}"))
+    return rows
+
+
+def _runner_args(runner) -> dict:
+    if isinstance(runner, FnApiRunner):
+        return {"runner": runner, "blocking": True}
+    return {"runner": "PrismRunner", "options": PipelineOptions([f"--prism_location={runner}"]), "blocking": True}
+
+
+def _run(runner, timed_batches, expected) -> None:
+    with BeamTestPipeline(**_runner_args(runner)) as p:
+        verdicts = (
+            p
+            | beam.Create(timed_batches)
+            | beam.Map(lambda pair: TimestampedValue(pair[1], pair[0]))
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | "Dedup" >> Deduplicate(DedupConfig())
+            | beam.FlatMap(_verdicts)
+        )
+        assert_that(verdicts, equal_to(expected))
+
+
+EDITED = STORY.replace("Tuesday", "Wednesday").replace("three", "four") + " Wire services contributed."
+TRUNCATED = STORY[: len(STORY) * 2 // 3]
+
+
+def _scenario() -> list[RecordBatch]:
+    """Three partitions: a story, an edited copy, a retitled copy at the same URL, a truncated one."""
+    return [
+        _batch([_value("https://a.example/bridge", STORY), _value("https://a.example/museum", OTHER)], 0),
+        _batch(
+            [
+                _value("https://b.example/news/harbour", EDITED),
+                _value("https://a.example/bridge?utm_source=x", "Updated: " + STORY),
+                b"{broken",
+            ],
+            1,
+        ),
+        _batch([_value("https://c.example/1", TRUNCATED), _value("https://c.example/2", OTHER)], 2),
+    ]
+
+
+def _ids(batches: list[RecordBatch]) -> dict[tuple[int, int], str]:
+    from transforms.clean import clean_article
+    from transforms.parse import parse_record
+
+    ids = {}
+    for batch in batches:
+        for record in batch.records:
+            article = parse_record(record)
+            if isinstance(article, Article):
+                ids[(record.partition, record.offset)] = clean_article(article).article_id
+    return ids
+
+
+def _timed(batches: list[RecordBatch], times: tuple[int, int, int]) -> list[tuple[int, RecordBatch]]:
+    return sorted(zip(times, batches, strict=True), key=lambda pair: -pair[0])  # the latest first, to be unkind
+
+
+@pytest.mark.parametrize("runner", ["fn_api", "prism"])
+def test_the_earliest_copy_is_kept_and_the_others_name_it(runner, prism) -> None:
+    batches = _scenario()
+    ids = _ids(batches)
+    story, museum = ids[(0, 0)], ids[(0, 1)]
+    expected = [
+        (0, 0, "kept"),
+        (0, 1, "kept"),
+        (1, 0, f"near:{story}"),
+        (1, 1, f"exact:{story}"),  # same canonical URL (and near): exact wins for the same article
+        (1, 2, "dead:not_json"),
+        (2, 0, f"near:{story}"),  # truncated: most of it lies in the story
+        (2, 1, f"exact:{museum}"),  # same text
+    ]
+    _run(FnApiRunner() if runner == "fn_api" else prism, _timed(batches, (10, 20, 30)), expected)
+
+
+def test_event_time_not_arrival_decides_which_copy_is_first() -> None:
+    batches = _scenario()
+    ids = _ids(batches)
+    truncated, museum = ids[(2, 0)], ids[(2, 1)]
+    expected = [
+        (0, 0, f"near:{truncated}"),
+        (0, 1, f"exact:{museum}"),
+        (1, 0, "kept"),  # the edited copy's only earlier look-alike, the truncated one, is too far from it
+        (1, 1, f"near:{truncated}"),
+        (1, 2, "dead:not_json"),
+        (2, 0, "kept"),
+        (2, 1, "kept"),
+    ]
+    _run(FnApiRunner(), _timed(batches, (30, 20, 10)), expected)
+
+
+@pytest.mark.parametrize("runner", ["fn_api", "prism"])
+def test_copies_read_at_the_same_moment_keep_exactly_one(runner, prism) -> None:
+    batches = _scenario()
+    with BeamTestPipeline(**_runner_args(FnApiRunner() if runner == "fn_api" else prism)) as p:
+        verdicts = (
+            p
+            | beam.Create(_timed(batches, (10, 10, 10)))
+            | beam.Map(lambda pair: TimestampedValue(pair[1], pair[0]))
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | "Dedup" >> Deduplicate(DedupConfig())
+            | beam.FlatMap(_verdicts)
+        )
+        story_copies = {(0, 0), (1, 0), (1, 1), (2, 0)}
+        museum_copies = {(0, 1), (2, 1)}
+
+        def check(rows) -> None:
+            kept = {(p, o) for p, o, verdict in rows if verdict == "kept"}
+            assert len(kept & story_copies) == 1, rows
+            assert len(kept & museum_copies) == 1, rows
+            assert len(rows) == 7, rows
+
+        assert_that(verdicts, check)

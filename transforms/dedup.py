@@ -1,0 +1,384 @@
+"""Deduplicate: exact and near-duplicate articles, decided in keyed state, bounded by a TTL.
+
+``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]``: every batch comes out with the
+same records, each live article either kept (``cluster_id`` = its own id) or replaced by a
+:class:`~schemas.records.Duplicate` naming the earlier article it repeats. The rule (what counts
+as a duplicate, and of what) is in :mod:`transforms.dedup_core`; this module runs it in Beam.
+
+How it runs (four steps, three of them keyed)
+    1. ``Fingerprint`` (stateless) makes a :class:`Ticket` per live article and sends: the batch
+       to step 4 (keyed by batch); the ticket to step 3 (keyed by record id); and a probe per
+       index key (URL, content hash, prefix, LSH bands) to step 2.
+    2. ``MatchProbes``, keyed by index key, keeps a bag of 14-byte entries (record id, time,
+       seed flag). A probe compares with each entry within the TTL and sends the pair to step 3
+       under the *entry's* record id, carrying the probe's ticket; then it appends itself.
+       Whichever of the two arrives second finds the first, so every pair that shares a key
+       meets once, in whichever order the workers saw them.
+    3. ``VerifyCandidates``, keyed by record id, holds that article's ticket (its one-byte
+       MinHash and where its batch is). It verifies each pair against it (:func:`verify`) and
+       sends a decision to the batch of the *later* article of the pair (by :func:`order`).
+    4. ``ApplyDecisions``, keyed by batch, holds the batch until the watermark passes its time,
+       then replaces each article that has a decision by a ``Duplicate`` of the earliest match.
+
+Invariants
+    * One outcome per record: step 4 emits exactly the batch it received, each article kept or
+      turned into a duplicate; nothing is added or dropped (the lake sink checks it again).
+    * Complete before release: every message of steps 2 and 3 carries a timestamp no later than
+      the batch it concerns, and none is late (the source stamps batches no earlier than its
+      watermark), so when the watermark passes a batch's time all its decisions have arrived.
+    * Order-independent: the decision for an article depends on which articles exist, not on
+      arrival order or parallelism: two near-copies read at the same moment by different
+      workers meet in step 2 under their shared keys, and :func:`order` picks one to keep.
+    * Bounded: every entry and ticket expires ``ttl_seconds`` (event time) after its article,
+      by an event-time timer per key; state per article is measured by ``benchmarks/dedup.py``.
+    * Restart-safe: runner state does not outlive a run here, so it is rebuilt from the lake at
+      start: the articles the lake kept within the TTL come back as *seeds*, which order before
+      any new article and are never duplicates themselves (see :class:`LakeSeeds`).
+
+A caveat we test for rather than assume: a runner that processes two bundles of one key at the
+same time (Prism 2.75 can, after a split) could let two probes of one key miss each other; they
+still meet under their other shared keys, which is why near-copies share many.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Tuple  # noqa: UP035 - Beam's type hints need typing.Tuple
+
+import apache_beam as beam
+from apache_beam import coders, pvalue
+from apache_beam.transforms import userstate
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
+
+from schemas.records import Article, Duplicate, Outcome, OutcomeBatch
+from transforms.dedup_core import (
+    ArticleRef,
+    DedupConfig,
+    Match,
+    Ticket,
+    best_match,
+    decode_entry,
+    decode_ticket,
+    encode_entry,
+    encode_ticket,
+    fingerprint,
+    verify,
+)
+
+__all__ = ["DedupConfig", "Deduplicate", "LakeSeeds", "apply_matches"]
+
+STAGE = "dedup"
+_LOG = logging.getLogger(__name__)
+_TO_BATCH, _TO_RECORD, _TO_INDEX, _UNTOUCHED = "to_batch", "to_record", "to_index", "untouched"
+_TICKET, _CANDIDATE = b"T", b"C"
+
+
+def _ref(article: Article) -> ArticleRef:
+    return ArticleRef(
+        article.article_id,
+        article.text,
+        article.canonical_url,
+        article.content_hash,
+        article.kafka_topic,
+        article.kafka_partition,
+        article.kafka_offset,
+    )
+
+
+def apply_matches(element: OutcomeBatch, matches: Iterable[Match]) -> OutcomeBatch:
+    """The batch with each article that has a match turned into a ``Duplicate`` of its best match."""
+    by_offset: dict[int, list[Match]] = {}
+    for match in matches:
+        by_offset.setdefault(match.later.offset, []).append(match)
+    outcomes: list[Outcome] = []
+    for outcome in element.outcomes:
+        if not isinstance(outcome, Article):
+            outcomes.append(outcome)
+            continue
+        best = best_match(by_offset.get(outcome.kafka_offset, ()))
+        if best is None:
+            outcomes.append(outcome.evolve(cluster_id=outcome.article_id))
+        else:
+            outcomes.append(Duplicate(outcome, best.earlier.article_id, best.similarity, best.method))
+    return OutcomeBatch(element.batch, tuple(outcomes))
+
+
+def _expiry_time(time_us: int, ttl_us: int) -> Timestamp:
+    """When an entry of ``time_us`` is due to go: after its TTL, on the next whole millisecond.
+
+    Runners keep timers to the millisecond; a timer set between two milliseconds would fire at
+    the earlier one, find nothing expired yet and, set again, fire again for ever.
+    """
+    return Timestamp(micros=((time_us + ttl_us) // 1000 + 1) * 1000)
+
+
+def _record_key(record_id: int) -> bytes:
+    return record_id.to_bytes(8, "little")
+
+
+class _FingerprintFn(beam.DoFn):
+    def __init__(self, config: DedupConfig) -> None:
+        self._config = config
+
+    def process(self, element: OutcomeBatch, timestamp: Any = beam.DoFn.TimestampParam) -> Iterator[Any]:
+        articles = element.articles()
+        if not articles:
+            yield pvalue.TaggedOutput(_UNTOUCHED, element)
+            return
+        key = element.batch.key
+        yield pvalue.TaggedOutput(_TO_BATCH, (key.encode(), element))
+        yield from _ticket_messages(fingerprint([_ref(a) for a in articles], timestamp.micros, key, self._config))
+
+
+def _ticket_messages(tickets: Sequence[Ticket]) -> Iterator[pvalue.TaggedOutput]:
+    for ticket in tickets:
+        encoded = encode_ticket(ticket)
+        yield pvalue.TaggedOutput(_TO_RECORD, (_record_key(ticket.record_id), _TICKET + encoded))
+        for index_key in ticket.keys:
+            yield pvalue.TaggedOutput(_TO_INDEX, (index_key, encoded))
+
+
+class _MatchProbesFn(beam.DoFn):
+    """Keyed by index key: meet every earlier entry, then join them; expire entries after the TTL."""
+
+    ENTRIES = userstate.BagStateSpec("entries", coders.BytesCoder())
+    EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
+
+    def __init__(self, config: DedupConfig) -> None:
+        self._config = config
+        self._pairs = beam.metrics.Metrics.counter(STAGE, "candidate_pairs")
+
+    def process(
+        self,
+        element: tuple[bytes, bytes],
+        entries: Any = beam.DoFn.StateParam(ENTRIES),
+        expiry: Any = beam.DoFn.TimerParam(EXPIRY),
+    ) -> Iterator[tuple[bytes, bytes]]:
+        index_key, encoded = element
+        ticket = decode_ticket(encoded)
+        existing = list(entries.read())
+        ttl = self._config.ttl_micros
+        for raw in existing:
+            record, time_us, seed = decode_entry(raw)
+            if record == ticket.record_id or (seed and ticket.seed) or abs(time_us - ticket.time_us) > ttl:
+                continue
+            self._pairs.inc()
+            yield _record_key(record), _CANDIDATE + index_key[:1] + encoded
+        entries.add(encode_entry(ticket))
+        if not existing:
+            expiry.set(_expiry_time(ticket.time_us, ttl))
+
+    @userstate.on_timer(EXPIRY)
+    def expire(
+        self,
+        entries: Any = beam.DoFn.StateParam(ENTRIES),
+        expiry: Any = beam.DoFn.TimerParam(EXPIRY),
+        fired: Any = beam.DoFn.TimestampParam,
+    ) -> None:
+        ttl = self._config.ttl_micros
+        alive = [raw for raw in entries.read() if decode_entry(raw)[1] + ttl >= fired.micros]
+        entries.clear()
+        for raw in alive:
+            entries.add(raw)
+        if alive:
+            expiry.set(_expiry_time(min(decode_entry(raw)[1] for raw in alive), ttl))
+
+
+class _VerifyCandidatesFn(beam.DoFn):
+    """Keyed by record id: hold the article's ticket, verify pairs against it, send decisions."""
+
+    ITEMS = userstate.BagStateSpec("items", coders.BytesCoder())
+    EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
+
+    def __init__(self, config: DedupConfig) -> None:
+        self._config = config
+        self._verified = beam.metrics.Metrics.counter(STAGE, "verified_pairs")
+
+    def process(
+        self,
+        element: tuple[bytes, bytes],
+        items: Any = beam.DoFn.StateParam(ITEMS),
+        expiry: Any = beam.DoFn.TimerParam(EXPIRY),
+    ) -> Iterator[tuple[bytes, Match]]:
+        _, message = element
+        stored = list(items.read())
+        own = next((decode_ticket(raw[1:]) for raw in stored if raw[:1] == _TICKET), None)
+        if message[:1] == _TICKET:
+            if own is None:  # else a replayed message: the ticket is already here
+                own = decode_ticket(message[1:])
+                items.add(message)
+                expiry.set(_expiry_time(own.time_us, self._config.ttl_micros))
+                for raw in stored:  # pairs that arrived before the ticket
+                    yield from self._decide(own, raw)
+        elif own is None:
+            items.add(message)
+        else:
+            yield from self._decide(own, message)
+
+    def _decide(self, own: Ticket, candidate: bytes) -> Iterator[tuple[bytes, Match]]:
+        via, other = candidate[1:2], decode_ticket(candidate[2:])
+        match = verify(own, other, via, self._config)
+        if match is not None:
+            self._verified.inc()
+            yield match.later.batch_key.encode(), match
+
+    @userstate.on_timer(EXPIRY)
+    def expire(self, items: Any = beam.DoFn.StateParam(ITEMS)) -> None:
+        items.clear()
+
+
+class _ApplyDecisionsFn(beam.DoFn):
+    """Keyed by batch: hold the batch until the watermark passes its time, then apply its matches."""
+
+    ITEMS = userstate.BagStateSpec("items", coders.PickleCoder())
+    RELEASE = userstate.TimerSpec("release", TimeDomain.WATERMARK)
+
+    def __init__(self) -> None:
+        self._kept = beam.metrics.Metrics.counter(STAGE, "kept")
+        self._exact = beam.metrics.Metrics.counter(STAGE, "exact_duplicates")
+        self._near = beam.metrics.Metrics.counter(STAGE, "near_duplicates")
+
+    def process(
+        self,
+        element: tuple[bytes, OutcomeBatch | Match],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        items: Any = beam.DoFn.StateParam(ITEMS),
+        release: Any = beam.DoFn.TimerParam(RELEASE),
+    ) -> None:
+        _, item = element
+        items.add(item)
+        if isinstance(item, OutcomeBatch):
+            release.set(timestamp + Duration(micros=1000))  # runners keep timers to the millisecond
+
+    @userstate.on_timer(RELEASE)
+    def release(self, items: Any = beam.DoFn.StateParam(ITEMS)) -> Iterator[OutcomeBatch]:
+        stored = list(items.read())
+        items.clear()
+        batches = [item for item in stored if isinstance(item, OutcomeBatch)]
+        if not batches:
+            return
+        result = apply_matches(batches[0], [item for item in stored if isinstance(item, Match)])
+        for outcome in result.outcomes:
+            if isinstance(outcome, Duplicate):
+                (self._exact if outcome.method == "exact" else self._near).inc()
+            elif isinstance(outcome, Article):
+                self._kept.inc()
+        yield result
+
+
+class _SeedTicketsFn(beam.DoFn):
+    """Reads the kept articles of one lake partition folder and makes seed tickets of them."""
+
+    def __init__(self, lake_uri: str, config: DedupConfig, since_us: int) -> None:
+        self._lake_uri = lake_uri
+        self._config = config
+        self._since_us = since_us
+
+    def process(self, folder: str) -> Iterator[Any]:
+        import pyarrow.parquet as pq
+
+        from transforms.io.lake import Lake
+
+        lake = Lake(self._lake_uri)
+        columns = [
+            "article_id",
+            "text",
+            "canonical_url",
+            "content_hash",
+            "ingested_at",
+            "kafka_topic",
+            "kafka_partition",
+            "kafka_offset",
+        ]
+        for info in lake.list(lake.path(folder)):
+            if not info.path.endswith(".parquet"):
+                continue
+            rows = pq.read_table(info.path, columns=columns, filesystem=lake.fs).to_pylist()
+            rows = [row for row in rows if int(row["ingested_at"].timestamp() * 1_000_000) >= self._since_us]
+            for row in rows:
+                time_us = int(row["ingested_at"].timestamp() * 1_000_000)
+                ref = ArticleRef(
+                    row["article_id"],
+                    row["text"] or "",
+                    row["canonical_url"] or "",
+                    row["content_hash"] or "",
+                    row["kafka_topic"],
+                    row["kafka_partition"],
+                    row["kafka_offset"],
+                )
+                for message in _ticket_messages(fingerprint([ref], time_us, "", self._config, seed=True)):
+                    yield TimestampedValue(message, Timestamp(micros=time_us))
+
+
+class LakeSeeds(beam.PTransform):
+    """``PBegin`` → the seed messages of the articles the lake kept within the TTL before ``now_us``.
+
+    The TTL is counted on ``ingested_at``; partitions are read in parallel, one folder per element.
+    """
+
+    def __init__(self, lake_uri: str, folders: Sequence[str], config: DedupConfig, now_us: int) -> None:
+        super().__init__()
+        self._lake_uri = lake_uri
+        self._folders = list(folders)
+        self._config = config
+        self._since_us = now_us - config.ttl_micros
+
+    def expand(self, begin: pvalue.PBegin) -> pvalue.DoOutputsTuple:
+        return (
+            begin
+            | "ListFolders" >> beam.Create(self._folders)
+            | "SeedTickets"
+            >> beam.ParDo(_SeedTicketsFn(self._lake_uri, self._config, self._since_us)).with_outputs(
+                _TO_RECORD, _TO_INDEX
+            )
+        )
+
+
+def _typed(element_type: Any) -> beam.PTransform:
+    """An identity step that declares its elements' type, so keyed state gets a deterministic key coder."""
+    return beam.Map(lambda element: element).with_output_types(element_type)
+
+
+class Deduplicate(beam.PTransform):
+    """``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]`` with duplicates marked.
+
+    ``seeds``: optional outputs of :class:`LakeSeeds` (articles already in the lake).
+    """
+
+    def __init__(self, config: DedupConfig = DedupConfig(), seeds: pvalue.DoOutputsTuple | None = None) -> None:
+        super().__init__()
+        self._config = config
+        self._seeds = seeds
+
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        config = self._config
+        routed = batches | "Fingerprint" >> beam.ParDo(_FingerprintFn(config)).with_outputs(
+            _TO_BATCH, _TO_RECORD, _TO_INDEX, _UNTOUCHED
+        )
+        to_index = [routed[_TO_INDEX]]
+        to_record = [routed[_TO_RECORD]]
+        if self._seeds is not None:
+            to_index.append(self._seeds[_TO_INDEX])
+            to_record.append(self._seeds[_TO_RECORD])
+        candidates = (
+            to_index
+            | "AllProbes" >> beam.Flatten()
+            | "KeyedByIndexKey" >> _typed(Tuple[bytes, bytes])  # noqa: UP006
+            | "MatchProbes" >> beam.ParDo(_MatchProbesFn(config))
+        )
+        decisions = (
+            [*to_record, candidates]
+            | "TicketsAndPairs" >> beam.Flatten()
+            | "KeyedByRecord" >> _typed(Tuple[bytes, bytes])  # noqa: UP006
+            | "VerifyCandidates" >> beam.ParDo(_VerifyCandidatesFn(config))
+        )
+        decided = (
+            [routed[_TO_BATCH], decisions]
+            | "BatchesAndDecisions" >> beam.Flatten()
+            | "KeyedByBatch" >> _typed(Tuple[bytes, Any])  # noqa: UP006
+            | "ApplyDecisions" >> beam.ParDo(_ApplyDecisionsFn())
+        )
+        return [decided, routed[_UNTOUCHED]] | "AllBatches" >> beam.Flatten()
