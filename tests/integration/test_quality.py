@@ -19,11 +19,20 @@ from tests.integration.helpers import assert_each_once, run_until_caught_up
 
 pytestmark = pytest.mark.integration
 
-BODY = "The mayor of Lisbon opened a new tram line on Friday, and the city council said more would follow."
+BODIES = [  # distinct stories, so that deduplication keeps every one of them
+    "The mayor of Lisbon opened a new tram line on Friday, and the city council said more would follow.",
+    "Too short.",
+    "Farmers near Valencia began the orange harvest two weeks early after an unusually warm autumn.",
+    "A ferry linking Helsinki and Tallinn was cancelled on Sunday as storms crossed the Gulf of Finland.",
+    "The central bank in Warsaw held interest rates steady and said inflation would ease next spring.",
+    "Engineers in Bergen finished testing a floating wind turbine that will power two offshore oil platforms.",
+    "A museum in Krakow reopened its medieval wing after a restoration that took almost four years.",
+    "Dock workers in Antwerp voted to accept a new wage offer, ending a strike that had lasted nine days.",
+]
 
 
 def _message(index: int, **fields: object) -> bytes:
-    return json.dumps({"url": f"https://quality.example/{index}", "body": f"Story {index}. {BODY}", **fields}).encode()
+    return json.dumps({"url": f"https://quality.example/{index}", "body": BODIES[index], **fields}).encode()
 
 
 def _cases() -> list[tuple[bytes, str | None]]:
@@ -32,12 +41,12 @@ def _cases() -> list[tuple[bytes, str | None]]:
     future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
     return [
         (_message(0), None),
-        (_message(1, body="Too short.", language="en"), "text_length_in_bounds"),
+        (_message(1, language="en"), "text_length_in_bounds"),
         (_message(2), None),
         (_message(3, language="fr"), "language_allowed"),
         (_message(4), None),
         (_message(5, published_at=future), "published_at_not_in_future"),
-        (json.dumps({"id": "no-url-6", "body": f"Story 6. {BODY}"}).encode(), "url_not_null"),
+        (json.dumps({"id": "no-url-6", "body": BODIES[6]}).encode(), "url_not_null"),
         (_message(7), None),
     ]
 
