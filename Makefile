@@ -59,9 +59,10 @@ integration: setup chromium
 test: setup chromium lint ## lint, then unit, Beam and integration tests (real broker, Prism)
 	$(BIN)/pytest -q tests
 
-bench: setup ## cleaning quality and speed, NER throughput (bare spaCy vs stage vs pipeline), validation cost
+bench: setup ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost
 	$(BIN)/python -m benchmarks.validators
 	$(BIN)/python -m benchmarks.cleaning
+	$(BIN)/python -m benchmarks.dedup
 	$(BIN)/python -m benchmarks.entities
 	$(BIN)/python -m benchmarks.entity_quality
 	$(BIN)/python -m benchmarks.quality

@@ -1,7 +1,8 @@
 """HTML → main-text extraction benchmark on real news pages (quality and single-core throughput).
 
-Run ``python -m benchmarks.cleaning [--corpus DIR] [--json OUT]``. The corpus is ``--corpus``, else the
-``WIRESTREAM_CORPUS`` setting, else ``<repo root>/../shared/corpus``; without it the run exits with status 2.
+Run ``python -m benchmarks.cleaning [--corpus DIR] [--json OUT] [--passes N] [--only TEXT ...]``. The
+corpus is ``--corpus``, else the ``WIRESTREAM_CORPUS`` setting, else ``<repo root>/../shared/corpus``;
+without it the run exits with status 2.
 Nothing here imports Beam except :func:`clean_article_extractor`, which measures the project's own
 ``transforms.clean.clean_article`` (that module's stage wrapper imports Beam).
 
@@ -34,15 +35,25 @@ Title accuracy: NFKC, case-folded, whitespace-collapsed exact match with the exp
 the extracted date's calendar day equals the expected date's day as written (the publisher's own offset).
 Each is over the pages that have an expected value; fundus and trafilatura-eval are reported apart.
 
-Throughput: every page decompressed and decoded in memory first; only the extraction call is timed, over
-all pages of both corpora, best of ``--passes`` (2) passes, with the process pinned to one CPU. Each
-page's best time is kept too (``per_page[].ms``). On a shared machine expect ±20 % between runs.
+Authors accuracy (fundus only; its fixtures list the expected authors): the extracted set of names equals
+the expected set after the same normalisation as titles, over pages with expected authors, for the
+configurations that return authors.
 
-Configurations (:func:`configurations`): trafilatura 2.3.1 ``bare_extraction`` (default, ``fast``,
+Throughput: every page decompressed and decoded in memory first; only the extraction call is timed, over
+all pages of both corpora, with the process pinned to one CPU. All configurations run in ``--passes`` (3)
+interleaved passes (each pass runs every configuration over all pages, the order rotated between passes),
+so that load from other processes on a shared machine falls on all of them alike. ``pages/s cpu`` = pages
+/ the sum of each page's least CPU time (``time.process_time``) across passes (``per_page[].ms``): CPU
+time leaves out the time spent waiting for a shared core; ``wall p/s`` is the best pass by the wall clock.
+``× ref`` compares with the bare reference, ``trafilatura.extract(html, url=...)`` with its defaults, which
+always runs; compare configurations only within one run.
+
+Configurations (:func:`configurations`): the reference; the project's ``clean_article`` end to end;
+trafilatura 2.3.1 ``bare_extraction`` (default, ``fast``,
 ``favor_precision``, ``favor_recall``, …, with and without its metadata pass); "lean" = trafilatura text
 without the metadata pass + :func:`page_title` + ``htmldate.find_date(extensive_search=False)``;
 resiliparse ``extract_plain_text(main_content=True)`` + :func:`page_title` when installed; htmldate alone
-(date only); and the project's ``clean_article`` end to end. Reuse :func:`evaluate` for anything else.
+(date only). Reuse :func:`evaluate` / :func:`evaluate_many` for anything else.
 """
 
 from __future__ import annotations
@@ -71,6 +82,7 @@ FUNDUS = "fundus"
 TRAFILATURA_EVAL = "trafilatura-eval"
 SHINGLE_SIZE = 4
 POOR_F1 = 0.8
+REFERENCE = "trafilatura extract() (bare)"
 
 _TOKEN = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
@@ -96,17 +108,19 @@ class Page:
     expected_text: str | None = None
     expected_title: str | None = None
     expected_date: str | None = None
+    expected_authors: tuple[str, ...] | None = None
     keep: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Extraction:
-    """What an extractor found: main text and, where it has them, title and ``YYYY-MM-DD`` date."""
+    """What an extractor found: main text and, where it has them, title, ``YYYY-MM-DD`` date, authors."""
 
     text: str
     title: str | None = None
     date: str | None = None
+    authors: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -198,6 +212,7 @@ def load_fundus(root: Path, corpus: Corpus) -> None:
                         expected_text=_expected_body(expected.get("body") or {}),
                         expected_title=title,
                         expected_date=_day(expected.get("publishing_date")),
+                        expected_authors=tuple(expected.get("authors") or ()),
                     )
                 )
 
@@ -302,6 +317,11 @@ def date_matches(expected_day: str, found: str | None) -> bool:
     return _day(found) == expected_day
 
 
+def authors_match(expected: Sequence[str], found: Sequence[str] | None) -> bool:
+    """The same set of names after NFKC, case-folding and whitespace collapsing."""
+    return {_squash(name) for name in expected} == {_squash(name) for name in found or ()}
+
+
 # ------------------------------------------------------------------------------------------ evaluation
 
 
@@ -321,14 +341,23 @@ def _score_page(page: Page, out: Extraction) -> dict[str, Any]:
         "words": len(tokens(out.text)),
         "title_ok": title_matches(page.expected_title, out.title) if page.expected_title else None,
         "date_ok": date_matches(page.expected_date, out.date) if page.expected_date else None,
+        "authors_ok": (
+            authors_match(page.expected_authors, out.authors)
+            if page.expected_authors and out.authors is not None
+            else None
+        ),
         "found_title": out.title,
         "found_date": out.date,
     }
 
 
 def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    titles = [r["title_ok"] for r in rows if r["title_ok"] is not None]
-    dates = [r["date_ok"] for r in rows if r["date_ok"] is not None]
+    # an extractor that never returns a title (or date) has no accuracy for it, rather than 0
+    any_title = any(r["found_title"] for r in rows)
+    any_date = any(r["found_date"] for r in rows)
+    titles = [r["title_ok"] for r in rows if r["title_ok"] is not None and any_title]
+    dates = [r["date_ok"] for r in rows if r["date_ok"] is not None and any_date]
+    authors = [r["authors_ok"] for r in rows if r["authors_ok"] is not None]
     return {
         "pages": len(rows),
         **aggregate([r["counts"] for r in rows]),
@@ -336,51 +365,95 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sum(1 for r in rows if r.get("error")),
         "title_accuracy": sum(titles) / len(titles) if titles else None,
         "date_accuracy": sum(dates) / len(dates) if dates else None,
+        "authors_accuracy": sum(authors) / len(authors) if authors else None,
     }
 
 
-def evaluate(
-    extract_fn: Callable[[Any], Extraction],
-    pages: Sequence[Page],
-    prepare: Callable[[Page], Any] | None = None,
-    passes: int = 2,
-) -> dict[str, Any]:
-    """Quality per corpus and pages/s for ``extract_fn``.
+@dataclass
+class _Run:
+    """One configuration's inputs, first outputs and best per-page times, filled pass by pass."""
 
-    ``extract_fn`` gets ``prepare(page)`` (the page itself by default); only that call is timed. An
-    exception counts as an empty extraction. Returns ``{"pages_per_s", "seconds", "<corpus>": summary,
-    "per_page": [...]}``.
-    """
-    inputs = [prepare(page) if prepare else page for page in pages]
-    outputs: list[tuple[Extraction, str | None]] = []
-    page_seconds = [float("inf")] * len(inputs)
-    best = float("inf")
-    for _ in range(max(1, passes)):
+    extract_fn: Callable[[Any], Extraction]
+    inputs: list[Any]
+    outputs: list[tuple[Extraction, str | None]] = field(default_factory=list)
+    page_cpu: list[float] = field(default_factory=list)
+    best_wall: float = float("inf")
+
+    def timed_pass(self) -> None:
         gc.collect()
-        elapsed = 0.0
+        wall = 0.0
         results: list[tuple[Extraction, str | None]] = []
-        for index, item in enumerate(inputs):
-            start = time.perf_counter()
+        cpu_times: list[float] = []
+        for item in self.inputs:
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
             try:
-                result, error = extract_fn(item), None
+                result, error = self.extract_fn(item), None
             except Exception as exc:  # a crash is a failed extraction, not a failed benchmark
                 result, error = Extraction(""), f"{type(exc).__name__}: {exc}"[:200]
-            took = time.perf_counter() - start
-            elapsed += took
-            page_seconds[index] = min(page_seconds[index], took)
+            cpu_times.append(time.process_time() - cpu_start)
+            wall += time.perf_counter() - wall_start
             results.append((result, error))
-        best = min(best, elapsed)
-        outputs = outputs or results
+        previous = self.page_cpu or cpu_times
+        self.page_cpu = [min(pair) for pair in zip(previous, cpu_times, strict=True)]
+        self.best_wall = min(self.best_wall, wall)
+        self.outputs = self.outputs or results
+
+
+def _report(run: _Run, pages: Sequence[Page]) -> dict[str, Any]:
     rows = []
-    for page, (result, error), took in zip(pages, outputs, page_seconds, strict=True):
+    for page, (result, error), took in zip(pages, run.outputs, run.page_cpu, strict=True):
         rows.append({**_score_page(page, result), "ms": round(took * 1000, 2), "error": error})
-    report: dict[str, Any] = {"pages_per_s": len(pages) / best if best > 0 else float("inf"), "seconds": best}
+    cpu = sum(run.page_cpu)
+    report: dict[str, Any] = {
+        "pages_per_s": len(pages) / cpu if cpu > 0 else float("inf"),
+        "pages_per_s_wall": len(pages) / run.best_wall if run.best_wall > 0 else float("inf"),
+        "cpu_seconds": cpu,
+        "wall_seconds": run.best_wall,
+    }
     for name in (FUNDUS, TRAFILATURA_EVAL):
         selected = [r for r in rows if r["corpus"] == name]
         if selected:
             report[name] = _summarise(selected)
     report["per_page"] = rows
     return report
+
+
+def evaluate_many(
+    extractors: dict[str, tuple[Callable[[Any], Extraction], Callable[[Page], Any] | None]],
+    pages: Sequence[Page],
+    passes: int = 3,
+) -> dict[str, dict[str, Any]]:
+    """Quality per corpus and single-core pages/s for several extractors, timed in interleaved passes.
+
+    ``extractors`` maps a name to ``(extract_fn, prepare)``: ``extract_fn`` gets ``prepare(page)`` (the
+    page itself when ``prepare`` is None) and only that call is timed. Each pass runs every extractor
+    over all pages, in an order rotated from pass to pass, so that a burst of load from other processes
+    falls on all of them alike. ``pages_per_s`` = pages / the sum over pages of each page's least CPU
+    time (``time.process_time``) across passes: CPU time leaves out the time the process waited for a
+    shared core, and the per-page minimum leaves out garbage-collection and cache noise.
+    ``pages_per_s_wall`` is the best pass by the wall clock. Quality comes from the first pass; an
+    exception counts as an empty extraction.
+    """
+    runs = {
+        name: _Run(extract_fn, [prepare(page) if prepare else page for page in pages])
+        for name, (extract_fn, prepare) in extractors.items()
+    }
+    names = list(runs)
+    for index in range(max(1, passes)):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            runs[name].timed_pass()
+    return {name: _report(run, pages) for name, run in runs.items()}
+
+
+def evaluate(
+    extract_fn: Callable[[Any], Extraction],
+    pages: Sequence[Page],
+    prepare: Callable[[Page], Any] | None = None,
+    passes: int = 3,
+) -> dict[str, Any]:
+    """:func:`evaluate_many` for one extractor: ``{"pages_per_s", ..., "<corpus>": summary, "per_page"}``."""
+    return evaluate_many({"extractor": (extract_fn, prepare)}, pages, passes)["extractor"]
 
 
 # ---------------------------------------------------------------------------------------------- extractors
@@ -396,7 +469,20 @@ def trafilatura_extractor(**options: Any) -> Callable[[Page], Extraction]:
         document: Any = trafilatura.bare_extraction(page.html, url=page.url or None, **settings)
         if document is None:
             return Extraction("")
-        return Extraction(document.text or "", document.title, document.date)
+        authors = None
+        if settings["with_metadata"]:
+            authors = tuple(name.strip() for name in (document.author or "").split(";") if name.strip())
+        return Extraction(document.text or "", document.title, document.date, authors)
+
+    return extract
+
+
+def trafilatura_extract_extractor(**options: Any) -> Callable[[Page], Extraction]:
+    """Bare ``trafilatura.extract(html, url=..., **options)`` (text output; no metadata by default)."""
+    import trafilatura
+
+    def extract(page: Page) -> Extraction:
+        return Extraction(trafilatura.extract(page.html, url=page.url or None, **options) or "")
 
     return extract
 
@@ -494,7 +580,7 @@ def clean_article_extractor() -> tuple[Callable[[Page], Any], Callable[[Any], Ex
         if not isinstance(result, Article):
             return Extraction("")
         day = result.published_at.date().isoformat() if result.published_at else None
-        return Extraction(result.text, result.title, day)
+        return Extraction(result.text, result.title, day, result.authors)
 
     return prepare, extract
 
@@ -528,6 +614,8 @@ def configurations() -> list[Config]:
     """The configurations the benchmark compares (built lazily, so ``--only`` imports only what it runs)."""
     traf, lean = trafilatura_extractor, trafilatura_lean_extractor
     return [
+        Config(REFERENCE, _plain(trafilatura_extract_extractor)),
+        Config("clean_article (project)", _clean_article),
         Config("trafilatura default", _plain(traf)),
         Config("trafilatura fast", _plain(traf, fast=True)),
         Config("trafilatura favor_precision", _plain(traf, favor_precision=True)),
@@ -545,7 +633,6 @@ def configurations() -> list[Config]:
         ),
         Config("htmldate original extensive", _plain(htmldate_extractor, original_date=True)),
         Config("htmldate original fast", _plain(htmldate_extractor, original_date=True, extensive_search=False)),
-        Config("clean_article (project)", _clean_article),
     ]
 
 
@@ -557,16 +644,17 @@ def _cell(value: float | None, width: int = 6) -> str:
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
-    """A fixed-width table: body P/R/F1 per corpus, title and date accuracy, pages/s."""
+    """A fixed-width table: body P/R/F1 per corpus, title/date/authors accuracy, pages/s and × reference."""
     name_width = max(len(n) for n in results) + 1
     first = next(iter(results.values()))
+    reference = results.get(REFERENCE, {}).get("pages_per_s")
     fundus_head = f"fundus ({first.get(FUNDUS, {}).get('pages', 0)} pages)"
     teval_head = f"traf-eval ({first.get(TRAFILATURA_EVAL, {}).get('pages', 0)})"
     header = (
         f"{'config':<{name_width}}| {fundus_head:^20} | {teval_head:^20} | "
-        f"{'title':>6} {'date':>6} | {'t-eval':>13} | {'pages/s':>7}\n"
+        f"{'title':>6} {'date':>6} {'auth':>6} | {'t-eval':>13} | {'pages/s':>7} {'× ref':>5} {'wall':>6}\n"
         f"{'':<{name_width}}| {'F1':>6} {'P':>6} {'R':>6} | {'F1':>6} {'P':>6} {'R':>6} | "
-        f"{'fundus':>6} {'fundus':>6} | {'title':>6} {'date':>6} |"
+        f"{'fundus':>6} {'fundus':>6} {'fundus':>6} | {'title':>6} {'date':>6} | {'cpu':>7} {'':>5} {'p/s':>6}"
     )
     lines = [header, "-" * len(header.splitlines()[0])]
     for name, report in results.items():
@@ -574,11 +662,13 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
         date_only = name.startswith("htmldate")
         body = [None] * 3 if date_only else [fundus.get("f1"), fundus.get("precision"), fundus.get("recall")]
         body2 = [None] * 3 if date_only else [teval.get("f1"), teval.get("precision"), teval.get("recall")]
+        ratio = f"{report['pages_per_s'] / reference:>5.2f}" if reference else " " * 5
         lines.append(
             f"{name:<{name_width}}| {' '.join(_cell(v) for v in body)} | {' '.join(_cell(v) for v in body2)} | "
-            f"{_cell(None if date_only else fundus.get('title_accuracy'))} {_cell(fundus.get('date_accuracy'))} | "
+            f"{_cell(None if date_only else fundus.get('title_accuracy'))} {_cell(fundus.get('date_accuracy'))} "
+            f"{_cell(fundus.get('authors_accuracy'))} | "
             f"{_cell(None if date_only else teval.get('title_accuracy'))} {_cell(teval.get('date_accuracy'))} | "
-            f"{report['pages_per_s']:>7.1f}"
+            f"{report['pages_per_s']:>7.1f} {ratio} {report['pages_per_s_wall']:>6.1f}"
         )
     return "\n".join(lines)
 
@@ -615,8 +705,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--corpus", help="corpus folder (default: $WIRESTREAM_CORPUS or ../shared/corpus)")
     parser.add_argument("--json", type=Path, help="write the full results, per page included, to this file")
-    parser.add_argument("--passes", type=int, default=2, help="timed passes per configuration (best is kept)")
-    parser.add_argument("--only", help="run only configurations whose name contains this text")
+    parser.add_argument("--passes", type=int, default=3, help="timed passes (interleaved; best per page is kept)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        help="run only configurations whose name contains this text (repeatable); the reference always runs",
+    )
     args = parser.parse_args(argv)
 
     root = corpus_dir(args.corpus)
@@ -635,17 +729,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  note: {note}")
     print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, {pinned}\n")
 
-    results: dict[str, dict[str, Any]] = {}
+    extractors: dict[str, tuple[ExtractFn, PrepareFn | None]] = {}
     for config in configurations():
-        if args.only and args.only not in config.name:
+        if args.only and config.name != REFERENCE and not any(text in config.name for text in args.only):
             continue
         built = config.build()
         if built is None:
             print(f"  skipped {config.name}: not installed", file=sys.stderr)
             continue
-        extract, prepare = built
-        results[config.name] = evaluate(extract, corpus.pages, prepare=prepare, passes=args.passes)
-        print(f"  done {config.name}: {results[config.name]['pages_per_s']:.1f} pages/s", file=sys.stderr)
+        extractors[config.name] = built
+    results = evaluate_many(extractors, corpus.pages, passes=args.passes) if extractors else {}
     if not results:
         print("no configuration ran", file=sys.stderr)
         return 2

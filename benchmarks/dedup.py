@@ -18,7 +18,7 @@ All copies are shuffled into one stream (seeded). An article is truly a duplicat
 article of the stream belongs to the same story; a predicted duplicate is right when the article
 it names belongs to the same story. Precision, recall and F1 are over those predictions; docs/s
 covers the whole job per document (tokens, shingles, MinHash, index, verification), best of
-``--repeat`` runs, both libraries on the same stream in the same process. Also printed: bytes of
+``--repeat`` runs taken in turns, both libraries on the same stream in the same process. Also printed: bytes of
 keyed state per article in the Beam stages (index entries with their keys, plus the ticket).
 """
 
@@ -177,20 +177,22 @@ def state_bytes_per_article(docs: Sequence[Doc], config: DedupConfig) -> float:
     return total / len(tickets)
 
 
-def _timed(job: Callable[[], list[int | None]], repeat: int) -> tuple[list[int | None], float]:
-    best = float("inf")
-    result: list[int | None] = []
+def _timed_pair(jobs: Sequence[Callable[[], list[int | None]]], repeat: int) -> list[tuple[list[int | None], float]]:
+    """Each job's result and best time; the jobs take turns, so both see the same machine load."""
+    best = [float("inf")] * len(jobs)
+    results: list[list[int | None]] = [[] for _ in jobs]
     for _ in range(repeat):
-        started = time.perf_counter()
-        result = job()
-        best = min(best, time.perf_counter() - started)
-    return result, best
+        for index, job in enumerate(jobs):
+            started = time.perf_counter()
+            results[index] = job()
+            best[index] = min(best[index], time.perf_counter() - started)
+    return list(zip(results, best, strict=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default=None, help="corpus folder (default ../shared/corpus or $WIRESTREAM_CORPUS)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per library; the best counts")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per library, in turns; the best counts")
     args = parser.parse_args(argv)
     root = corpus_dir(args.corpus)
     if not (root / "re3d").is_dir() or not (root / "fundus-fixtures-en").is_dir():
@@ -207,8 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"config: {config.shingle_size}-word shingles, {config.num_perm} permutations, {config.bands} bands × "
         f"{config.rows} rows, Jaccard ≥ {config.jaccard_threshold} or containment ≥ {config.containment_threshold}"
     )
-    ours, ours_s = _timed(lambda: run_ours(docs, config), args.repeat)
-    theirs, theirs_s = _timed(lambda: run_datasketch(docs, config), max(1, args.repeat // 2))
+    (ours, ours_s), (theirs, theirs_s) = _timed_pair(
+        [lambda: run_ours(docs, config), lambda: run_datasketch(docs, config)], args.repeat
+    )
     rows = [("wirestream (rensa + LSH + verify)", ours, ours_s), ("datasketch MinHashLSH", theirs, theirs_s)]
     print(f"{'':36} {'precision':>9} {'recall':>7} {'F1':>6} {'docs/s':>9}")
     for name, predicted, seconds in rows:

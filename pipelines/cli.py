@@ -53,6 +53,13 @@ def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str
         f"  quarantined:        {counts.get('quarantine', 0)}",
         f"  dead letters:       {counts.get('dead_letters', 0)}",
     ]
+    if by_table.get("duplicates"):
+        copies = connection.execute(
+            "SELECT d.method, coalesce(d.title, d.url), d.duplicate_of, round(d.similarity, 2)"
+            " FROM read_parquet(?) AS d ORDER BY d.kafka_partition, d.kafka_offset LIMIT 5",
+            [by_table["duplicates"]],
+        ).fetchall()
+        lines.extend(f"    {method}: {what!r} repeats {of} (similarity {sim})" for method, what, of, sim in copies)
     if by_table.get("dead_letters"):
         reasons = connection.execute(
             "SELECT stage || '/' || reason, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 2 DESC, 1",

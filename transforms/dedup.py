@@ -74,6 +74,7 @@ STAGE = "dedup"
 _LOG = logging.getLogger(__name__)
 _TO_BATCH, _TO_RECORD, _TO_INDEX, _UNTOUCHED = "to_batch", "to_record", "to_index", "untouched"
 _TICKET, _CANDIDATE = b"T", b"C"
+_SEED_TIME = Timestamp(0)
 
 
 def _ref(article: Article) -> ArticleRef:
@@ -297,9 +298,10 @@ class _SeedTicketsFn(beam.DoFn):
             if not info.path.endswith(".parquet"):
                 continue
             rows = pq.read_table(info.path, columns=columns, filesystem=lake.fs).to_pylist()
-            rows = [row for row in rows if int(row["ingested_at"].timestamp() * 1_000_000) >= self._since_us]
             for row in rows:
                 time_us = int(row["ingested_at"].timestamp() * 1_000_000)
+                if time_us < self._since_us:
+                    continue
                 ref = ArticleRef(
                     row["article_id"],
                     row["text"] or "",
@@ -309,8 +311,11 @@ class _SeedTicketsFn(beam.DoFn):
                     row["kafka_partition"],
                     row["kafka_offset"],
                 )
-                for message in _ticket_messages(fingerprint([ref], time_us, "", self._config, seed=True)):
-                    yield TimestampedValue(message, Timestamp(micros=time_us))
+                (ticket,) = fingerprint([ref], time_us, "", self._config, seed=True)
+                for message in _ticket_messages([ticket]):
+                    # Stamped at the epoch, not at the seed's own time: a verdict that waits for a
+                    # seed's ticket is then never stamped later than the batch it concerns.
+                    yield pvalue.TaggedOutput(message.tag, TimestampedValue(message.value, _SEED_TIME))
 
 
 class LakeSeeds(beam.PTransform):

@@ -60,14 +60,19 @@ EXACT_KEYS = (KEY_URL, KEY_HASH)
 
 @dataclass(frozen=True)
 class DedupConfig:
-    """Thresholds and sizes; ``bands * rows`` must not exceed ``num_perm``."""
+    """Thresholds and sizes; ``bands * rows`` must not exceed ``num_perm``.
 
-    shingle_size: int = 5
+    The defaults were chosen with ``python -m benchmarks.dedup`` (see the README): 32 bands of 4
+    rows find most pairs above a Jaccard similarity of about 0.4 while keeping keyed state under
+    1 KB per article; 4-word shingles tolerate light edits better than 5.
+    """
+
+    shingle_size: int = 4
     num_perm: int = 128
-    bands: int = 24
-    rows: int = 5
-    jaccard_threshold: float = 0.5
-    containment_threshold: float = 0.8
+    bands: int = 32
+    rows: int = 4
+    jaccard_threshold: float = 0.45
+    containment_threshold: float = 0.7
     prefix_words: int = 30
     min_words: int = 20
     ttl_seconds: float = 7 * 24 * 3600.0
@@ -327,13 +332,22 @@ class DedupIndex:
         self._matches: dict[int, list[Match]] = defaultdict(list)
 
     def add(self, ticket: Ticket) -> None:
-        """Index a ticket, recording every verified pair it forms with tickets already indexed."""
+        """Index a ticket, recording every verified pair it forms with tickets already indexed.
+
+        A pair met under several keys is verified once, as met under an exact key if any.
+        """
+        met: dict[int, tuple[Ticket, bytes]] = {}
         for key in ticket.keys:
+            via = key[:1]
             for other in self._by_key[key]:
-                match = verify(ticket, other, key[:1], self.config)
-                if match is not None:
-                    self._matches[match.later.record_id].append(match)
+                earlier = met.get(other.record_id)
+                if earlier is None or (via in EXACT_KEYS and earlier[1] not in EXACT_KEYS):
+                    met[other.record_id] = (other, via)
             self._by_key[key].append(ticket)
+        for other, via in met.values():
+            match = verify(ticket, other, via, self.config)
+            if match is not None:
+                self._matches[match.later.record_id].append(match)
 
     def decision(self, ticket: Ticket) -> Match | None:
         """What ``ticket`` duplicates, or None when it is kept."""

@@ -174,3 +174,24 @@ def test_copies_read_at_the_same_moment_keep_exactly_one(runner, prism) -> None:
             assert len(rows) == 7, rows
 
         assert_that(verdicts, check)
+
+
+def test_an_article_is_forgotten_after_the_ttl() -> None:
+    early = _batch([_value("https://a.example/bridge", STORY)], 0)
+    within = _batch([_value("https://b.example/bridge", STORY)], 1)
+    after = _batch([_value("https://c.example/bridge", STORY)], 2)
+    ids = _ids([early])
+    config = DedupConfig(ttl_seconds=60)
+    with BeamTestPipeline(**_runner_args(FnApiRunner())) as p:
+        verdicts = (
+            p
+            | beam.Create([(10, early), (50, within), (200, after)])
+            | beam.Map(lambda pair: TimestampedValue(pair[1], pair[0]))
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | "Dedup" >> Deduplicate(config)
+            | beam.FlatMap(_verdicts)
+        )
+        # 40 s later it is a duplicate; 190 s later the first is forgotten, and 150 s after the
+        # second (also beyond the TTL) the copy is new again.
+        assert_that(verdicts, equal_to([(0, 0, "kept"), (1, 0, f"exact:{ids[(0, 0)]}"), (2, 0, "kept")]))

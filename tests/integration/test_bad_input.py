@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from pathlib import Path
@@ -18,8 +19,12 @@ URL = "https://bad.example/item"
 LIMIT = 10 * 1024 * 1024
 
 
+_CASE_NUMBERS = itertools.count()
+
+
 def _message(**fields: object) -> bytes:
-    return json.dumps({"url": URL, **fields}).encode()
+    """A message with its own URL (the same canonical URL twice would make the second a duplicate)."""
+    return json.dumps({"url": f"{URL}-{next(_CASE_NUMBERS)}", **fields}).encode()
 
 
 def _long_body(seed_text: str) -> str:

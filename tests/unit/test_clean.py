@@ -1,6 +1,21 @@
+import ftfy
+import pytest
+
 from schemas.records import Article, DeadLetter
 from tests.conftest import make_record
-from transforms.clean import canonical_url, clean_article, content_hash, normalise_text, registered_domain
+from transforms import clean
+from transforms.clean import (
+    canonical_url,
+    clean_article,
+    content_hash,
+    drop_inert_elements,
+    drop_repeated_title,
+    html_metadata,
+    normalise_text,
+    registered_domain,
+    repair_mojibake,
+    shown_standfirst,
+)
 from transforms.parse import parse_record
 
 
@@ -103,3 +118,138 @@ def test_html_metadata_fills_what_the_message_lacks() -> None:
     )
     assert isinstance(given, Article)
     assert (given.title, given.authors, given.published_at.day) == ("Given title", ("Given Author",), 3)
+
+
+def test_html_metadata_reads_json_ld_and_skips_broken_blocks() -> None:
+    import trafilatura
+
+    html = (
+        '<html><head><meta property="og:title" content="Tram line opens">'
+        '<script type="application/ld+json">{"@context": "https://schema.org", "@type": "NewsArticle", '
+        '"headline": "Tram line opens", "datePublished": "2026-10-05T09:30:00Z", '
+        '"author": [{"@type": "Person", "name": "Ada Brook"}, {"@type": "Person", "name": "Li Wen"}]}</script>'
+        '<script type="application/ld+json">{"@context": "https://schema.org", broken</script>'
+        "</head><body><article><h1>Tram line opens</h1><p>The new tram line from the station to the "
+        "university opened on Sunday, a year late and over budget, the city council said.</p></article>"
+        "</body></html>"
+    )
+    title, published_at, authors = html_metadata(trafilatura.load_html(html), "https://t.example/tram")
+    assert title == "Tram line opens"
+    assert published_at is not None and published_at.date().isoformat() == "2026-10-05"
+    assert authors == ("Ada Brook", "Li Wen")
+
+
+def test_drop_repeated_title_only_drops_a_first_line_that_is_the_title() -> None:
+    text = "Harbour Reopens!\nThe harbour reopened on Monday.\nFerries are running."
+    assert drop_repeated_title(text, "harbour reopens") == "The harbour reopened on Monday.\nFerries are running."
+    assert drop_repeated_title(text, None, "Harbour reopens") == "The harbour reopened on Monday.\nFerries are running."
+    assert drop_repeated_title(text, "Harbour reopens after storms") == text
+    assert drop_repeated_title(text, None) == text
+    assert drop_repeated_title("Harbour reopens", "Harbour reopens") == "Harbour reopens"
+
+
+def test_html_text_does_not_repeat_the_headline() -> None:
+    html = (
+        "<html><head><title>Bridge closed | City News</title></head><body><article><h1>Bridge closed for "
+        "repairs</h1><p>The old river bridge closed on Monday for six weeks of repairs to its deck and "
+        "railings, the city's transport department said.</p><p>Buses will use the ring road, adding ten "
+        "minutes to most journeys, and cyclists can use the ferry at no charge.</p></article></body></html>"
+    )
+    cleaned = clean_article(_article(url="https://city.example/bridge", html=html))
+    assert isinstance(cleaned, Article)
+    assert cleaned.text.startswith("The old river bridge closed on Monday")
+    given = clean_article(_article(url="https://city.example/bridge", html=html, title="Bridge closed for repairs"))
+    assert isinstance(given, Article) and given.text.startswith("The old river bridge")
+
+
+def test_mojibake_repair_skips_only_lines_with_nothing_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = [
+        "Plain ASCII text, with ‘curly’ “quotes” – dashes — and an ellipsis…",
+        "The cafÃ© owner said â€œnoâ€\x9d.",
+        "AT&amp;T and M&amp;S",
+        "ﬁne ＦＵＬＬ width",
+        "nul\x00 and escape\x1b[31m here",
+        "line\u2028separator and \ufeffbyte order mark",
+        "\x93windows quotes\x94",
+        "Zoë, Łódź and São Paulo",
+        "A plain first line.\r\nThe cafÃ© line.\rA plain last line with £5.\n\nNext paragraph.",
+        "x < y on this line\nand AT&amp;T on the next",
+    ]
+    for sample in samples:
+        assert normalise_text(repair_mojibake(sample)) == normalise_text(ftfy.fix_text(sample, clean._FTFY))
+
+    def no_ftfy(text: str, config: object = None) -> str:
+        raise AssertionError("ftfy called on plain text")
+
+    monkeypatch.setattr(ftfy, "fix_text", no_ftfy)
+    assert repair_mojibake(samples[0]) == samples[0]
+    assert repair_mojibake(f"{samples[0]}\n{samples[0]}") == f"{samples[0]}\n{samples[0]}"
+
+
+def _standfirst_page(description: str, shown: str) -> str:
+    return (
+        f'<html><head><meta property="og:description" content="{description}"></head><body>'
+        f'<header><h1>Library reopens</h1><p class="standfirst">{shown}</p></header>'
+        "<article><p>The central library reopened on Saturday after two years of building work that "
+        "added a children's floor, a roof garden and longer opening hours on weekdays.</p><p>More than "
+        "three thousand people visited on the first day, the council said, twice the number expected.</p>"
+        "</article></body></html>"
+    )
+
+
+def test_shown_standfirst_is_put_back_in_front_of_the_text() -> None:
+    import trafilatura
+
+    summary = "After two years of work the library is back, with a roof garden"
+    cleaned = clean_article(_article(url="https://l.example/a", html=_standfirst_page(summary, summary)))
+    assert isinstance(cleaned, Article)
+    assert cleaned.text.split("\n")[0] == summary
+    assert cleaned.text.split("\n")[1].startswith("The central library reopened")
+    other = clean_article(_article(url="https://l.example/a", html=_standfirst_page(summary, "Something else shown")))
+    assert isinstance(other, Article) and summary not in other.text
+    tree = trafilatura.load_html(_standfirst_page(summary, summary))
+    assert shown_standfirst(tree, f"{summary}.\nThe central library reopened.") is None
+    assert shown_standfirst(tree, "The central library reopened.") == summary
+
+
+def test_live_blog_metadata_comes_from_the_blog_not_its_updates() -> None:
+    import json
+
+    import trafilatura
+
+    updates = [
+        {"@type": "BlogPosting", "headline": f"Update {n}", "author": {"@type": "Person", "name": f"Guest Writer{n}"}}
+        for n in range(300)
+    ]
+    blog = {
+        "@context": "https://schema.org",
+        "@type": "LiveBlogPosting",
+        "headline": "Storm live: roads closed",
+        "datePublished": "2026-11-20T07:00:00Z",
+        "author": [{"@type": "Person", "name": "Ada Brook"}],
+        "liveBlogUpdate": updates,
+    }
+    html = (
+        f'<html><head><script type="application/ld+json">{json.dumps(blog)}</script></head><body><article>'
+        "<h1>Storm live: roads closed</h1><p>Several main roads are closed this morning after the storm brought "
+        "down trees and power lines across the county, police said.</p></article></body></html>"
+    )
+    title, published_at, authors = html_metadata(trafilatura.load_html(html))
+    assert authors == ("Ada Brook",)
+    assert title == "Storm live: roads closed"
+    assert published_at is not None and published_at.date().isoformat() == "2026-11-20"
+
+
+def test_drop_inert_elements_keeps_text_and_json_ld() -> None:
+    import trafilatura
+
+    tree = trafilatura.load_html(
+        "<html><head><style>p {}</style><link rel='stylesheet' href='x.css'>"
+        '<script type="application/ld+json">{"headline": "H"}</script><script>var a = 1;</script></head>'
+        "<body><p>One <!-- note -->two<script>track()</script> three<svg><path d='M0'/></svg> four.</p>"
+        "<template><p>hidden</p></template></body></html>"
+    )
+    drop_inert_elements(tree)
+    assert tree.xpath("string(//p)") == "One two three four."
+    assert not tree.xpath("//style|//link|//svg|//template|//comment()|//script[not(@type)]")
+    assert tree.xpath('//script[@type="application/ld+json"]')
