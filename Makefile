@@ -8,7 +8,7 @@ TOPIC ?= articles
 export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv prism flink kafka-jars kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
+.PHONY: setup venv prism flink kafka-jars chromium kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
 
 setup: venv prism kafka-jars ## everything: Python env, Prism runner, Kafka jars
 
@@ -29,6 +29,9 @@ flink: ## Beam's Flink job-server jar for the pinned Beam version, from Maven Ce
 
 kafka-jars:
 	infra/kafka/kafka.sh fetch
+
+chromium: ## headless Chromium for the Data Docs browser test (Debian's package; skipped if present)
+	infra/chromium.sh
 
 kafka-up: ## start the local broker on 127.0.0.1:19092 (idempotent)
 	infra/kafka/kafka.sh up
@@ -53,18 +56,19 @@ unit: venv
 beam: venv prism
 	$(BIN)/pytest -q tests/beam
 
-integration: setup
+integration: setup chromium
 	$(BIN)/pytest -q tests/integration
 
-test: setup lint ## lint, then unit, Beam and integration tests (real broker, Prism)
+test: setup chromium lint ## lint, then unit, Beam and integration tests (real broker, Prism)
 	$(BIN)/pytest -q tests
 
-bench: setup ## cleaning quality and speed, dedup vs datasketch, then NER throughput: bare spaCy vs stage vs pipeline
+bench: setup ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost
 	$(BIN)/python -m benchmarks.validators
 	$(BIN)/python -m benchmarks.cleaning
 	$(BIN)/python -m benchmarks.dedup
 	$(BIN)/python -m benchmarks.entities
 	$(BIN)/python -m benchmarks.entity_quality
+	$(BIN)/python -m benchmarks.quality
 
 clean:
 	rm -rf $(VENV) build lake .pytest_cache .mypy_cache .ruff_cache

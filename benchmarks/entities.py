@@ -199,6 +199,7 @@ def part_pipeline(values: list[bytes], bootstrap: str, workers: int) -> dict[str
     return {
         "articles": len(values),
         "seconds": seconds,
+        "lake": lake,
         "peak_rss_mb": sampler.peak_kb / 1024,
         "worker_processes": len(sampler.processes),
     }

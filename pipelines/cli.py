@@ -1,8 +1,9 @@
-"""The ``wirestream`` command: run, produce, query, compact.
+"""The ``wirestream`` command: run, produce, query, validate, compact.
 
 wirestream run --lake DIR [--topic T] [--bootstrap-servers H:P] [--until-caught-up] [Beam options]
 wirestream produce FILE.jsonl [--topic T] [--partitions N] [--bootstrap-servers H:P]
 wirestream query DIR "SQL"
+wirestream validate DIR [--dt YYYY-MM-DD ...] [--suite FILE.json]
 wirestream compact DIR
 """
 
@@ -79,6 +80,7 @@ def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str
             [by_table["entities"]],
         ).fetchall()
         lines.append("  top entities: " + ", ".join(f"{text} ({label}) ×{count}" for text, label, count in top))
+    lines.append(f"  quality reports:    {lake.path('_quality', 'docs', 'index.html')}")
     partitions = sorted({relative.rsplit("/", 1)[0] for relative in new_files})
     lines.append(f"  partitions written ({len(partitions)}):")
     lines.extend(f"    {lake.path(partition)}" for partition in partitions)
@@ -171,6 +173,23 @@ def _query(argv: Sequence[str]) -> int:
     return 0
 
 
+def _validate(argv: Sequence[str]) -> int:
+    from pipelines.validate import validate_lake
+
+    parser = argparse.ArgumentParser(
+        prog="wirestream validate",
+        description="Re-run the expectation suite over articles partitions of the lake. Exit code: 0 when every "
+        "partition meets every expectation, 1 when one fails, 2 when no partition matches.",
+    )
+    parser.add_argument("lake")
+    parser.add_argument("--dt", nargs="*", default=[], help="only these days (YYYY-MM-DD); default: every day")
+    parser.add_argument("--suite", default=None, help="expectation suite JSON (default: the versioned one)")
+    args = parser.parse_args(argv)
+    lines, code = validate_lake(args.lake, args.dt, args.suite)
+    print("\n".join(lines))
+    return code
+
+
 def _compact(argv: Sequence[str]) -> int:
     from transforms.io.lake import Lake, compact
 
@@ -188,7 +207,7 @@ def _compact(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "produce": _produce, "query": _query, "compact": _compact}
+COMMANDS = {"run": _run, "produce": _produce, "query": _query, "validate": _validate, "compact": _compact}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The ingest pipeline: Kafka → parse → clean → deduplicate → entities → lake.
+"""The ingest pipeline: Kafka → parse → clean → deduplicate → entities → quality → lake.
 
 Run it with ``wirestream run --lake DIR [--until-caught-up] [Beam options]``. ``build()`` only
 wires the stages; ``run()`` parses options, recovers the lake, plans the partitions from what the
@@ -34,6 +34,7 @@ from transforms.io.lake import (
     recover,
 )
 from transforms.parse import ParseArticle, ParseConfig
+from transforms.quality import QualityConfig, ValidateBatch, load_suite, write_index
 
 _LOG = logging.getLogger(__name__)
 
@@ -46,6 +47,16 @@ def consumer_config(options: IngestOptions) -> ConsumerConfig:
         max_record_bytes=options.max_record_bytes,
         max_batch_records=options.max_batch_records,
         security=kafka_security(options),
+    )
+
+
+def quality_config(options: IngestOptions) -> QualityConfig:
+    """The expectation suite and where its results go; the run is named after its start if unnamed."""
+    return QualityConfig(
+        lake_uri=options.lake,
+        suite=load_suite(options.quality_suite or None),
+        policy=options.quality_policy,
+        run_name=options.quality_run_name or f"run-{utc_now():%Y%m%dT%H%M%SZ}",
     )
 
 
@@ -99,6 +110,7 @@ def build(
         >> ExtractEntities(
             EntityConfig(model=options.spacy_model, batch_size=options.ner_batch_size, use_gpu=options.use_gpu)
         )
+        | "ValidateBatch" >> ValidateBatch(quality_config(options))
         | "WriteLake" >> WriteLake(options.lake, consumer, options.partition_by, options.lake_retry_seconds)
     )
     if options.partition_by == "ingestion_time":
@@ -204,6 +216,10 @@ def run(argv: Sequence[str]) -> RunResult:
         # A streaming Dataflow job runs on the service until drained; the launcher's work is done.
         return RunResult(runner=runner, state=str(result.state), files_before=files_before, finished=False)
     state = result.wait_until_finish()
+    try:
+        write_index(lake)  # the stage rebuilds it now and then; this makes it complete
+    except OSError:
+        _LOG.exception("cannot write the quality Data Docs index")
     lagging = lagging_partitions(lake, plans) if ingest.until_caught_up else ()
     if ingest.until_caught_up and not lagging and ingest.partition_by == "ingestion_time":
         mark_complete(lake, utc_now())

@@ -123,6 +123,15 @@ class IngestOptions(PipelineOptions):
             choices=["ingestion_time", "event_time"],
             help="what dt=/hour= partitions follow (default ingestion_time)",
         )
+        add(
+            "quality-policy",
+            default="warn",
+            choices=["warn", "fail"],
+            help="a failed batch-level expectation: warn (report only, the default) or fail (quarantine the "
+            "batch's articles)",
+        )
+        add("quality-run-name", default="", help="the run's name in the quality reports (default run-<UTC start time>)")
+        add("quality-suite", default="", help="expectation suite JSON (default schemas/expectations/articles.json)")
 
 
 _SECRET_OPTIONS = ("--kafka-sasl-password", "--kafka-ssl-password")
