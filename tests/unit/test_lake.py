@@ -252,3 +252,102 @@ def test_an_interrupted_compaction_is_finished_by_recovery(tmp_path) -> None:
     assert recover(lake) == (1, 0)
     assert sorted(p.name for p in (tmp_path / "articles").rglob("*.parquet")) == [merged.name]
     assert [o for _, _, o in _offsets(tmp_path)] == [0, 1]
+
+
+def _many_small_files(lake: Lake, hours: int = 6, batches: int = 8) -> int:
+    rows = 0
+    for hour in range(hours):
+        ingested = T0 - dt.timedelta(hours=hour)
+        for first in range(0, batches * 2, 2):
+            batch = SourceBatch("news", hour % 2, hour * 1000 + first, hour * 1000 + first + 2, 2)
+            commit_batch(
+                lake, batch, [_article(batch.first_offset, batch, ingested), _dead(batch.first_offset + 1, batch)]
+            )
+            rows += 1
+    return rows
+
+
+def test_readers_never_see_a_folder_half_compacted(tmp_path) -> None:
+    import threading
+
+    lake = Lake(str(tmp_path))
+    articles = _many_small_files(lake)
+    results: list[tuple[int, int]] = []
+    errors: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        connection = duckdb.connect()
+        pattern = f"{tmp_path}/articles/*/*/*.parquet"
+        while not done.is_set():
+            try:
+                row = connection.execute(
+                    "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM read_parquet(?)", [pattern]
+                ).fetchone()
+                results.append(row)
+            except duckdb.Error as error:  # a file listed before a swap and opened after it
+                errors.append(str(error))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        merged = compact(lake)
+    finally:
+        done.set()
+        reader.join()
+    assert len(merged) == 6 * 3  # articles, entities, dead letters in each of 6 folders
+    assert results, "the reader never got an answer"
+    assert set(results) == {(articles, articles)}, "a reader saw rows twice or missed some"
+    assert all("No such file" in e or "not found" in e.lower() for e in errors), errors
+    assert len(list((tmp_path / "articles").rglob("*.parquet"))) == 6
+
+
+def test_a_batch_committed_during_compaction_is_kept(tmp_path, monkeypatch) -> None:
+    import transforms.io.lake as lake_module
+
+    lake = Lake(str(tmp_path))
+    for first in (0, 1):
+        batch = SourceBatch("news", 0, first, first + 1, 1)
+        commit_batch(lake, batch, [_article(first, batch)])
+    real_exchange = lake_module._exchange
+    late = SourceBatch("news", 0, 5, 6, 1)
+
+    def exchange_after_a_late_commit(first: str, second: str) -> None:
+        commit_batch(lake, late, [_article(5, late)])  # lands in the live folder's old content
+        real_exchange(first, second)
+
+    monkeypatch.setattr(lake_module, "_exchange", exchange_after_a_late_commit)
+    compact(lake)
+    assert [o for _, _, o in _offsets(tmp_path)] == [0, 1, 5]
+    assert sorted(p.name for p in (tmp_path / "articles").rglob("*.parquet")) == [
+        "news+0+0000000000000000000+0000000000000000002.parquet",
+        "news+0+0000000000000000005+0000000000000000006.parquet",
+    ]
+
+
+@pytest.mark.parametrize("swapped", [False, True], ids=["before-the-swap", "after-the-swap"])
+def test_an_interrupted_folder_swap_is_finished_by_recovery(tmp_path, monkeypatch, swapped: bool) -> None:
+    import transforms.io.lake as lake_module
+
+    lake = Lake(str(tmp_path))
+    for first in (0, 1, 2):
+        batch = SourceBatch("news", 0, first, first + 1, 1)
+        commit_batch(lake, batch, [_article(first, batch)])
+    real_exchange = lake_module._exchange
+
+    def crash(first: str, second: str) -> None:
+        if swapped:
+            real_exchange(first, second)
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(lake_module, "_exchange", crash)
+    with pytest.raises(KeyboardInterrupt):
+        compact(lake)
+    monkeypatch.setattr(lake_module, "_exchange", real_exchange)
+    assert [o for _, _, o in _offsets(tmp_path)] == [0, 1, 2]  # before or after, never half
+    assert recover(lake) == (1, 0)
+    assert [p.name for p in (tmp_path / "articles").rglob("*.parquet")] == [
+        "news+0+0000000000000000000+0000000000000000003.parquet"
+    ]
+    assert [o for _, _, o in _offsets(tmp_path)] == [0, 1, 2]
+    assert not any((tmp_path / STAGING).iterdir())

@@ -26,7 +26,9 @@ loss nor duplicates. Writing a batch again (a runner retry) writes the same name
 rows: the protocol is idempotent.
 
 Compaction (:func:`compact`, ``wirestream compact``) merges a partition's small files into one
-named after the union of their ranges, by the same staged, manifest-committed protocol.
+named after the union of their ranges, staged and committed by a manifest too; on a local lake
+the folder's new content is swapped in with one atomic directory exchange, so readers see the
+folder before or after, never half-way.
 
 A lake that refuses writes (full, read-only, unreachable) makes ``CommitBatches`` block and retry
 (:func:`commit_with_retry`) and then fail loudly; no offset is committed for an unwritten batch.
@@ -48,6 +50,7 @@ import logging
 import os
 import re
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -335,7 +338,11 @@ def recover(lake: Lake) -> tuple[int, int]:
         manifest_path = f"{info.path}/{MANIFEST}"
         if lake.exists(manifest_path):
             with lake.fs.open_input_stream(manifest_path) as stream:
-                _roll_forward(lake, info.path, json.loads(stream.read()))
+                manifest = json.loads(stream.read())
+            if "swap" in manifest:
+                _finish_exchange(lake, info.path, manifest)
+            else:
+                _roll_forward(lake, info.path, manifest)
             rolled += 1
         else:
             lake.fs.delete_dir(info.path)
@@ -345,6 +352,7 @@ def recover(lake: Lake) -> tuple[int, int]:
     return rolled, discarded
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 _PARTITION = re.compile(r"^dt=(?P<day>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})$")
 
 
@@ -429,47 +437,133 @@ def _runs(files: list[_BatchFile], covered: list[tuple[int, int]]) -> Iterator[l
         yield run
 
 
+def _exchange(first: str, second: str) -> None:
+    """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(_AT_FDCWD, first.encode(), _AT_FDCWD, second.encode(), _RENAME_EXCHANGE) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), first, None, second)
+
+
+def _can_exchange(lake: Lake) -> bool:
+    if not lake.local:
+        return False
+    import ctypes
+
+    return hasattr(ctypes.CDLL(None), "renameat2")
+
+
+def _union(run: list[_BatchFile]) -> SourceBatch:
+    """The offset range a run of contiguous files covers, as the batch that names the merged file."""
+    return SourceBatch(run[0].topic, run[0].partition, run[0].first, max(f.end for f in run), 0)
+
+
+def _merge_run(lake: Lake, schema: pa.Schema, run: list[_BatchFile]) -> pa.Table:
+    combined = pa.concat_tables([pq.read_table(lake.path(f.relative), schema=schema) for f in run])
+    return combined.sort_by("kafka_offset") if "kafka_offset" in schema.names else combined
+
+
+def _compact_by_exchange(lake: Lake, schema: pa.Schema, folder: str, runs: list[list[_BatchFile]]) -> None:
+    """Build the folder's next content beside it and swap it in at once (see :func:`compact`)."""
+    staging = lake.path(STAGING, f"swap+{folder.replace('/', '+')}+{uuid.uuid4().hex[:12]}")
+    following = f"{staging}/next"
+    lake.fs.create_dir(following, recursive=True)
+    merged: list[str] = []
+    replaced: set[str] = set()
+    for run in runs:
+        batch = _union(run)
+        lake.write_table(f"{following}/{batch.key}.parquet", _merge_run(lake, schema, run))
+        merged.append(f"{folder}/{batch.key}.parquet")
+        replaced.update(f.relative for f in run)
+    kept = []
+    for info in lake.list(lake.path(folder)):
+        relative = f"{folder}/{info.base_name}"
+        if info.type == pafs.FileType.File and relative not in replaced:
+            os.link(info.path, f"{following}/{info.base_name}")  # unmerged files and _SUCCESS stay
+            kept.append(relative)
+    lake._fsync(following)
+    manifest = {"swap": folder, "files": [{"file": f} for f in merged], "keep": kept, "remove": sorted(replaced)}
+    lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
+    lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")  # the commit point
+    _finish_exchange(lake, staging, manifest)
+
+
+def _finish_exchange(lake: Lake, staging: str, manifest: dict[str, Any]) -> None:
+    """Swap the staged folder in (unless done), rescue files written meanwhile, drop the old folder."""
+    live = lake.path(manifest["swap"])
+    following = f"{staging}/next"
+    swapped = all(lake.exists(lake.path(entry["file"])) for entry in manifest["files"])
+    if not swapped:
+        _exchange(following, live)
+        lake._fsync(live.rsplit("/", 1)[0])
+    known = {relative.rsplit("/", 1)[1] for relative in [*manifest["keep"], *manifest["remove"]]}
+    if lake.exists(following):
+        for info in lake.list(following):
+            # A batch committed into the folder between the snapshot and the swap landed in the
+            # old folder: move it into the live one before the old one goes.
+            rescue = info.type == pafs.FileType.File and info.base_name not in known
+            if rescue and not lake.exists(f"{live}/{info.base_name}"):
+                lake.move(info.path, f"{live}/{info.base_name}")
+    lake.fs.delete_dir(staging)
+
+
 def compact(lake: Lake) -> list[tuple[str, int]]:
-    """Merge each partition folder's small files, atomically and idempotently.
+    """Merge each partition folder's small files, atomically, idempotently, safely for readers.
 
     Files of one Kafka partition whose ranges are contiguous (counting what other tables cover in
     between) become one file named after the union of their ranges, so the lake's coverage, and
-    with it the resume point and the accounting, are unchanged. Each merge is committed like a
-    batch: staged, a manifest naming the new file and the files it replaces, then the rename and
-    the deletes; :func:`recover` finishes a merge interrupted after its manifest. Returns
-    ``(merged file, files replaced)`` for every merge.
+    with it the resume point and the accounting, are unchanged.
+
+    On a local lake each folder changes in one step: its next content (the merged files, plus
+    hard links to the files that stay) is built in ``_staging/``, committed by a manifest, then
+    swapped with the live folder by one ``renameat2(RENAME_EXCHANGE)``. A reader lists either
+    the old files or the new ones, never both and never neither; a query that listed the old
+    files and opens one after the swap gets a "file not found" error (never wrong rows) and can
+    be run again. A batch committed into the folder while it is being compacted is moved into the
+    new folder right after the swap. Elsewhere (object stores) each merge is committed like a
+    batch (staged, manifest, rename, deletes), and a query at that moment may see the rows twice.
+    :func:`recover` finishes either kind of merge interrupted after its manifest. Run one
+    compaction at a time. Returns ``(merged file, files replaced)`` for every merge.
     """
     from transforms.io.kafka import merge_ranges
 
     recover(lake)
     covered = {key: merge_ranges(ranges) for key, ranges in covered_ranges(lake).items()}
-    merged = []
+    exchange = _can_exchange(lake)
+    merged: list[tuple[str, int]] = []
     for table, schema in arrow.TABLES.items():
         for folder, files in _batch_files(lake, table).items():
             by_partition: dict[tuple[str, int], list[_BatchFile]] = defaultdict(list)
             for file in files:
                 by_partition[(file.topic, file.partition)].append(file)
-            for (topic, partition), group in by_partition.items():
-                for run in _runs(group, covered.get((topic, partition), [])):
-                    if len(run) < 2:
-                        continue
-                    batch = SourceBatch(topic, partition, run[0].first, max(f.end for f in run), 0)
-                    relative = f"{folder}/{batch.key}.parquet"
-                    tables = [pq.read_table(lake.path(f.relative), schema=schema) for f in run]
-                    combined = pa.concat_tables(tables)
-                    if "kafka_offset" in schema.names:
-                        combined = combined.sort_by("kafka_offset")
-                    staging = lake.path(STAGING, f"compact+{table}+{folder.replace('/', '+')}+{batch.key}")
-                    lake.fs.create_dir(f"{staging}/{folder}", recursive=True)
-                    lake.write_table(f"{staging}/{relative}", combined)
-                    manifest = {
-                        "files": [{"file": relative, "rows": combined.num_rows}],
-                        "remove": [f.relative for f in run],
-                    }
-                    lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
-                    lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")  # the commit point
-                    _roll_forward(lake, staging, manifest)
-                    merged.append((relative, len(run)))
+            runs = [
+                run
+                for (topic, partition), group in by_partition.items()
+                for run in _runs(group, covered.get((topic, partition), []))
+                if len(run) >= 2
+            ]
+            if not runs:
+                continue
+            merged.extend((f"{folder}/{_union(run).key}.parquet", len(run)) for run in runs)
+            if exchange:
+                _compact_by_exchange(lake, schema, folder, runs)
+                continue
+            for run in runs:
+                batch = _union(run)
+                relative = f"{folder}/{batch.key}.parquet"
+                combined = _merge_run(lake, schema, run)
+                staging = lake.path(STAGING, f"compact+{table}+{folder.replace('/', '+')}+{batch.key}")
+                lake.fs.create_dir(f"{staging}/{folder}", recursive=True)
+                lake.write_table(f"{staging}/{relative}", combined)
+                manifest = {
+                    "files": [{"file": relative, "rows": combined.num_rows}],
+                    "remove": [f.relative for f in run],
+                }
+                lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
+                lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")  # the commit point
+                _roll_forward(lake, staging, manifest)
     return merged
 
 
