@@ -44,6 +44,7 @@ Partition values come only from timestamps the pipeline computed (ingestion time
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -82,6 +83,7 @@ __all__ = [
 ]
 
 STAGING = "_staging"
+MAINTENANCE_LOCK = "_maintenance.lock"
 MANIFEST = "_MANIFEST.json"
 SUCCESS = "_SUCCESS"
 _BATCH_FILE = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<first>\d+)\+(?P<end>\d+)\.parquet$")
@@ -329,9 +331,19 @@ def _roll_forward(lake: Lake, staging: str, manifest: dict[str, Any]) -> None:
 
 
 def recover(lake: Lake) -> tuple[int, int]:
-    """Finish committed staging folders, delete uncommitted ones: ``(rolled forward, discarded)``."""
+    """Finish committed staging folders, delete uncommitted ones: ``(rolled forward, discarded)``.
+
+    Run before the pipeline reads; waits for a compaction in progress (they share a lock).
+    """
+    with _maintenance_lock(lake):
+        return _recover(lake)
+
+
+def _recover(lake: Lake, only_merges: bool = False) -> tuple[int, int]:
     rolled, discarded = 0, 0
     for info in lake.list(lake.path(STAGING)):
+        if only_merges and not info.base_name.startswith(("swap+", "compact+")):
+            continue  # a batch the running pipeline is writing right now
         if info.type != pafs.FileType.Directory:
             lake.fs.delete_file(info.path)
             continue
@@ -437,6 +449,23 @@ def _runs(files: list[_BatchFile], covered: list[tuple[int, int]]) -> Iterator[l
         yield run
 
 
+@contextlib.contextmanager
+def _maintenance_lock(lake: Lake) -> Iterator[None]:
+    """Only one of recovery and compaction works on a local lake at a time (an exclusive flock)."""
+    if not lake.local:
+        yield
+        return
+    import fcntl
+
+    lake.fs.create_dir(lake.root, recursive=True)
+    with open(lake.path(MAINTENANCE_LOCK), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _exchange(first: str, second: str) -> None:
     """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``)."""
     import ctypes
@@ -498,7 +527,8 @@ def _finish_exchange(lake: Lake, staging: str, manifest: dict[str, Any]) -> None
     if not swapped:
         _exchange(following, live)
         lake._fsync(live.rsplit("/", 1)[0])
-    known = {relative.rsplit("/", 1)[1] for relative in [*manifest["keep"], *manifest["remove"]]}
+    merged = [entry["file"] for entry in manifest["files"]]
+    known = {relative.rsplit("/", 1)[1] for relative in [*manifest["keep"], *manifest["remove"], *merged]}
     if lake.exists(following):
         for info in lake.list(following):
             # A batch committed into the folder between the snapshot and the swap landed in the
@@ -524,12 +554,18 @@ def compact(lake: Lake) -> list[tuple[str, int]]:
     be run again. A batch committed into the folder while it is being compacted is moved into the
     new folder right after the swap. Elsewhere (object stores) each merge is committed like a
     batch (staged, manifest, rename, deletes), and a query at that moment may see the rows twice.
-    :func:`recover` finishes either kind of merge interrupted after its manifest. Run one
-    compaction at a time. Returns ``(merged file, files replaced)`` for every merge.
+    :func:`recover` finishes either kind of merge interrupted after its manifest; recovery and
+    compaction take turns on a lock, and compaction leaves the running pipeline's staged batches
+    alone. Returns ``(merged file, files replaced)`` for every merge.
     """
+    with _maintenance_lock(lake):
+        _recover(lake, only_merges=True)
+        return _compact(lake)
+
+
+def _compact(lake: Lake) -> list[tuple[str, int]]:
     from transforms.io.kafka import merge_ranges
 
-    recover(lake)
     covered = {key: merge_ranges(ranges) for key, ranges in covered_ranges(lake).items()}
     exchange = _can_exchange(lake)
     merged: list[tuple[str, int]] = []
