@@ -16,20 +16,16 @@ How it runs (four steps, three of them keyed)
        meets once, in whichever order the workers saw them.
     3. ``VerifyCandidates``, keyed by record id, holds that article's ticket (its one-byte
        MinHash and where its batch is). It verifies each pair against it (:func:`verify`) and
-       sends the match to the batch of the *later* article of the pair (by :func:`order`),
-       stamped with that batch's time.
-    4. ``BatchWithItsMatches`` groups each batch with its matches (``CoGroupByKey`` in one-second
-       event-time windows: a batch and its matches share a timestamp, and the group fires once
-       the watermark passes it), and ``ApplyMatches`` replaces each article that has a match by
-       a ``Duplicate`` of the earliest one. A runner's own grouping holds the batch, not user
-       state, so no runner quirk with keyed state can drop or split it.
+       sends a decision to the batch of the *later* article of the pair (by :func:`order`).
+    4. ``ApplyDecisions``, keyed by batch, holds the batch until the watermark passes its time,
+       then replaces each article that has a decision by a ``Duplicate`` of the earliest match.
 
 Invariants
     * One outcome per record: step 4 emits exactly the batch it received, each article kept or
       turned into a duplicate; nothing is added or dropped (the lake sink checks it again).
     * Complete before release: every message of steps 2 and 3 carries a timestamp no later than
       the batch it concerns, and none is late (the source stamps batches no earlier than its
-      watermark), so when the watermark passes a batch's window all its matches have arrived.
+      watermark), so when the watermark passes a batch's time all its decisions have arrived.
     * Order-independent: the decision for an article depends on which articles exist, not on
       arrival order or parallelism: two near-copies read at the same moment by different
       workers meet in step 2 under their shared keys, and :func:`order` picks one to keep.
@@ -53,10 +49,9 @@ from typing import Any, Tuple  # noqa: UP035 - Beam's type hints need typing.Tup
 import apache_beam as beam
 from apache_beam import coders, pvalue
 from apache_beam.transforms import userstate
-from apache_beam.transforms import window as window_fn
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from schemas.records import Article, Duplicate, Outcome, OutcomeBatch
 from transforms.dedup_core import (
@@ -208,7 +203,7 @@ class _VerifyCandidatesFn(beam.DoFn):
         element: tuple[bytes, bytes],
         items: Any = beam.DoFn.StateParam(ITEMS),
         expiry: Any = beam.DoFn.TimerParam(EXPIRY),
-    ) -> Iterator[TimestampedValue]:
+    ) -> Iterator[tuple[bytes, Match]]:
         _, message = element
         stored = list(items.read())
         own = next((decode_ticket(raw[1:]) for raw in stored if raw[:1] == _TICKET), None)
@@ -224,44 +219,55 @@ class _VerifyCandidatesFn(beam.DoFn):
         else:
             yield from self._decide(own, message)
 
-    def _decide(self, own: Ticket, candidate: bytes) -> Iterator[TimestampedValue]:
+    def _decide(self, own: Ticket, candidate: bytes) -> Iterator[tuple[bytes, Match]]:
         via, other = candidate[1:2], decode_ticket(candidate[2:])
         match = verify(own, other, via, self._config)
         if match is not None:
             self._verified.inc()
-            # Stamped with the later article's batch time: never earlier than the element being
-            # processed (see the module docstring), and exactly the time of the batch it joins.
-            yield TimestampedValue((match.later.batch_key.encode(), match), Timestamp(micros=match.later.time_us))
+            yield match.later.batch_key.encode(), match
 
     @userstate.on_timer(EXPIRY)
     def expire(self, items: Any = beam.DoFn.StateParam(ITEMS)) -> None:
         items.clear()
 
 
-class _ApplyMatchesFn(beam.DoFn):
-    """One batch with every match found for it (grouped by batch key) → the batch with verdicts."""
+class _ApplyDecisionsFn(beam.DoFn):
+    """Keyed by batch: hold the batch until the watermark passes its time, then apply its matches."""
+
+    ITEMS = userstate.BagStateSpec("items", coders.PickleCoder())
+    RELEASE = userstate.TimerSpec("release", TimeDomain.WATERMARK)
 
     def __init__(self) -> None:
         self._kept = beam.metrics.Metrics.counter(STAGE, "kept")
         self._exact = beam.metrics.Metrics.counter(STAGE, "exact_duplicates")
         self._near = beam.metrics.Metrics.counter(STAGE, "near_duplicates")
-        self._orphans = beam.metrics.Metrics.counter(STAGE, "matches_without_batch")
 
-    def process(self, element: tuple[bytes, dict[str, Any]]) -> Iterator[OutcomeBatch]:
-        key, grouped = element
-        batches, matches = list(grouped["batch"]), list(grouped["matches"])
-        if len(batches) != 1:
-            # Cannot happen when every message is stamped as designed; say so loudly if it does.
-            self._orphans.inc(len(matches))
-            _LOG.error("dedup: %d batches with key %r in one window (%d matches)", len(batches), key, len(matches))
-        for batch in batches:
-            result = apply_matches(batch, matches)
-            for outcome in result.outcomes:
-                if isinstance(outcome, Duplicate):
-                    (self._exact if outcome.method == "exact" else self._near).inc()
-                elif isinstance(outcome, Article):
-                    self._kept.inc()
-            yield result
+    def process(
+        self,
+        element: tuple[bytes, OutcomeBatch | Match],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        items: Any = beam.DoFn.StateParam(ITEMS),
+        release: Any = beam.DoFn.TimerParam(RELEASE),
+    ) -> None:
+        _, item = element
+        items.add(item)
+        if isinstance(item, OutcomeBatch):
+            release.set(timestamp + Duration(micros=1000))  # runners keep timers to the millisecond
+
+    @userstate.on_timer(RELEASE)
+    def release(self, items: Any = beam.DoFn.StateParam(ITEMS)) -> Iterator[OutcomeBatch]:
+        stored = list(items.read())
+        items.clear()
+        batches = [item for item in stored if isinstance(item, OutcomeBatch)]
+        if not batches:
+            return
+        result = apply_matches(batches[0], [item for item in stored if isinstance(item, Match)])
+        for outcome in result.outcomes:
+            if isinstance(outcome, Duplicate):
+                (self._exact if outcome.method == "exact" else self._near).inc()
+            elif isinstance(outcome, Article):
+                self._kept.inc()
+        yield result
 
 
 class _SeedTicketsFn(beam.DoFn):
@@ -374,17 +380,10 @@ class Deduplicate(beam.PTransform):
             | "KeyedByRecord" >> _typed(Tuple[bytes, bytes])  # noqa: UP006
             | "VerifyCandidates" >> beam.ParDo(_VerifyCandidatesFn(config))
         )
-        # A batch and every match about it carry the same timestamp (the batch's), so a one-second
-        # event-time window holds them together and the group fires once the watermark passes it.
-        window = window_fn.FixedWindows(1, 0)
-        combiner = window_fn.TimestampCombiner.OUTPUT_AT_EARLIEST
         decided = (
-            {
-                "batch": routed[_TO_BATCH] | "WindowBatches" >> beam.WindowInto(window, timestamp_combiner=combiner),
-                "matches": decisions | "WindowMatches" >> beam.WindowInto(window, timestamp_combiner=combiner),
-            }
-            | "BatchWithItsMatches" >> beam.CoGroupByKey()
-            | "ApplyMatches" >> beam.ParDo(_ApplyMatchesFn())
-            | "BackToGlobalWindow" >> beam.WindowInto(window_fn.GlobalWindows())
+            [routed[_TO_BATCH], decisions]
+            | "BatchesAndDecisions" >> beam.Flatten()
+            | "KeyedByBatch" >> _typed(Tuple[bytes, Any])  # noqa: UP006
+            | "ApplyDecisions" >> beam.ParDo(_ApplyDecisionsFn())
         )
         return [decided, routed[_UNTOUCHED]] | "AllBatches" >> beam.Flatten()
