@@ -1,7 +1,8 @@
 """Chaos: kill -9 at random moments (one during a file write), a broker restart, a replay.
 
 2,000 records over 3 partitions, with bad records and repeated stories among them. The streaming
-pipeline is killed five times and restarted each time; the broker is restarted once mid-run; a
+pipeline is killed five times and restarted each time (once early, once mid-write, three times at
+a random moment after that run committed something); the broker is restarted once mid-run; a
 final ``--until-caught-up`` run finishes. Then every produced (partition, offset) must be in the
 lake exactly once, every file must read back, compaction must keep it so, and a replay from the
 earliest offset must add nothing.
@@ -66,6 +67,19 @@ def _kill_during_a_write(process: subprocess.Popen[bytes], lake: Path, timeout: 
     return False
 
 
+def _kill_after_progress(process: subprocess.Popen[bytes], lake: Path, rng: random.Random, timeout: float = 90) -> bool:
+    """Kill -9 at a random moment after this run committed its first new file; True if it did."""
+    before = set(lake.rglob("*.parquet")) if lake.exists() else set()
+    deadline = time.monotonic() + timeout
+    progressed = False
+    while time.monotonic() < deadline and not progressed:
+        progressed = lake.exists() and bool(set(lake.rglob("*.parquet")) - before)
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0, 3))
+    kill_group(process)
+    return progressed
+
+
 def test_kill_nine_broker_restart_and_replay_keep_the_accounting_exact(
     bootstrap_servers: str, prism: Path, tmp_path: Path
 ) -> None:
@@ -78,17 +92,21 @@ def test_kill_nine_broker_restart_and_replay_keep_the_accounting_exact(
     expected = {(topic, p, o) for p, o in placed}
 
     caught_mid_write = False
+    killed_after_a_commit = 0
     for kill in range(KILLS):
         process = start_streaming(lake, topic, bootstrap_servers, log)
         if kill == 1:
             caught_mid_write = _kill_during_a_write(process, lake)
-        else:
-            time.sleep(rng.uniform(6, 14))
+        elif kill == 0:
+            time.sleep(rng.uniform(2, 8))  # possibly before anything was committed
             kill_group(process)
+        else:
+            killed_after_a_commit += _kill_after_progress(process, lake, rng)
         if kill == 2:
             subprocess.run([str(KAFKA_SCRIPT), "down"], check=True)
             subprocess.run([str(KAFKA_SCRIPT), "up"], check=True)
     assert caught_mid_write, "no kill landed during a file write"
+    assert killed_after_a_commit >= 2, "too few kills landed after the run had committed something"
 
     run_until_caught_up(lake, topic, bootstrap_servers, timeout=900)
     counts = assert_each_once(lake, expected)
