@@ -150,18 +150,10 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
-class Duplicate:
-    """An article that repeats one seen before it: it goes to ``duplicates``, not ``articles``.
-
-    ``duplicate_of`` is the ``article_id`` of the earlier article it matched, ``similarity`` the
-    verified similarity of the pair (1.0 for an identical text), ``method`` ``exact`` (same
-    canonical URL or same content hash) or ``near`` (MinHash LSH candidate, verified).
-    """
+class _FinalArticle:
+    """An article a stage settled for good; it keeps the article's Kafka coordinates."""
 
     article: Article
-    duplicate_of: str
-    similarity: float
-    method: str
 
     @property
     def kafka_offset(self) -> int:
@@ -173,19 +165,24 @@ class Duplicate:
 
 
 @dataclass(frozen=True)
-class Quarantined:
+class Duplicate(_FinalArticle):
+    """An article that repeats one seen before it: it goes to ``duplicates``, not ``articles``.
+
+    ``duplicate_of`` is the ``article_id`` of the earlier article it matched, ``similarity`` the
+    verified similarity of the pair (1.0 for an identical text), ``method`` ``exact`` (same
+    canonical URL or same content hash) or ``near`` (MinHash LSH candidate, verified).
+    """
+
+    duplicate_of: str
+    similarity: float
+    method: str
+
+
+@dataclass(frozen=True)
+class Quarantined(_FinalArticle):
     """An article that failed row-level expectations: it goes to ``quarantine`` with their names."""
 
-    article: Article
     failed_expectations: tuple[str, ...]
-
-    @property
-    def kafka_offset(self) -> int:
-        return self.article.kafka_offset
-
-    @property
-    def ingested_at(self) -> dt.datetime:
-        return self.article.ingested_at
 
 
 Outcome = Article | Duplicate | Quarantined | DeadLetter
