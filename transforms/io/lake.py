@@ -55,7 +55,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -457,8 +457,20 @@ def _maintenance_lock(lake: Lake) -> Iterator[None]:
         return
     import fcntl
 
-    lake.fs.create_dir(lake.root, recursive=True)
-    with open(lake.path(MAINTENANCE_LOCK), "a+b") as handle:
+    path = lake.path(MAINTENANCE_LOCK)
+    handle: IO[bytes]
+    try:
+        handle = open(path, "a+b")  # noqa: SIM115 - closed below, after the lock is released
+    except OSError:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - a read-only lake: a shared file still locks
+        except OSError as error:
+            # A lake that refuses writes: nothing to recover or compact anyway; the writes that
+            # follow will say so (and retry) in their own words.
+            _LOG.warning("cannot open the lake's maintenance lock %s (%s); going on without it", path, error)
+            yield
+            return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
