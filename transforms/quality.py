@@ -50,7 +50,7 @@ import apache_beam as beam
 
 import schemas
 from schemas.records import Article, Outcome, OutcomeBatch, Quarantined, SourceBatch, utc_now
-from transforms.io.lake import Lake
+from transforms.io.lake import Lake, article_row
 
 __all__ = [
     "POLICIES",
@@ -58,7 +58,6 @@ __all__ = [
     "SuiteValidator",
     "ValidateBatch",
     "apply_verdict",
-    "article_record",
     "articles_frame",
     "batch_failures",
     "load_suite",
@@ -118,31 +117,13 @@ def _bad_entity_offsets(text: str | None, entities: Iterable[Mapping[str, Any]])
     return sum(1 for start, end in offsets if start is None or end is None or not 0 <= start < end <= length)
 
 
-def article_record(article: Article) -> dict[str, Any]:
-    """The fields of an article the suite reads, as in an ``articles`` row."""
-    return {
-        "article_id": article.article_id,
-        "url": article.url,
-        "text": article.text,
-        "word_count": article.word_count,
-        "language": article.language,
-        "title": article.title,
-        "source": article.source,
-        "content_hash": article.content_hash,
-        "published_at": article.published_at,
-        "ingested_at": article.ingested_at,
-        "entities": [{"start": e.start, "end": e.end} for e in article.entities],
-        "kafka_offset": article.kafka_offset,
-    }
-
-
 def articles_frame(articles: Sequence[Article]) -> Any:
     """The DataFrame the suite validates, for a batch's articles (see :func:`records_frame`)."""
-    return records_frame([article_record(article) for article in articles])
+    return records_frame([article_row(article) for article in articles])
 
 
 def records_frame(records: Sequence[Mapping[str, Any]]) -> Any:
-    """One pandas DataFrame row per article (``articles`` rows or :func:`article_record` dicts).
+    """One pandas DataFrame row per article (``articles`` rows, as read from the lake or made by ``article_row``).
 
     Adds the derived columns the suite checks: ``row`` (the position in ``records``, which names
     failing rows even when ids repeat), ``text_length``, ``seconds_after_ingestion``

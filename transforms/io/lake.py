@@ -80,6 +80,7 @@ __all__ = [
     "mark_complete",
     "recover",
     "Written",
+    "article_row",
 ]
 
 STAGING = "_staging"
@@ -157,7 +158,8 @@ def partition_path(timestamp: dt.datetime) -> str:
     return f"dt={utc:%Y-%m-%d}/hour={utc:%H}"
 
 
-def _article_row(article: Article) -> dict[str, Any]:
+def article_row(article: Article) -> dict[str, Any]:
+    """An article as its ``articles`` row (column names as in :data:`schemas.arrow.ARTICLES`)."""
     return {
         "article_id": article.article_id,
         "url": article.url,
@@ -214,7 +216,7 @@ def _duplicate_row(duplicate: Duplicate) -> dict[str, Any]:
 
 
 def _quarantine_row(quarantined: Quarantined) -> dict[str, Any]:
-    return {**_article_row(quarantined.article), "failed_expectations": list(quarantined.failed_expectations)}
+    return {**article_row(quarantined.article), "failed_expectations": list(quarantined.failed_expectations)}
 
 
 def _dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
@@ -247,7 +249,7 @@ def rows_by_file(
     for outcome in sorted(outcomes, key=lambda o: o.kafka_offset):
         partition = _partition_of(outcome, partition_by)
         if isinstance(outcome, Article):
-            files[("articles", partition)].append(_article_row(outcome))
+            files[("articles", partition)].append(article_row(outcome))
             files[("entities", partition)].extend(_entity_rows(outcome))
         elif isinstance(outcome, Duplicate):
             files[("duplicates", partition)].append(_duplicate_row(outcome))
@@ -313,10 +315,15 @@ def commit_batch(
         },
         "files": planned,
     }
-    lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
-    lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")  # the commit point
+    _commit_manifest(lake, staging, manifest)
     _roll_forward(lake, staging, manifest)
     return Written(tuple(written))
+
+
+def _commit_manifest(lake: Lake, staging: str, manifest: dict[str, Any]) -> None:
+    """Write a staging folder's manifest under a temporary name, then rename it: the commit point."""
+    lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
+    lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")
 
 
 def _roll_forward(lake: Lake, staging: str, manifest: dict[str, Any]) -> None:
@@ -496,9 +503,25 @@ def _can_exchange(lake: Lake) -> bool:
     return hasattr(ctypes.CDLL(None), "renameat2")
 
 
-def _union(run: list[_BatchFile]) -> SourceBatch:
-    """The offset range a run of contiguous files covers, as the batch that names the merged file."""
-    return SourceBatch(run[0].topic, run[0].partition, run[0].first, max(f.end for f in run), 0)
+@dataclass(frozen=True)
+class _Merge:
+    """A run of contiguous files of one folder and the file they become (named after their union)."""
+
+    folder: str
+    run: list[_BatchFile]
+
+    @property
+    def key(self) -> str:
+        first = self.run[0]
+        return SourceBatch(first.topic, first.partition, first.first, max(f.end for f in self.run), 0).key
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}.parquet"
+
+    @property
+    def relative(self) -> str:
+        return f"{self.folder}/{self.name}"
 
 
 def _merge_run(lake: Lake, schema: pa.Schema, run: list[_BatchFile]) -> pa.Table:
@@ -506,18 +529,15 @@ def _merge_run(lake: Lake, schema: pa.Schema, run: list[_BatchFile]) -> pa.Table
     return combined.sort_by("kafka_offset") if "kafka_offset" in schema.names else combined
 
 
-def _compact_by_exchange(lake: Lake, schema: pa.Schema, folder: str, runs: list[list[_BatchFile]]) -> None:
+def _compact_by_exchange(lake: Lake, schema: pa.Schema, folder: str, merges: list[_Merge]) -> None:
     """Build the folder's next content beside it and swap it in at once (see :func:`compact`)."""
     staging = lake.path(STAGING, f"swap+{folder.replace('/', '+')}+{uuid.uuid4().hex[:12]}")
     following = f"{staging}/next"
     lake.fs.create_dir(following, recursive=True)
-    merged: list[str] = []
     replaced: set[str] = set()
-    for run in runs:
-        batch = _union(run)
-        lake.write_table(f"{following}/{batch.key}.parquet", _merge_run(lake, schema, run))
-        merged.append(f"{folder}/{batch.key}.parquet")
-        replaced.update(f.relative for f in run)
+    for merge in merges:
+        lake.write_table(f"{following}/{merge.name}", _merge_run(lake, schema, merge.run))
+        replaced.update(f.relative for f in merge.run)
     kept = []
     for info in lake.list(lake.path(folder)):
         relative = f"{folder}/{info.base_name}"
@@ -525,9 +545,9 @@ def _compact_by_exchange(lake: Lake, schema: pa.Schema, folder: str, runs: list[
             os.link(info.path, f"{following}/{info.base_name}")  # unmerged files and _SUCCESS stay
             kept.append(relative)
     lake._fsync(following)
-    manifest = {"swap": folder, "files": [{"file": f} for f in merged], "keep": kept, "remove": sorted(replaced)}
-    lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
-    lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")  # the commit point
+    files = [{"file": merge.relative} for merge in merges]
+    manifest = {"swap": folder, "files": files, "keep": kept, "remove": sorted(replaced)}
+    _commit_manifest(lake, staging, manifest)
     _finish_exchange(lake, staging, manifest)
 
 
@@ -586,31 +606,28 @@ def _compact(lake: Lake) -> list[tuple[str, int]]:
             by_partition: dict[tuple[str, int], list[_BatchFile]] = defaultdict(list)
             for file in files:
                 by_partition[(file.topic, file.partition)].append(file)
-            runs = [
-                run
+            merges = [
+                _Merge(folder, run)
                 for (topic, partition), group in by_partition.items()
                 for run in _runs(group, covered.get((topic, partition), []))
                 if len(run) >= 2
             ]
-            if not runs:
+            merged.extend((merge.relative, len(merge.run)) for merge in merges)
+            if not merges:
                 continue
-            merged.extend((f"{folder}/{_union(run).key}.parquet", len(run)) for run in runs)
             if exchange:
-                _compact_by_exchange(lake, schema, folder, runs)
+                _compact_by_exchange(lake, schema, folder, merges)
                 continue
-            for run in runs:
-                batch = _union(run)
-                relative = f"{folder}/{batch.key}.parquet"
-                combined = _merge_run(lake, schema, run)
-                staging = lake.path(STAGING, f"compact+{table}+{folder.replace('/', '+')}+{batch.key}")
+            for merge in merges:
+                combined = _merge_run(lake, schema, merge.run)
+                staging = lake.path(STAGING, f"compact+{table}+{folder.replace('/', '+')}+{merge.key}")
                 lake.fs.create_dir(f"{staging}/{folder}", recursive=True)
-                lake.write_table(f"{staging}/{relative}", combined)
+                lake.write_table(f"{staging}/{merge.relative}", combined)
                 manifest = {
-                    "files": [{"file": relative, "rows": combined.num_rows}],
-                    "remove": [f.relative for f in run],
+                    "files": [{"file": merge.relative, "rows": combined.num_rows}],
+                    "remove": [f.relative for f in merge.run],
                 }
-                lake.write_bytes(f"{staging}/{MANIFEST}.tmp", json.dumps(manifest).encode())
-                lake.fs.move(f"{staging}/{MANIFEST}.tmp", f"{staging}/{MANIFEST}")  # the commit point
+                _commit_manifest(lake, staging, manifest)
                 _roll_forward(lake, staging, manifest)
     return merged
 
