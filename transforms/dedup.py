@@ -43,6 +43,7 @@ still meet under their other shared keys, which is why near-copies share many.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Tuple  # noqa: UP035 - Beam's type hints need typing.Tuple
 
@@ -65,6 +66,7 @@ from transforms.dedup_core import (
     encode_entry,
     encode_ticket,
     fingerprint,
+    may_pair,
     verify,
 )
 
@@ -162,12 +164,12 @@ class _MatchProbesFn(beam.DoFn):
         ticket = decode_ticket(encoded)
         existing = list(entries.read())
         ttl = self._config.ttl_micros
+        probe = (ticket.record_id, ticket.time_us, ticket.seed)
         for raw in existing:
-            record, time_us, seed = decode_entry(raw)
-            if record == ticket.record_id or (seed and ticket.seed) or abs(time_us - ticket.time_us) > ttl:
-                continue
-            self._pairs.inc()
-            yield _record_key(record), _CANDIDATE + index_key[:1] + encoded
+            entry = decode_entry(raw)
+            if may_pair(entry, probe, ttl):
+                self._pairs.inc()
+                yield _record_key(entry[0]), _CANDIDATE + index_key[:1] + encoded
         entries.add(encode_entry(ticket))
         if not existing:
             expiry.set(_expiry_time(ticket.time_us, ttl))
@@ -297,22 +299,23 @@ class _SeedTicketsFn(beam.DoFn):
         for info in lake.list(lake.path(folder)):
             if not info.path.endswith(".parquet"):
                 continue
-            rows = pq.read_table(info.path, columns=columns, filesystem=lake.fs).to_pylist()
-            for row in rows:
+            by_time: dict[int, list[ArticleRef]] = defaultdict(list)
+            for row in pq.read_table(info.path, columns=columns, filesystem=lake.fs).to_pylist():
                 time_us = int(row["ingested_at"].timestamp() * 1_000_000)
-                if time_us < self._since_us:
-                    continue
-                ref = ArticleRef(
-                    row["article_id"],
-                    row["text"] or "",
-                    row["canonical_url"] or "",
-                    row["content_hash"] or "",
-                    row["kafka_topic"],
-                    row["kafka_partition"],
-                    row["kafka_offset"],
-                )
-                (ticket,) = fingerprint([ref], time_us, "", self._config, seed=True)
-                for message in _ticket_messages([ticket]):
+                if time_us >= self._since_us:
+                    by_time[time_us].append(
+                        ArticleRef(
+                            row["article_id"],
+                            row["text"] or "",
+                            row["canonical_url"] or "",
+                            row["content_hash"] or "",
+                            row["kafka_topic"],
+                            row["kafka_partition"],
+                            row["kafka_offset"],
+                        )
+                    )
+            for time_us, refs in by_time.items():  # a file is one batch: usually one ingestion time
+                for message in _ticket_messages(fingerprint(refs, time_us, "", self._config, seed=True)):
                     # Stamped at the epoch, not at the seed's own time: a verdict that waits for a
                     # seed's ticket is then never stamped later than the batch it concerns.
                     yield pvalue.TaggedOutput(message.tag, TimestampedValue(message.value, _SEED_TIME))

@@ -43,6 +43,7 @@ __all__ = [
     "decode_ticket",
     "encode_ticket",
     "fingerprint",
+    "may_pair",
     "order",
     "record_id",
     "verify",
@@ -377,11 +378,23 @@ class Match:
     method: str
 
 
+def may_pair(first: tuple[int, int, bool], second: tuple[int, int, bool], ttl_micros: int) -> bool:
+    """Whether two articles, as ``(record_id, time_us, seed)``, can be a pair at all.
+
+    Not an article with itself, not two seeds (both already in the lake), not further apart than
+    the TTL. The index-key stage asks it of its compact entries before sending a pair on.
+    """
+    (first_record, first_time, first_seed), (second_record, second_time, second_seed) = first, second
+    if first_record == second_record or (first_seed and second_seed):
+        return False
+    return abs(first_time - second_time) <= ttl_micros
+
+
 def verify(first: Ticket, second: Ticket, via: bytes, config: DedupConfig) -> Match | None:
     """The verified match between two tickets that met under an index key of kind ``via``, or None."""
-    if first.record_id == second.record_id or (first.seed and second.seed):
-        return None
-    if abs(first.time_us - second.time_us) > config.ttl_micros:
+    if not may_pair(
+        (first.record_id, first.time_us, first.seed), (second.record_id, second.time_us, second.seed), config.ttl_micros
+    ):
         return None
     earlier, later = (first, second) if order(first) < order(second) else (second, first)
     jaccard, containment = similarity(earlier, later)
