@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
-import pyarrow.fs as pafs
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.options import IngestOptions, kafka_security, refuse_secret_options
@@ -30,7 +29,7 @@ from transforms.io.lake import (
     WriteLake,
     covered_ranges,
     mark_complete,
-    partition_end,
+    partition_folders,
     recover,
 )
 from transforms.parse import ParseArticle, ParseConfig
@@ -72,15 +71,7 @@ def dedup_config(options: IngestOptions) -> DedupConfig:
 def seed_folders(lake: Lake, now: dt.datetime, ttl_seconds: float) -> list[str]:
     """The ``articles`` partition folders that may hold articles ingested within the TTL before ``now``."""
     since = now - dt.timedelta(seconds=ttl_seconds)
-    prefix = lake.root.rstrip("/") + "/"
-    folders = []
-    for info in lake.list(lake.path("articles"), recursive=True):
-        folder = info.path[len(prefix) :]
-        if info.type == pafs.FileType.Directory and "hour=" in folder.rsplit("/", 1)[-1]:
-            end = partition_end(folder)
-            if end is None or end > since:
-                folders.append(folder)
-    return sorted(folders)
+    return sorted(folder for folder, end in partition_folders(lake, "articles") if end > since)
 
 
 def build(

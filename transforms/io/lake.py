@@ -78,6 +78,7 @@ __all__ = [
     "compact",
     "covered_ranges",
     "mark_complete",
+    "partition_folders",
     "recover",
     "Written",
     "article_row",
@@ -403,15 +404,21 @@ def mark_complete(lake: Lake, before: dt.datetime) -> list[str]:
     """
     marked = []
     for table in arrow.TABLES:
-        prefix = lake.path(table) + "/"
-        for info in lake.list(lake.path(table), recursive=True):
-            if info.type != pafs.FileType.Directory:
-                continue
-            folder = f"{table}/{info.path[len(prefix) :]}"
-            end = partition_end(folder)
-            if end is not None and end <= before and write_marker(lake, folder):
+        for folder, end in partition_folders(lake, table):
+            if end <= before and write_marker(lake, folder):
                 marked.append(folder)
     return marked
+
+
+def partition_folders(lake: Lake, table: str) -> Iterator[tuple[str, dt.datetime]]:
+    """Each ``table/dt=.../hour=...`` folder of a table (relative to the lake) and when its hour ends."""
+    prefix = lake.path(table) + "/"
+    for info in lake.list(lake.path(table), recursive=True):
+        if info.type == pafs.FileType.Directory:
+            folder = f"{table}/{info.path[len(prefix) :]}"
+            end = partition_end(folder)
+            if end is not None:
+                yield folder, end
 
 
 @dataclass(frozen=True)
