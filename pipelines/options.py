@@ -84,6 +84,13 @@ class IngestOptions(PipelineOptions):
         add("ner-batch-size", type=int, default=32, help="texts per nlp.pipe batch")
         add("use-gpu", action="store_true", default=False, help="run spaCy on a GPU when one is present")
         add(
+            "ner-workers",
+            type=int,
+            default=1,
+            help="NER worker processes on Prism (default 1): each batch's articles are split across this "
+            "many SDK workers, one model each; on Flink or Dataflow use the runner's parallelism instead",
+        )
+        add(
             "max-record-bytes",
             type=int,
             default=10 * 1024 * 1024,

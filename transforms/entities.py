@@ -9,6 +9,22 @@ boundaries and entity offsets shifted back, so no article is refused for its len
 ``canonical`` is the article's fullest form of a mention: "Austin" → "Lloyd Austin" when the
 article also says "Lloyd Austin" (same label, the shorter mention's words a contiguous part of
 the longer one's). Reason given: ``ner_failed`` when spaCy raises on an article.
+
+Parallel NER (``workers`` > 1, ``--ner-workers``). A Python SDK worker runs its bundles on threads
+that share one GIL, and Prism starts one SDK worker per *environment*; so to annotate on several
+cores the stage fans each batch out to ``workers`` lanes, each lane a ParDo with its own
+``wirestream_ner_worker`` resource hint (hence its own environment, hence its own worker process
+with its own model), and joins the lanes' parts again. Invariants:
+
+* Each batch is cut into exactly ``workers`` parts, all stamped with the batch's timestamp and
+  keyed by its ``SourceBatch.key``; part ``i`` carries the articles given to lane ``i`` (balanced
+  by characters) and ``None`` elsewhere; part 0 also carries every non-article outcome. So each
+  position of the batch is filled in exactly one part.
+* The join holds the parts in keyed bag state and releases the batch on an event-time timer just
+  past the batch's timestamp: the watermark passes it only when every part stamped at or before
+  it has arrived, so no count (and no read-then-write race between concurrent bundles) decides
+  completeness. A position filled twice or not at all fails loudly instead of writing a wrong row.
+* Order and content are those of ``workers`` = 1: the same ``annotate`` runs on each article.
 """
 
 from __future__ import annotations
@@ -22,9 +38,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+from apache_beam import coders
+from apache_beam.transforms import userstate
+from apache_beam.transforms.resources import ResourceHint
+from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils import shared
+from apache_beam.utils.timestamp import Duration
 
-from schemas.records import Article, DeadLetter, Entity, OutcomeBatch
+from schemas.records import Article, DeadLetter, Entity, Outcome, OutcomeBatch, SourceBatch
 
 __all__ = [
     "EntityConfig",
@@ -48,6 +69,19 @@ class EntityConfig:
     batch_size: int = 32
     max_chunk_chars: int = 100_000
     use_gpu: bool = False
+    workers: int = 1
+
+
+class NerWorkerHint(ResourceHint):
+    """Names the NER lane a transform runs in.
+
+    Distinct values give distinct environments, and Prism starts one SDK worker per environment.
+    """
+
+    urn = "beam:resources:wirestream_ner_worker:v1"
+
+
+ResourceHint.register_resource_hint("wirestream_ner_worker", NerWorkerHint)
 
 
 def load_model(name: str, use_gpu: bool = False) -> Any:
@@ -203,6 +237,100 @@ class _ExtractEntitiesFn(beam.DoFn):
         yield result
 
 
+@dataclass(frozen=True)
+class LanePart:
+    """One lane's share of a batch: ``outcomes[i]`` is set where position ``i`` is this lane's."""
+
+    batch: SourceBatch
+    lane: int
+    outcomes: tuple[Outcome | None, ...]
+
+
+def split_batch(element: OutcomeBatch, workers: int) -> list[LanePart]:
+    """``workers`` parts of a batch, one per lane.
+
+    Articles are spread by characters (longest first, each to the lane with the fewest so far);
+    every other outcome goes to part 0.
+    """
+    load = [0] * workers
+    lane_of = [0] * len(element.outcomes)
+    articles = [(len(o.text), i) for i, o in enumerate(element.outcomes) if isinstance(o, Article)]
+    for size, position in sorted(articles, key=lambda item: (-item[0], item[1])):
+        lane = min(range(workers), key=lambda w: (load[w], w))
+        lane_of[position] = lane
+        load[lane] += size
+    return [
+        LanePart(
+            element.batch,
+            lane,
+            tuple(outcome if lane_of[i] == lane else None for i, outcome in enumerate(element.outcomes)),
+        )
+        for lane in range(workers)
+    ]
+
+
+def join_parts(parts: Sequence[LanePart], workers: int) -> OutcomeBatch:
+    """The batch again, from all its lanes' parts; raises if a position is filled twice or never."""
+    lanes = sorted(part.lane for part in parts)
+    if lanes != list(range(workers)):
+        raise RuntimeError(f"batch {parts[0].batch.key}: parts of lanes {lanes}, expected 0..{workers - 1}")
+    outcomes: list[Outcome | None] = [None] * len(parts[0].outcomes)
+    for part in parts:
+        for position, outcome in enumerate(part.outcomes):
+            if outcome is not None:
+                if outcomes[position] is not None:
+                    raise RuntimeError(f"batch {part.batch.key}: position {position} filled twice")
+                outcomes[position] = outcome
+    missing = [position for position, outcome in enumerate(outcomes) if outcome is None]
+    if missing:
+        raise RuntimeError(f"batch {parts[0].batch.key}: positions {missing[:5]} filled by no lane")
+    return OutcomeBatch(parts[0].batch, tuple(o for o in outcomes if o is not None))
+
+
+class _AnnotatePartFn(_ExtractEntitiesFn):
+    """A lane: annotates the articles of its part, keyed by batch for the join."""
+
+    def process(self, element: LanePart) -> Iterator[tuple[str, LanePart]]:  # type: ignore[override]
+        own = [o for o in element.outcomes if isinstance(o, Article)]
+        if own:
+            with self._holder.lock:
+                annotated = iter(annotate(self._holder.nlp, own, self._config))
+            outcomes = tuple(next(annotated) if isinstance(o, Article) else o for o in element.outcomes)
+            done = [o for o in outcomes if isinstance(o, Article)]
+            self._annotated.inc(len(done))
+            self._rejected.inc(len(own) - len(done))
+            self._mentions.inc(sum(len(article.entities) for article in done))
+            element = LanePart(element.batch, element.lane, outcomes)
+        yield element.batch.key, element
+
+
+class _JoinLanesFn(beam.DoFn):
+    """Keyed by batch: hold the parts until the watermark passes the batch's time, then join them."""
+
+    PARTS = userstate.BagStateSpec("parts", coders.PickleCoder())
+    RELEASE = userstate.TimerSpec("release", TimeDomain.WATERMARK)
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+
+    def process(
+        self,
+        element: tuple[str, LanePart],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        parts: Any = beam.DoFn.StateParam(PARTS),
+        release: Any = beam.DoFn.TimerParam(RELEASE),
+    ) -> None:
+        parts.add(element[1])
+        release.set(timestamp + Duration(micros=1000))  # runners keep timers to the millisecond
+
+    @userstate.on_timer(RELEASE)
+    def release(self, parts: Any = beam.DoFn.StateParam(PARTS)) -> Iterator[OutcomeBatch]:
+        stored = list(parts.read())
+        parts.clear()
+        if stored:
+            yield join_parts(stored, self._workers)
+
+
 class ExtractEntities(beam.PTransform):
     """``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]`` with ``entities`` filled in."""
 
@@ -211,4 +339,22 @@ class ExtractEntities(beam.PTransform):
         self._config = config
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "AnnotateBatches" >> beam.ParDo(_ExtractEntitiesFn(self._config, shared.Shared()))
+        config = self._config
+        if config.workers <= 1:
+            return batches | "AnnotateBatches" >> beam.ParDo(_ExtractEntitiesFn(config, shared.Shared()))
+        tags = [f"lane{lane}" for lane in range(config.workers)]
+
+        def split(element: OutcomeBatch) -> Iterator[beam.pvalue.TaggedOutput]:
+            for part in split_batch(element, config.workers):
+                yield beam.pvalue.TaggedOutput(tags[part.lane], part)
+
+        lanes = batches | "SplitIntoLanes" >> beam.FlatMap(split).with_outputs(*tags)
+        annotated = [
+            lanes[tag]
+            | f"Annotate{tag.title()}"
+            >> beam.ParDo(_AnnotatePartFn(config, shared.Shared()))
+            .with_output_types(tuple[str, Any])
+            .with_resource_hints(wirestream_ner_worker=str(lane))
+            for lane, tag in enumerate(tags)
+        ]
+        return annotated | "MergeLanes" >> beam.Flatten() | "JoinLanes" >> beam.ParDo(_JoinLanesFn(config.workers))

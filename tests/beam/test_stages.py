@@ -123,3 +123,96 @@ def test_markers_follow_the_watermark_but_never_an_hour_still_running(tmp_path) 
         _ = p | beam.Create(reports) | MarkComplete(str(tmp_path))
     assert (tmp_path / past / "_SUCCESS").exists()
     assert not (tmp_path / current / "_SUCCESS").exists()
+
+
+def _entity_rows(element) -> list[tuple]:
+    return [
+        (o.kafka_partition, o.kafka_offset, tuple((e.text, e.label, e.start, e.end, e.canonical) for e in o.entities))
+        if isinstance(o, Article)
+        else (o.kafka_partition, o.kafka_offset, f"{o.stage}/{o.reason}")
+        for o in element.outcomes
+    ]
+
+
+def _cleaned(batch: RecordBatch):
+    from schemas.records import KafkaRecord, OutcomeBatch
+    from transforms.clean import clean_article
+    from transforms.parse import parse_record
+
+    def one(record: KafkaRecord):
+        parsed = parse_record(record)
+        return clean_article(parsed) if isinstance(parsed, Article) else parsed
+
+    return OutcomeBatch(batch.batch, tuple(one(r) for r in batch.records))
+
+
+@pytest.mark.parametrize("runner", ["fn_api", "prism"])
+def test_ner_lanes_give_the_same_batches_as_one_worker(runner, prism) -> None:
+    """Two NER lanes (each its own SDK worker process on Prism) annotate exactly what one does."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from transforms.entities import annotate_batch, load_model
+
+    texts = [
+        "Angela Merkel met Emmanuel Macron in Paris.",
+        "Lloyd Austin said Russia moved troops to Kursk. Austin spoke in Washington on Wednesday.",
+        "Kim Yong-hyun travelled to Pyongyang. Kim met Sergei Shoigu there.",
+        "The United Nations convened in Geneva.",
+    ]
+    values = [json.dumps({"url": f"https://n.example/{i}", "body": t}).encode() for i, t in enumerate(texts)]
+    batches = [_batch([values[0], b"{oops", values[1], values[2]]), _batch([EMPTY, values[3]], partition=1)]
+    config = EntityConfig(batch_size=2, workers=2)
+    nlp = load_model(config.model)
+    expected = [_entity_rows(annotate_batch(nlp, _cleaned(batch), config)) for batch in batches]
+    assert [row[:2] for row in expected[0]] == [(0, 100), (0, 101), (0, 102), (0, 103)]
+    assert expected[0][1][2] == "parse/not_json" and expected[1][0][2] == "clean/empty_body"
+    assert ("Austin", "PERSON", 48, 54, "Lloyd Austin") in expected[0][2][2]
+    if runner == "fn_api":
+        pipeline = _pipeline()
+    else:
+        from pipelines.ingest import separate_worker_processes
+
+        options = PipelineOptions([f"--prism_location={prism}", "--runner=PrismRunner"])
+        separate_worker_processes(options)
+        pipeline = BeamTestPipeline(runner="PrismRunner", options=options, blocking=True)
+    with pipeline as p:
+        annotated = (
+            p
+            | beam.Create(batches)
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | "Entities" >> ExtractEntities(config)
+            | beam.Map(_entity_rows)
+        )
+        assert_that(annotated, equal_to(expected))
+
+
+def test_each_ner_lane_gets_an_environment_of_its_own() -> None:
+    pipeline = beam.Pipeline(runner=FnApiRunner())
+    _ = pipeline | beam.Create([]) | ExtractEntities(EntityConfig(workers=3))
+    proto = pipeline.to_runner_api()
+    lanes = {
+        t.unique_name: t.environment_id
+        for t in proto.components.transforms.values()
+        if t.unique_name.startswith("ExtractEntities/AnnotateLane")
+    }
+    assert len(lanes) == 3 and len(set(lanes.values())) == 3, lanes
+    (split,) = [
+        t for t in proto.components.transforms.values() if t.unique_name.endswith("SplitIntoLanes/FlatMap(split)")
+    ]
+    assert split.environment_id and split.environment_id not in lanes.values()
+
+
+def test_split_and_join_lanes_fill_each_position_once() -> None:
+    from schemas.records import OutcomeBatch
+    from transforms.entities import join_parts, split_batch
+
+    batch = _cleaned(_batch([GOOD, b"{oops", GOOD, EMPTY, GOOD]))
+    parts = split_batch(batch, 2)
+    assert [sum(o is not None for o in part.outcomes) for part in parts] == [4, 1]  # 2 + the 2 non-articles, 1
+    assert join_parts(list(reversed(parts)), 2) == batch
+    with pytest.raises(RuntimeError, match="filled twice"):
+        join_parts([parts[0], parts[1], parts[0].__class__(parts[0].batch, 2, parts[0].outcomes)], 3)
+    with pytest.raises(RuntimeError, match="expected 0..1"):
+        join_parts([parts[0]], 2)
+    assert isinstance(join_parts(split_batch(batch, 1), 1), OutcomeBatch)

@@ -43,3 +43,20 @@ def test_default_jar_path_matches_what_infra_flink_resolves(tmp_path: Path) -> N
     assert jar == tmp_path / f"beam-flink-job-server-{beam.__version__}" / (
         f"beam-runners-flink-{FLINK_MINOR_VERSION}-job-server-{beam.__version__}.jar"
     )
+
+
+def test_ner_workers_ask_prism_for_worker_processes_and_refuse_other_runners(monkeypatch) -> None:
+    import os
+    import sys
+
+    from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions
+
+    from pipelines.ingest import separate_worker_processes
+
+    monkeypatch.setenv("PATH", "/usr/bin")
+    options = PipelineOptions(["--runner=PrismRunner", "--ner-workers=2"])
+    separate_worker_processes(options)
+    assert options.view_as(DebugOptions).lookup_experiment("use_loopback_process_worker")
+    assert os.environ["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+    with pytest.raises(SystemExit, match="runner's parallelism"):
+        separate_worker_processes(PipelineOptions(["--runner=FlinkRunner"]))
