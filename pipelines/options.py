@@ -64,7 +64,9 @@ class IngestOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):  # type: ignore[no-untyped-def]
         def add(name: str, **kwargs: object) -> None:
-            parser.add_argument(f"--{name}", f"--{name.replace('-', '_')}", dest=name.replace("-", "_"), **kwargs)
+            parser.add_argument(
+                *dict.fromkeys([f"--{name}", f"--{name.replace('-', '_')}"]), dest=name.replace("-", "_"), **kwargs
+            )
 
         add("lake", help="lake root: a folder, or a gs:// or s3:// URI (required)")
         add("topic", default=DEFAULT_TOPIC, help="Kafka topic(s) to read, comma-separated (default: articles)")
