@@ -212,6 +212,8 @@ class _KafkaLag:
     def poll(self) -> dict[tuple[str, int], int]:
         from kafka import KafkaConsumer, TopicPartition
 
+        if not self._plans:
+            return {}
         try:
             if self._consumer is None:
                 self._consumer = KafkaConsumer(group_id=self._config.group_id, **self._config.consumer_settings())
@@ -263,10 +265,19 @@ class ProgressMonitor:
         self._previous: Snapshot | None = None
         self._rows: dict[str, int] = {}
         self._shown_lines = 0
+        self._screen = threading.Lock()  # the display and log lines take turns on the terminal
+        self._log_handlers: list[logging.Handler] = []
         self._thread = threading.Thread(target=self._loop, name="wirestream-progress", daemon=True)
 
     def start(self) -> ProgressMonitor:
         """Start polling in the background."""
+        if self._mode == "tty":
+            # A log line written to the same terminal first erases the display, which is then
+            # drawn again below it at the next tick, instead of being drawn over.
+            for handler in logging.getLogger().handlers:
+                if getattr(handler, "stream", None) is self._stream:
+                    handler.addFilter(self._erase_before_log)
+                    self._log_handlers.append(handler)
         self._start = time.monotonic()
         self._thread.start()
         return self
@@ -275,6 +286,16 @@ class ProgressMonitor:
         """Show the final state and end the thread (waits at most ``timeout_s``)."""
         self._stop.set()
         self._thread.join(timeout_s)
+        for handler in self._log_handlers:
+            handler.removeFilter(self._erase_before_log)
+
+    def _erase_before_log(self, record: logging.LogRecord) -> bool:
+        with self._screen:
+            if self._shown_lines:
+                self._stream.write(f"\x1b[{self._shown_lines}F\x1b[J")
+                self._stream.flush()
+                self._shown_lines = 0
+        return True
 
     def _loop(self) -> None:
         try:
@@ -300,14 +321,15 @@ class ProgressMonitor:
         return Snapshot(time.monotonic() - self._start, dict(self._rows), lag)
 
     def _show(self, snapshot: Snapshot, final: bool) -> None:
-        if self._mode == "log":
-            text = format_log_line(snapshot, self._previous, dt.datetime.now(dt.UTC), final) + "\n"
-        else:
-            lines = format_terminal_lines(snapshot, self._previous, final)
-            # Back to the first line shown last time, clear to the end of the screen, draw again.
-            back = f"\x1b[{self._shown_lines}F\x1b[J" if self._shown_lines else ""
-            text = back + "\n".join(lines) + "\n"
-            self._shown_lines = len(lines)
-        self._stream.write(text)
-        self._stream.flush()
+        with self._screen:
+            if self._mode == "log":
+                text = format_log_line(snapshot, self._previous, dt.datetime.now(dt.UTC), final) + "\n"
+            else:
+                lines = format_terminal_lines(snapshot, self._previous, final)
+                # Back to the first line shown last time, clear to the end of the screen, draw again.
+                back = f"\x1b[{self._shown_lines}F\x1b[J" if self._shown_lines else ""
+                text = back + "\n".join(lines) + "\n"
+                self._shown_lines = len(lines)
+            self._stream.write(text)
+            self._stream.flush()
         self._previous = snapshot

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -121,3 +122,31 @@ def test_monitor_in_log_mode_shows_a_final_line_even_when_kafka_is_unreachable(t
     monitor.stop()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1 and "final=true" in lines[0] and "articles=2" in lines[0] and "lag=?" in lines[0]
+
+
+def test_terminal_display_is_redrawn_in_place_and_below_a_log_line(tmp_path: Path) -> None:
+    import logging
+
+    from pipelines.progress import ProgressMonitor
+    from transforms.io.kafka import ConsumerConfig
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(handler)
+    try:
+        config = ConsumerConfig(bootstrap_servers="127.0.0.1:1")  # no partitions planned: Kafka is not asked
+        monitor = ProgressMonitor(Lake(str(tmp_path)), frozenset(), config, [], "tty", 0.05, stream)
+        monitor.start()
+        deadline = time.monotonic() + 10
+        while stream.getvalue().count("\x1b[3F\x1b[J") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        logging.getLogger("somewhere").warning("a log line")
+        monitor.stop()
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    before, after = text.split("a log line\n")
+    assert before.endswith("\x1b[3F\x1b[J")  # the display was erased before the log line
+    assert after.startswith("wirestream run")  # and drawn afresh below it
+    assert "wirestream run finished" in after.splitlines()[-3]
+    assert monitor._erase_before_log not in handler.filters
