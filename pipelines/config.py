@@ -52,8 +52,13 @@ def _kafka_dest(key: str, actions: Mapping[str, argparse.Action]) -> str | None:
     return f"kafka_{key}" if f"kafka_{key}" in actions else None
 
 
-def _flag(where: str, action: argparse.Action, value: Any) -> list[str]:
-    """``value`` checked against ``action`` (type, choices) and turned into flags."""
+def _flag(where: str, action: argparse.Action, value: Any, one_topic: bool = False) -> list[str]:
+    """``value`` checked against ``action`` (type, choices) and turned into flags.
+
+    ``topic`` may be a list of topics (read together) unless ``one_topic``.
+    """
+    if action.dest == "topic" and one_topic and isinstance(value, list) and len(value) != 1:
+        raise ConfigError(f"{where}: wirestream produce writes to one topic; give it with --topic")
     name = action.option_strings[0]
     if action.nargs == 0:  # a switch (store_true)
         if not isinstance(value, bool):
@@ -118,10 +123,10 @@ def config_args(
         dest = _kafka_dest(key, run_actions)
         if dest is None:
             raise ConfigError(f"[kafka] {key}: unknown key; [kafka] holds {', '.join(_kafka_keys(run_actions))}")
-        for name, parser in parsers.items():
-            actions = _actions(parser)
-            if dest in actions:
-                flags[name] += _flag(f"[kafka] {key}", actions[dest], value)
+        flags["run"] += _flag(f"[kafka] {key}", run_actions[dest], value)  # checks it whatever the command
+        produce_actions = _actions(parsers["produce"])
+        if command == "produce" and dest in produce_actions:
+            flags["produce"] += _flag(f"[kafka] {key}", produce_actions[dest], value, one_topic=True)
     for name in COMMANDS:
         actions = _actions(parsers[name])
         for key, value in config.get(name, {}).items():

@@ -102,6 +102,15 @@ def test_mistakes_in_the_file_are_errors_naming_the_key(tmp_path: Path, text: st
         expand_config(["--config", str(path)], "run", PARSERS)
 
 
+def test_a_list_of_topics_is_for_run_while_produce_writes_one(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[kafka]\ntopic = ["a", "b"]\n')
+    assert expand_config(["--config", str(path)], "run", PARSERS) == ["--topic=a,b"]
+    with pytest.raises(ConfigError, match=r"\[kafka\] topic: wirestream produce writes to one topic"):
+        expand_config(["--config", str(path), "x.jsonl"], "produce", PARSERS)
+    path = _write(tmp_path, '[kafka]\ntopic = ["a"]\n')
+    assert expand_config(["--config", str(path), "x.jsonl"], "produce", PARSERS) == ["--topic=a", "x.jsonl"]
+
+
 def test_the_cli_reports_a_bad_file_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path, "[run]\nlakes = 'x'\n")
     assert cli.main(["run", "--config", str(path)]) == 2
@@ -146,3 +155,17 @@ def test_each_command_help_lists_every_option_with_its_default(
         assert " ".join(help_text.split()) in out
         if action.option_strings:
             assert "default" in help_text or "required" in help_text, (command, action.dest, help_text)
+
+
+def test_the_readme_example_config_is_valid(tmp_path: Path) -> None:
+    import re
+
+    example = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert example
+    path = _write(tmp_path, example.group(1))
+    options = _run_options(["--config", str(path)])
+    assert (options.topic, options.kafka_sasl_mechanism, options.until_caught_up) == (
+        "articles,wires",
+        "SCRAM-SHA-512",
+        True,
+    )
