@@ -169,3 +169,14 @@ def test_the_readme_example_config_is_valid(tmp_path: Path) -> None:
         "SCRAM-SHA-512",
         True,
     )
+
+
+def test_the_example_config_mentions_every_option_of_run_and_produce() -> None:
+    import re
+
+    text = EXAMPLE.read_text()
+    keys = set(re.findall(r"^#? ?([a-z_]+) = ", text, re.M))
+    for command, parser in PARSERS.items():
+        for action in parser._actions:
+            if action.option_strings and action.dest not in ("help", "config"):
+                assert action.dest.removeprefix("kafka_") in keys, (command, action.dest)
