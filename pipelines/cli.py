@@ -1,10 +1,7 @@
 """The ``wirestream`` command: run, produce, query, validate, compact.
 
-wirestream run --lake DIR [--topic T] [--bootstrap-servers H:P] [--until-caught-up] [Beam options]
-wirestream produce FILE.jsonl [--topic T] [--partitions N] [--bootstrap-servers H:P]
-wirestream query DIR "SQL"
-wirestream validate DIR [--dt YYYY-MM-DD ...] [--suite FILE.json]
-wirestream compact DIR
+``wirestream --help`` lists the commands with the first line of each one's docstring;
+``wirestream COMMAND --help`` lists every option of a command with its default.
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipelines.config import ConfigError, expand_config
 from pipelines.options import (
     DEFAULT_BOOTSTRAP_SERVERS,
     DEFAULT_TOPIC,
@@ -34,6 +32,76 @@ EXAMPLE_QUERY = (
 
 def _bootstrap_default() -> str:
     return os.environ.get("WIRESTREAM_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds each option's default to its help unless the help already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "default" in text or "required" in text:
+            return text
+        if action.nargs == 0:
+            default = "on" if action.default else "off"
+        elif action.default is None or action.default == "":
+            default = "none"
+        else:
+            default = str(action.default)
+        return f"{text} (default: {default})".strip()
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=_HelpFormatter)
+
+
+def _add_config_arg(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"TOML file of settings ([kafka], [{command}]{', [run.beam]' if command == 'run' else ''}; see "
+        "infra/wirestream.example.toml); flags on the command line override it (default: none)",
+    )
+
+
+def run_parser() -> argparse.ArgumentParser:
+    """The options of ``wirestream run`` (Beam's own options are not listed but pass through)."""
+    from pipelines.options import IngestOptions
+
+    parser = _parser(
+        "wirestream run",
+        "Run the ingest pipeline: Kafka -> parse -> clean -> deduplicate -> entities -> quality -> lake. "
+        "Every Apache Beam pipeline option (--runner, --flink_master, ...) passes through.",
+    )
+    _add_config_arg(parser, "run")
+    IngestOptions._add_argparse_args(parser)
+    return parser
+
+
+def produce_parser() -> argparse.ArgumentParser:
+    """The options of ``wirestream produce``."""
+    parser = _parser("wirestream produce", "Load a JSON-lines file into Kafka, one record per non-empty line.")
+    parser.add_argument("file", type=Path, help="JSON lines; each non-empty line becomes one record, byte for byte")
+    _add_config_arg(parser, "produce")
+    parser.add_argument("--topic", default=DEFAULT_TOPIC, help="topic to write to")
+    parser.add_argument("--partitions", type=int, default=3, help="partitions if the topic is created")
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=_bootstrap_default(),
+        help=f"Kafka bootstrap servers host:port[,...] (default {DEFAULT_BOOTSTRAP_SERVERS}, "
+        "or $WIRESTREAM_BOOTSTRAP_SERVERS)",
+    )
+
+    def add(name: str, **kwargs: Any) -> None:
+        parser.add_argument(
+            *dict.fromkeys([f"--{name}", f"--{name.replace('-', '_')}"]), dest=name.replace("-", "_"), **kwargs
+        )
+
+    add_kafka_security_args(add)
+    return parser
+
+
+def _config_parsers() -> dict[str, argparse.ArgumentParser]:
+    return {"run": run_parser(), "produce": produce_parser()}
 
 
 def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str]) -> str:
@@ -94,23 +162,21 @@ def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str
 
 
 def _run(argv: Sequence[str]) -> int:
+    """Run the pipeline: stream until stopped, or with --until-caught-up stop and print a summary."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     from pipelines.ingest import run
+    from pipelines.options import IngestOptions
 
     if any(arg in ("-h", "--help") for arg in argv):
-        from pipelines.options import IngestOptions
-
-        parser = argparse.ArgumentParser(
-            prog="wirestream run",
-            description="Run the ingest pipeline. "
-            "Every Apache Beam pipeline option (--runner, --flink_master, ...) passes through.",
-        )
-        IngestOptions._add_argparse_args(parser)
-        parser.print_help()
+        run_parser().print_help()
         return 0
-    args = with_local_defaults(argv)
-    lake = next((a.split("=", 1)[1] for a in args if a.startswith(("--lake=",))), None)
-    if lake is None and "--lake" in args:
-        lake = args[args.index("--lake") + 1]
+    try:
+        args = with_local_defaults(expand_config(argv, "run", _config_parsers()))
+    except ConfigError as error:
+        print(f"wirestream run: {error}", file=sys.stderr)
+        return 2
+    lake = PipelineOptions(args).view_as(IngestOptions).lake
     from transforms.io.kafka import KafkaUnreachableError
 
     try:
@@ -131,19 +197,14 @@ def _run(argv: Sequence[str]) -> int:
 
 
 def _produce(argv: Sequence[str]) -> int:
+    """Load a JSON-lines file into Kafka (demo, tests, backfill)."""
     from pipelines.produce import produce_file
 
-    parser = argparse.ArgumentParser(prog="wirestream produce", description="Load a JSON-lines file into Kafka.")
-    parser.add_argument("file", type=Path, help="JSON lines; each non-empty line becomes one record")
-    parser.add_argument("--topic", default=DEFAULT_TOPIC)
-    parser.add_argument("--partitions", type=int, default=3, help="partitions if the topic is created")
-    parser.add_argument("--bootstrap-servers", default=_bootstrap_default())
-
-    def add(name: str, **kwargs: Any) -> None:
-        parser.add_argument(f"--{name}", f"--{name.replace('-', '_')}", dest=name.replace("-", "_"), **kwargs)
-
-    add_kafka_security_args(add)
-    args = parser.parse_args(argv)
+    try:
+        args = produce_parser().parse_args(expand_config(argv, "produce", _config_parsers()))
+    except ConfigError as error:
+        print(f"wirestream produce: {error}", file=sys.stderr)
+        return 2
     try:
         security = kafka_security(args)
     except KafkaSecurityError as error:
@@ -159,14 +220,16 @@ def _produce(argv: Sequence[str]) -> int:
 
 
 def _query(argv: Sequence[str]) -> int:
+    """Query the lake with SQL (DuckDB; a view per table)."""
     from pipelines.query import format_table, query
 
-    parser = argparse.ArgumentParser(
-        prog="wirestream query",
-        description="Query the lake with DuckDB. Views: articles, entities, duplicates, quarantine, dead_letters.",
+    parser = _parser(
+        "wirestream query",
+        "Query the lake with DuckDB. Views: articles, entities, duplicates, quarantine, dead_letters; "
+        "Hive partitions appear as dt and hour columns.",
     )
-    parser.add_argument("lake")
-    parser.add_argument("sql")
+    parser.add_argument("lake", help="lake root")
+    parser.add_argument("sql", help="one SQL statement")
     args = parser.parse_args(argv)
     columns, rows = query(args.lake, args.sql)
     print(format_table(columns, rows))
@@ -174,14 +237,15 @@ def _query(argv: Sequence[str]) -> int:
 
 
 def _validate(argv: Sequence[str]) -> int:
+    """Re-run the expectation suite over articles partitions of the lake."""
     from pipelines.validate import validate_lake
 
-    parser = argparse.ArgumentParser(
+    parser = _parser(
         prog="wirestream validate",
         description="Re-run the expectation suite over articles partitions of the lake. Exit code: 0 when every "
         "partition meets every expectation, 1 when one fails, 2 when no partition matches.",
     )
-    parser.add_argument("lake")
+    parser.add_argument("lake", help="lake root")
     parser.add_argument("--dt", nargs="*", default=[], help="only these days (YYYY-MM-DD); default: every day")
     parser.add_argument("--suite", default=None, help="expectation suite JSON (default: the versioned one)")
     args = parser.parse_args(argv)
@@ -191,14 +255,15 @@ def _validate(argv: Sequence[str]) -> int:
 
 
 def _compact(argv: Sequence[str]) -> int:
+    """Merge each lake partition's small files into one, atomically and idempotently."""
     from transforms.io.lake import Lake, compact
 
-    parser = argparse.ArgumentParser(
+    parser = _parser(
         prog="wirestream compact",
         description="Merge each lake partition's small "
         "files into one, atomically; safe to run again, and beside a running pipeline.",
     )
-    parser.add_argument("lake")
+    parser.add_argument("lake", help="lake root")
     args = parser.parse_args(argv)
     merged = compact(Lake(args.lake))
     for relative, count in merged:
@@ -210,6 +275,18 @@ def _compact(argv: Sequence[str]) -> int:
 COMMANDS = {"run": _run, "produce": _produce, "query": _query, "validate": _validate, "compact": _compact}
 
 
+def usage() -> str:
+    """The top-level help: every command with the first line of its docstring."""
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: wirestream COMMAND [options]   (wirestream COMMAND --help lists a command's options)", ""]
+    lines.append("commands:")
+    for name, command in COMMANDS.items():
+        summary = (command.__doc__ or "").strip().splitlines()[0] if command.__doc__ else ""
+        lines.append(f"  {name:<{width}}  {summary}")
+    lines += ["", "environment: WIRESTREAM_BOOTSTRAP_SERVERS, WIRESTREAM_LOG_LEVEL (default WARNING), see README"]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wirestream`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -218,7 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(__doc__.strip())
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"wirestream: unknown command {argv[0]!r}", file=sys.stderr)
+        print(usage())
         return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
     return COMMANDS[argv[0]](argv[1:])
 

@@ -19,6 +19,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
 from pipelines.options import IngestOptions, kafka_security, refuse_secret_options
+from pipelines.progress import LOG_INTERVAL_S, TERMINAL_INTERVAL_S, ProgressMonitor, resolve_mode
 from schemas import arrow
 from schemas.records import utc_now
 from transforms.clean import CleanArticle
@@ -193,6 +194,19 @@ def lake_files(lake: Lake) -> frozenset[str]:
     )
 
 
+def progress_monitor(
+    options: IngestOptions, lake: Lake, files_before: frozenset[str], plans: Sequence[PartitionPlan]
+) -> ProgressMonitor | None:
+    """The live progress display the options ask for, started; ``None`` with ``--progress off``."""
+    if options.progress_interval is not None and options.progress_interval <= 0:
+        raise SystemExit(f"--progress-interval must be more than 0 seconds, not {options.progress_interval}")
+    mode = resolve_mode(options.progress, sys.stderr.isatty())
+    if mode == "off":
+        return None
+    interval = options.progress_interval or (TERMINAL_INTERVAL_S if mode == "tty" else LOG_INTERVAL_S)
+    return ProgressMonitor(lake, files_before, consumer_config(options), plans, mode, interval).start()
+
+
 def run(argv: Sequence[str]) -> RunResult:
     """Parse options, recover the lake, plan partitions, run until done (or stopped)."""
     refuse_secret_options(argv)
@@ -226,15 +240,20 @@ def run(argv: Sequence[str]) -> RunResult:
     _LOG.info("deduplication remembers the articles of %d lake partitions", len(seeds_from))
     pipeline = beam.Pipeline(options=options)
     build(pipeline, ingest, plans, seeds_from, now)
-    result = pipeline.run()
-    runner = _runner_used(result)
-    requested = options.view_as(StandardOptions).runner or "DirectRunner"
-    if requested in ("DirectRunner", "PrismRunner") and runner != "Prism (portable)":
-        raise RuntimeError(f"the DirectRunner fell back to {runner} instead of Prism; see the log above")
-    if requested == "DataflowRunner" and not ingest.until_caught_up:
-        # A streaming Dataflow job runs on the service until drained; the launcher's work is done.
-        return RunResult(runner=runner, state=str(result.state), files_before=files_before, finished=False)
-    state = result.wait_until_finish()
+    monitor = progress_monitor(ingest, lake, files_before, plans)
+    try:
+        result = pipeline.run()
+        runner = _runner_used(result)
+        requested = options.view_as(StandardOptions).runner or "DirectRunner"
+        if requested in ("DirectRunner", "PrismRunner") and runner != "Prism (portable)":
+            raise RuntimeError(f"the DirectRunner fell back to {runner} instead of Prism; see the log above")
+        if requested == "DataflowRunner" and not ingest.until_caught_up:
+            # A streaming Dataflow job runs on the service until drained; the launcher's work is done.
+            return RunResult(runner=runner, state=str(result.state), files_before=files_before, finished=False)
+        state = result.wait_until_finish()
+    finally:
+        if monitor is not None:
+            monitor.stop()  # shows the final counts, before the summary
     try:
         write_index(lake)  # the stage rebuilds it now and then; this makes it complete
     except OSError:

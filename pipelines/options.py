@@ -64,7 +64,9 @@ class IngestOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):  # type: ignore[no-untyped-def]
         def add(name: str, **kwargs: object) -> None:
-            parser.add_argument(f"--{name}", f"--{name.replace('-', '_')}", dest=name.replace("-", "_"), **kwargs)
+            parser.add_argument(
+                *dict.fromkeys([f"--{name}", f"--{name.replace('-', '_')}"]), dest=name.replace("-", "_"), **kwargs
+            )
 
         add("lake", help="lake root: a folder, or a gs:// or s3:// URI (required)")
         add("topic", default=DEFAULT_TOPIC, help="Kafka topic(s) to read, comma-separated (default: articles)")
@@ -139,6 +141,20 @@ class IngestOptions(PipelineOptions):
         )
         add("quality-run-name", default="", help="the run's name in the quality reports (default run-<UTC start time>)")
         add("quality-suite", default="", help="expectation suite JSON (default schemas/expectations/articles.json)")
+        add(
+            "progress",
+            default="auto",
+            choices=["auto", "tty", "log", "off"],
+            help="live progress on stderr: tty (lines rewritten in place), log (one key=value line per "
+            "interval), off; auto (the default) is tty on a terminal, log elsewhere",
+        )
+        add(
+            "progress-interval",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="seconds between progress updates (default 1 on a terminal, 10 in log mode)",
+        )
 
 
 _SECRET_OPTIONS = ("--kafka-sasl-password", "--kafka-ssl-password")
@@ -203,12 +219,14 @@ def _has_flag(argv: Sequence[str], *names: str) -> bool:
 
 
 def _flag_value(argv: Sequence[str], name: str) -> str | None:
+    """The value of the last ``name`` in ``argv`` (a later flag overrides an earlier one, as in argparse)."""
+    found = None
     for index, arg in enumerate(argv):
         if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-        if arg == name and index + 1 < len(argv):
-            return argv[index + 1]
-    return None
+            found = arg.split("=", 1)[1]
+        elif arg == name and index + 1 < len(argv):
+            found = argv[index + 1]
+    return found
 
 
 def with_local_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str]:

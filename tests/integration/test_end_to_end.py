@@ -36,7 +36,7 @@ def demo_run(bootstrap_servers: str, corpus: Path, prism: Path, tmp_path_factory
     values.insert(16, NOT_JSON)  # between two fillers of the same key, so its neighbours are good articles
     keys.insert(16, keys[15])
     placed = produce(values, bootstrap_servers, topic, partitions=3, keys=keys)
-    result = run_until_caught_up(lake, topic, bootstrap_servers)
+    result = run_until_caught_up(lake, topic, bootstrap_servers, "--progress=log", "--progress-interval=0.5")
     return {"topic": topic, "lake": lake, "values": values, "placed": placed, "result": result}
 
 
@@ -102,3 +102,34 @@ def test_replay_after_resetting_the_group_adds_nothing(demo_run, bootstrap_serve
     result = run_until_caught_up(demo_run["lake"], topic, bootstrap_servers)
     assert "read (records accounted for this run): 0" in result.stdout
     assert sorted(path.name for path in demo_run["lake"].rglob("*.parquet")) == before
+
+
+def _progress_lines(stderr: str) -> list[dict[str, str]]:
+    lines = [line for line in stderr.splitlines() if " event=progress " in line]
+    return [dict(field.split("=", 1) for field in line.split(" ")) for line in lines]
+
+
+def test_progress_lines_count_up_and_end_with_the_lake_and_no_lag(demo_run) -> None:
+    lines = _progress_lines(demo_run["result"].stderr)
+    assert len(lines) >= 2, demo_run["result"].stderr[-3000:]
+    assert [line["final"] for line in lines] == ["false"] * (len(lines) - 1) + ["true"]
+    tables = ("records", "articles", "entity_mentions", "duplicates", "quarantined", "dead_letters")
+    for earlier, later in zip(lines, lines[1:], strict=False):
+        assert all(int(earlier[name]) <= int(later[name]) for name in tables), (earlier, later)
+        assert float(earlier["elapsed_s"]) < float(later["elapsed_s"])
+    final = lines[-1]
+    _, (counts,) = query(
+        str(demo_run["lake"]),
+        "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM entities), (SELECT count(*) FROM duplicates),"
+        " (SELECT count(*) FROM quarantine), (SELECT count(*) FROM dead_letters)",
+    )
+    assert tuple(int(final[name]) for name in tables[1:]) == counts
+    assert int(final["records"]) == len(demo_run["values"]) == sum(counts) - counts[1]
+    topic = demo_run["topic"]
+    assert {key: value for key, value in final.items() if key.startswith("lag")} == {
+        "lag": "0",
+        f"lag.{topic}.0": "0",
+        f"lag.{topic}.1": "0",
+        f"lag.{topic}.2": "0",
+    }
+    assert f"read (records accounted for this run): {final['records']}" in demo_run["result"].stdout

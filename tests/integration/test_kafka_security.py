@@ -154,6 +154,13 @@ def test_pipeline_over_sasl_ssl_scram_accounts_for_everything_and_never_shows_th
         env={PASSWORD_VARIABLE: broker.password, "WIRESTREAM_LOG_LEVEL": "DEBUG"},
     )
     assert "read (records accounted for this run): 9" in result.stdout
+    # The progress display asked the secured listener for the group's offsets too.
+    final = [line for line in result.stderr.splitlines() if " event=progress final=true " in line]
+    assert (
+        len(final) == 1
+        and " records=9 " in final[0]
+        and final[0].endswith(f" lag=0 lag.{topic}.0=0 lag.{topic}.1=0 lag.{topic}.2=0")
+    ), final
     assert_each_once(lake, {(topic, partition, offset) for partition, offset in placed})
     # The offsets were committed over the secured listener; read them back over the plaintext one.
     ends = {p: max((o + 1 for q, o in placed if q == p), default=None) for p in range(3)}  # None: nothing read

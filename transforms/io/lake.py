@@ -70,6 +70,7 @@ from transforms.io.kafka import ConsumerConfig, OffsetCommitter
 
 __all__ = [
     "BatchReport",
+    "batch_file_range",
     "Lake",
     "LakeUnwritableError",
     "MarkComplete",
@@ -419,6 +420,14 @@ def partition_folders(lake: Lake, table: str) -> Iterator[tuple[str, dt.datetime
             end = partition_end(folder)
             if end is not None:
                 yield folder, end
+
+
+def batch_file_range(name: str) -> tuple[str, int, int, int] | None:
+    """``(topic, partition, first, end)`` of a batch file's name, ``None`` for any other file."""
+    match = _BATCH_FILE.match(name)
+    if not match:
+        return None
+    return match["topic"], int(match["partition"]), int(match["first"]), int(match["end"])
 
 
 @dataclass(frozen=True)
