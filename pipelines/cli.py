@@ -1,10 +1,11 @@
-"""The ``wirestream`` command: run, produce, query, validate, compact.
+"""The ``wirestream`` command: run, produce, query, validate, compact, report.
 
 wirestream run --lake DIR [--topic T] [--bootstrap-servers H:P] [--until-caught-up] [Beam options]
 wirestream produce FILE.jsonl [--topic T] [--partitions N] [--bootstrap-servers H:P]
 wirestream query DIR "SQL"
 wirestream validate DIR [--dt YYYY-MM-DD ...] [--suite FILE.json]
 wirestream compact DIR
+wirestream report DIR [--out FILE.html]
 """
 
 from __future__ import annotations
@@ -207,7 +208,34 @@ def _compact(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "produce": _produce, "query": _query, "validate": _validate, "compact": _compact}
+def _report(argv: Sequence[str]) -> int:
+    from pipelines.report import write_report
+
+    parser = argparse.ArgumentParser(
+        prog="wirestream report",
+        description="Write one self-contained HTML page of charts about the lake (articles per hour, top "
+        "entities, duplicates, quarantine and dead-letter reasons, languages, quality over time).",
+    )
+    parser.add_argument("lake")
+    parser.add_argument("--out", default=None, help="the HTML file to write (default: LAKE/_report/index.html)")
+    args = parser.parse_args(argv)
+    try:
+        path = write_report(args.lake, args.out)
+    except FileNotFoundError as error:
+        print(f"wirestream report: {error}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0
+
+
+COMMANDS = {
+    "run": _run,
+    "produce": _produce,
+    "query": _query,
+    "validate": _validate,
+    "compact": _compact,
+    "report": _report,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
