@@ -43,6 +43,7 @@ class Chart:
     horizontal: bool = True
     x_label: str = ""
     y_label: str = ""
+    legend: bool = False  # also for a single series, when its name says what the colour means
 
 
 @dataclass
@@ -383,6 +384,7 @@ def quality_over_time(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Sect
             {status: [counts.get((hour, status), 0) for hour in hours] for status in statuses},
             horizontal=False,
             y_label="batches",
+            legend=True,
         )
     )
     runs = _rows(
@@ -488,8 +490,8 @@ def render_chart(chart: Chart, key: str) -> str:
                 axes.yaxis.set_major_locator(MaxNLocator(integer=True))
                 axes.set_ylabel(chart.y_label)
             axes.set_title(chart.title)
-            if len(chart.series) > 1:
-                axes.legend(frameon=False)
+            if len(chart.series) > 1 or chart.legend:
+                axes.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside, not over bars
             axes.spines[["top", "right"]].set_visible(False)
             figure.tight_layout()
             buffer = io.StringIO()
