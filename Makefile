@@ -46,8 +46,8 @@ run: setup ## broker up, demo articles in, pipeline until caught up, summary out
 	LAKE="$(LAKE)" TOPIC="$(TOPIC)" VENV="$(VENV)" infra/run-demo.sh
 
 lint: venv
-	$(BIN)/ruff check pipelines transforms schemas tests benchmarks
-	$(BIN)/ruff format --check pipelines transforms schemas tests benchmarks
+	$(BIN)/ruff check pipelines transforms schemas tests benchmarks examples
+	$(BIN)/ruff format --check pipelines transforms schemas tests benchmarks examples
 	$(BIN)/mypy
 
 unit: venv

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: start the local broker unless it runs, load the demo articles, run the pipeline on
-# the DirectRunner (Prism) until caught up, print the summary; stop the broker only if we started it.
+# the DirectRunner (Prism) until caught up, print the summary, write the HTML report and print its
+# path; stop the broker only if we started it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -17,3 +18,4 @@ trap stop_broker EXIT
 "$BIN/python" -m pipelines.demo build/demo.jsonl
 "$BIN/wirestream" produce build/demo.jsonl --topic "$TOPIC"
 "$BIN/wirestream" run --lake "$LAKE" --topic "$TOPIC" --until-caught-up
+"$BIN/wirestream" report "$LAKE"

@@ -1,4 +1,4 @@
-"""The ``wirestream`` command: run, produce, query, validate, compact.
+"""The ``wirestream`` command: run, produce, query, validate, compact, report.
 
 ``wirestream --help`` lists the commands with the first line of each one's docstring;
 ``wirestream COMMAND --help`` lists every option of a command with its default.
@@ -272,7 +272,35 @@ def _compact(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "produce": _produce, "query": _query, "validate": _validate, "compact": _compact}
+def _report(argv: Sequence[str]) -> int:
+    """Write one self-contained HTML report with charts about the lake."""
+    from pipelines.report import write_report
+
+    parser = _parser(
+        prog="wirestream report",
+        description="Write one self-contained HTML page of charts about the lake (articles per hour, top "
+        "entities, duplicates, quarantine and dead-letter reasons, languages, quality over time).",
+    )
+    parser.add_argument("lake")
+    parser.add_argument("--out", default=None, help="the HTML file to write (default: LAKE/_report/index.html)")
+    args = parser.parse_args(argv)
+    try:
+        path = write_report(args.lake, args.out)
+    except FileNotFoundError as error:
+        print(f"wirestream report: {error}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0
+
+
+COMMANDS = {
+    "run": _run,
+    "produce": _produce,
+    "query": _query,
+    "validate": _validate,
+    "compact": _compact,
+    "report": _report,
+}
 
 
 def usage() -> str:

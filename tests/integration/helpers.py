@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,3 +126,29 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("WIRESTREAM_LOG_LEVEL", "INFO")
     return env
+
+
+def chromium() -> str | None:
+    """A headless-capable Chromium on the PATH (``make chromium`` installs Debian's), or None."""
+    return next(
+        (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
+    )
+
+
+def dump_dom(browser: str, page: Path, profile: Path) -> str:
+    """The page's DOM after Chromium loaded it headless (``--dump-dom``)."""
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--dump-dom",
+    ]
+    result = subprocess.run([browser, *flags, page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout

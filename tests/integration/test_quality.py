@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import subprocess
 import sys
 import uuid
@@ -15,7 +14,7 @@ import pytest
 from pipelines.produce import produce
 from pipelines.query import query
 from tests.conftest import ROOT
-from tests.integration.helpers import assert_each_once, run_until_caught_up
+from tests.integration.helpers import assert_each_once, chromium, dump_dom, run_until_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -90,43 +89,19 @@ def test_batch_level_failure_is_in_the_results_json(quality_run) -> None:
     assert sum(report["counts"]["quarantined"] for report in reports) == 4
 
 
-def _chromium() -> str | None:
-    return next(
-        (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
-    )
-
-
-def _dump_dom(browser: str, page: Path, profile: Path) -> str:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--dump-dom",
-    ]
-    result = subprocess.run([browser, *flags, page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
-
 def test_data_docs_index_names_the_run_in_headless_chromium(quality_run, tmp_path: Path) -> None:
     docs = quality_run["lake"] / "_quality" / "docs"
     index = docs / "index.html"
     assert index.exists()
-    browser = _chromium()
+    browser = chromium()
     if browser is None:
         pytest.skip("no Chromium on PATH (make chromium installs Debian's); the index was checked as a file only")
-    dom = _dump_dom(browser, index, tmp_path / "profile")
+    dom = dump_dom(browser, index, tmp_path / "profile")
     assert f'<span class="run-name">{quality_run["run"]}</span>' in dom
     keys = [path.stem for path in (quality_run["lake"] / "_quality" / "results").glob("*.json")]
     for key in keys:
         assert f'href="batches/{key}.html"' in dom
-    page = _dump_dom(browser, docs / "batches" / f"{keys[0]}.html", tmp_path / "profile")
+    page = dump_dom(browser, docs / "batches" / f"{keys[0]}.html", tmp_path / "profile")
     assert quality_run["run"] in page and "title_null_rate_at_most_50_percent" in page and "committed" in dom
 
 

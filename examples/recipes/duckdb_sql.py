@@ -1,0 +1,114 @@
+"""DuckDB SQL over the lake: top entities per day, and how far each story spread across outlets.
+
+    python -m examples.recipes.duckdb_sql LAKE --first 2026-11-22 --last 2026-11-24
+
+Both queries filter on the Hive partition column ``dt`` so DuckDB opens only the matching
+folders' files: ``EXPLAIN`` shows it as ``File Filters`` and ``Scanning Files: k/n``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+from typing import Any
+
+import duckdb
+
+NOT_NAMED = ["DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"]
+
+TOP_ENTITIES_PER_DAY = """
+SELECT dt, canonical, label, count(DISTINCT article_id) AS articles, count(*) AS mentions
+FROM read_parquet($lake || '/entities/*/*/*.parquet', hive_partitioning = true)
+WHERE dt BETWEEN $first AND $last AND label NOT IN (SELECT unnest($not_named))
+GROUP BY dt, canonical, label
+QUALIFY row_number() OVER (PARTITION BY dt ORDER BY articles DESC, mentions DESC, canonical, label) <= $top
+ORDER BY dt, articles DESC, mentions DESC, canonical, label
+"""
+
+# Kept articles of the chosen days and every copy of them, whatever day the copy arrived (copies
+# are partitioned by their own ingestion time, so `duplicates` is not pruned). A copy may name an
+# earlier copy rather than the kept article: the recursive part follows `duplicate_of` until it
+# reaches an article that was kept.
+STORY_SPREAD = """
+WITH RECURSIVE
+kept AS (
+    SELECT article_id, title, source, ingested_at
+    FROM read_parquet($lake || '/articles/*/*/*.parquet', hive_partitioning = true)
+    WHERE dt BETWEEN $first AND $last
+),
+copies AS (
+    SELECT article_id, duplicate_of, source, ingested_at, kafka_topic, kafka_partition, kafka_offset
+    FROM read_parquet($lake || '/duplicates/*/*/*.parquet', hive_partitioning = true)
+),
+chain AS (
+    SELECT kafka_topic, kafka_partition, kafka_offset, source, ingested_at, duplicate_of AS points_to, 0 AS steps
+    FROM copies
+    UNION ALL
+    SELECT chain.kafka_topic, chain.kafka_partition, chain.kafka_offset, chain.source, chain.ingested_at,
+           copies.duplicate_of, chain.steps + 1
+    FROM chain JOIN copies ON copies.article_id = chain.points_to
+    WHERE chain.points_to NOT IN (SELECT article_id FROM kept) AND chain.steps < 50
+)
+SELECT kept.article_id, kept.title, kept.source AS first_source,
+       count(*) AS copies,
+       count(DISTINCT chain.source) FILTER (WHERE chain.source IS DISTINCT FROM kept.source) AS other_outlets,
+       least(kept.ingested_at, min(chain.ingested_at)) AS first_seen,
+       greatest(kept.ingested_at, max(chain.ingested_at)) AS last_seen
+FROM kept JOIN chain ON chain.points_to = kept.article_id
+GROUP BY kept.article_id, kept.title, kept.source, kept.ingested_at
+ORDER BY other_outlets DESC, copies DESC, kept.article_id
+"""
+
+
+def _parameters(lake: str, first: dt.date, last: dt.date, **more: Any) -> dict[str, Any]:
+    return {"lake": lake.rstrip("/"), "first": first, "last": last, **more}
+
+
+def top_entities_per_day(lake: str, first: dt.date, last: dt.date, top: int = 5) -> list[tuple[Any, ...]]:
+    """(dt, canonical, label, articles, mentions): the ``top`` named entities of each day."""
+    with duckdb.connect() as connection:
+        parameters = _parameters(lake, first, last, top=top, not_named=NOT_NAMED)
+        return connection.execute(TOP_ENTITIES_PER_DAY, parameters).fetchall()
+
+
+def story_spread(lake: str, first: dt.date, last: dt.date) -> list[tuple[Any, ...]]:
+    """(article_id, title, first_source, copies, other_outlets, first_seen, last_seen) per kept article with copies."""
+    with duckdb.connect() as connection:
+        return connection.execute(STORY_SPREAD, _parameters(lake, first, last)).fetchall()
+
+
+def files_scanned(lake: str, first: dt.date, last: dt.date) -> tuple[int, int]:
+    """(files read, files in the table) for the entity query, from DuckDB's own plan."""
+    with duckdb.connect() as connection:
+        parameters = _parameters(lake, first, last, top=5, not_named=NOT_NAMED)
+        plan = "\n".join(row[1] for row in connection.execute("EXPLAIN " + TOP_ENTITIES_PER_DAY, parameters).fetchall())
+    match = re.search(r"Scanning Files: (\d+)/(\d+)", plan)
+    if not match:
+        raise ValueError(f"no file count in the plan:\n{plan}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def main() -> None:
+    """Print both analyses for a range of days."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lake")
+    parser.add_argument("--first", type=dt.date.fromisoformat, required=True)
+    parser.add_argument("--last", type=dt.date.fromisoformat, required=True)
+    args = parser.parse_args()
+    read, total = files_scanned(args.lake, args.first, args.last)
+    print(f"top entities per day ({read} of {total} entity files read):")
+    for day, canonical, label, articles, mentions in top_entities_per_day(args.lake, args.first, args.last):
+        print(f"  {day}  {canonical} ({label}): {articles} articles, {mentions} mentions")
+    print("story spread:")
+    for article_id, title, source, copies, outlets, first_seen, last_seen in story_spread(
+        args.lake, args.first, args.last
+    ):
+        print(
+            f"  {article_id} {title!r} from {source}: {copies} copies, {outlets} other outlets, "
+            f"{first_seen:%Y-%m-%d %H:%M} → {last_seen:%Y-%m-%d %H:%M}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,588 @@
+"""``wirestream report LAKE``: one self-contained HTML page of charts and tables about a lake.
+
+Every figure is computed with DuckDB over the lake's views (``pipelines.query.connect``) and over
+the quality summaries in ``LAKE/_quality/summaries/*.json``; charts are drawn with matplotlib and
+inlined as SVG, text kept as text. The page has no script, no stylesheet, image or font from
+elsewhere: it fetches nothing when it is opened, so it can be mailed or archived as one file.
+
+A table the lake does not have yet (no dead letter ever written, say) or a lake without quality
+results gives its section a "no data" note instead of a chart; nothing is drawn from no rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow.fs as pafs
+
+from schemas import arrow
+from transforms.io.lake import Lake
+
+DEFAULT_REPORT = ("_report", "index.html")
+TOP = 15  # bars in a ranked chart
+# spaCy's numeric and temporal labels: "two" and "Monday" are in most articles and name nothing
+NOT_NAMED = ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY")
+COLOURS = {"passed": "#4c9a2a", "rows_quarantined": "#e0a100", "batch_failed": "#c0392b", "error": "#6c3483"}
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A bar chart: labels and one or more named series of the same length."""
+
+    title: str
+    labels: Sequence[str]
+    series: dict[str, Sequence[float]]
+    horizontal: bool = True
+    x_label: str = ""
+    y_label: str = ""
+    legend: bool = False  # also for a single series, when its name says what the colour means
+
+
+@dataclass
+class Section:
+    """One part of the report: a heading, a sentence, charts and tables, or why there is no data."""
+
+    key: str
+    title: str
+    intro: str = ""
+    charts: list[Chart] = field(default_factory=list)
+    tables: list[tuple[str, list[str], list[tuple[Any, ...]]]] = field(default_factory=list)
+    no_data: str | None = None
+
+
+def default_path(lake_uri: str) -> str:
+    """Where ``wirestream report`` writes when no ``--out`` is given: ``LAKE/_report/index.html``."""
+    lake = Lake(lake_uri)
+    return lake.path(*DEFAULT_REPORT)
+
+
+def tables_present(lake: Lake) -> set[str]:
+    """The lake tables that hold at least one Parquet file."""
+    present = set()
+    for table in arrow.TABLES:
+        if any(info.path.endswith(".parquet") for info in lake.list(lake.path(table), recursive=True)):
+            present.add(table)
+    return present
+
+
+def _missing(table: str) -> str:
+    return f"No data: the lake has no `{table}` table yet (no file was ever written to it)."
+
+
+def _rows(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    return connection.execute(sql, list(parameters)).fetchall()
+
+
+def overview(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Section:
+    """Row counts per table and the span of partitions."""
+    rows = []
+    for table in arrow.TABLES:
+        if table not in present:
+            rows.append((table, 0, "—", "—", "absent"))
+            continue
+        count, first, last = _rows(connection, f"SELECT count(*), min(dt), max(dt) FROM {table}")[0]
+        rows.append((table, count, str(first), str(last), "present"))
+    section = Section("overview", "Overview", "Rows in each lake table and the partition days (`dt`) they span.")
+    section.tables.append(("Tables", ["table", "rows", "first dt", "last dt", "state"], rows))
+    if not present:
+        section.no_data = "No data: the lake holds no table files at all."
+    return section
+
+
+def articles_over_time(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Section:
+    """Articles per hour of ingestion time, and per day of publication when the lake has it."""
+    section = Section(
+        "articles-per-hour",
+        "Articles per hour",
+        "Kept articles (`articles`) by the hour they were ingested (`ingested_at`, UTC), the time the "
+        "pipeline's default partitions come from; every article has it. Publication time "
+        "(`published_at`) is optional in the input, so it is shown per day, for the articles that have it.",
+    )
+    if "articles" not in present:
+        section.no_data = _missing("articles")
+        return section
+    hours = _rows(
+        connection,
+        "SELECT strftime(date_trunc('hour', ingested_at AT TIME ZONE 'UTC'), '%Y-%m-%d %H:00'), count(*)"
+        " FROM articles GROUP BY 1 ORDER BY 1",
+    )
+    if not hours:
+        section.no_data = "No data: the `articles` table has no rows."
+        return section
+    labels = [label for label, _ in hours]
+    section.charts.append(
+        Chart(
+            "Articles per hour of ingestion (UTC)",
+            labels,
+            {"articles": [n for _, n in hours]},
+            horizontal=False,
+            y_label="articles",
+        )
+    )
+    section.tables.append(("Articles per ingestion hour", ["hour (UTC)", "articles"], hours))
+    days = _rows(
+        connection,
+        "SELECT strftime(published_at AT TIME ZONE 'UTC', '%Y-%m-%d'), count(*) FROM articles"
+        " WHERE published_at IS NOT NULL GROUP BY 1 ORDER BY 1",
+    )
+    undated = _rows(connection, "SELECT count(*) FROM articles WHERE published_at IS NULL")[0][0]
+    if days:
+        section.charts.append(
+            Chart(
+                "Articles per day of publication (UTC)",
+                [d for d, _ in days],
+                {"articles": [n for _, n in days]},
+                horizontal=False,
+                y_label="articles",
+            )
+        )
+    section.tables.append(
+        ("Articles per publication day", ["day (UTC)", "articles"], [*days, ("no published_at", undated)])
+    )
+    return section
+
+
+def top_entities(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Section:
+    """The most mentioned entities as written, and the canonical entities found in most articles."""
+    section = Section(
+        "top-entities",
+        "Top entities",
+        "Entity mentions as the text says them (`entities.text`, with spaCy's label), and canonical "
+        "entities (`canonical`: the article's fullest form, e.g. Austin → Lloyd Austin) by the number "
+        "of distinct articles that name them. Numbers and times (spaCy's " + ", ".join(NOT_NAMED) + ") are left "
+        "out: they would top every list without naming anything.",
+    )
+    if "entities" not in present:
+        section.no_data = _missing("entities")
+        return section
+    mentions = _rows(
+        connection,
+        "SELECT text, label, count(*) AS mentions FROM entities WHERE label NOT IN (SELECT unnest(?))"
+        " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT ?",
+        [list(NOT_NAMED), TOP],
+    )
+    canonical = _rows(
+        connection,
+        "SELECT canonical, label, count(DISTINCT article_id) AS articles, count(*) AS mentions FROM entities"
+        " WHERE label NOT IN (SELECT unnest(?)) GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT ?",
+        [list(NOT_NAMED), TOP],
+    )
+    if not mentions:
+        section.no_data = "No data: the `entities` table has no named entities."
+        return section
+    section.charts.append(
+        Chart(
+            f"Top {len(mentions)} entities by mentions",
+            [f"{text} ({label})" for text, label, _ in mentions],
+            {"mentions": [n for *_, n in mentions]},
+            x_label="mentions",
+        )
+    )
+    section.charts.append(
+        Chart(
+            f"Top {len(canonical)} canonical entities by articles",
+            [f"{text} ({label})" for text, label, *_ in canonical],
+            {"articles": [row[2] for row in canonical]},
+            x_label="articles",
+        )
+    )
+    section.tables.append(("Top entities (mentions)", ["entity", "label", "mentions"], mentions))
+    section.tables.append(("Top canonical entities", ["canonical entity", "label", "articles", "mentions"], canonical))
+    return section
+
+
+def resolve_clusters(links: Sequence[tuple[str, str]], kept: set[str]) -> dict[str, str]:
+    """Duplicate id → the id its chain of ``duplicate_of`` ends at (a kept article when the lake has it).
+
+    A copy may name an earlier copy rather than the kept article (see README, Deduplication), so
+    the chain is followed through ``duplicates``; a loop (an id re-sent as its own copy) stops it.
+    """
+    parent: dict[str, str] = {}
+    for article_id, duplicate_of in links:
+        parent.setdefault(article_id, duplicate_of)
+    roots = {}
+    for article_id in parent:
+        node, seen = parent[article_id], {article_id}
+        while node not in kept and node in parent and node not in seen:
+            seen.add(node)
+            node = parent[node]
+        roots[article_id] = node
+    return roots
+
+
+def duplicates(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Section:
+    """Share of parsed records that were copies, and the largest clusters of one story."""
+    section = Section(
+        "duplicates",
+        "Duplicates",
+        "Duplicate rate: rows of `duplicates` over all records that became an article "
+        "(`articles` + `quarantine` + `duplicates`). A cluster is a kept article and every copy "
+        "whose `duplicate_of` chain leads to it; its size counts the kept article too.",
+    )
+    if "duplicates" not in present:
+        section.no_data = _missing("duplicates")
+        return section
+    copies = _rows(connection, "SELECT article_id, duplicate_of, method, source FROM duplicates")
+    if not copies:
+        section.no_data = "No data: the `duplicates` table has no rows."
+        return section
+    kept_rows = _rows(connection, "SELECT article_id, title, source FROM articles")
+    kept = {article_id: (title, source) for article_id, title, source in kept_rows}
+    quarantined = _rows(connection, "SELECT count(*) FROM quarantine")[0][0]
+    total = len(kept_rows) + quarantined + len(copies)
+    methods = Counter(method for _, _, method, _ in copies)
+    section.tables.append(
+        (
+            "Duplicate rate",
+            ["duplicates", "records that became articles", "rate", "exact", "near"],
+            [(len(copies), total, f"{len(copies) / total:.1%}", methods.get("exact", 0), methods.get("near", 0))],
+        )
+    )
+    roots = resolve_clusters([(a, b) for a, b, _, _ in copies], set(kept))
+    members: dict[str, list[str | None]] = {}
+    for article_id, _, _, source in copies:
+        members.setdefault(roots[article_id], []).append(source)
+    largest = sorted(members.items(), key=lambda item: (-len(item[1]), item[0]))[:TOP]
+    rows = []
+    for root, sources in largest:
+        title, source = kept.get(root, (None, None))
+        outlets = {s for s in [source, *sources] if s}
+        rows.append((root, title or "(not in articles)", 1 + len(sources), len(outlets)))
+    section.charts.append(
+        Chart(
+            f"Largest {len(rows)} duplicate clusters",
+            [_shorten(f"{title} [{root}]") for root, title, _, _ in rows],
+            {"articles in cluster": [size for *_, size, _ in rows]},
+            x_label="articles in cluster",
+        )
+    )
+    section.tables.append(("Largest clusters", ["kept article", "title", "cluster size", "outlets"], rows))
+    return section
+
+
+def quarantine_reasons(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Section:
+    """Which expectations quarantined articles broke."""
+    section = Section(
+        "quarantine",
+        "Quarantine reasons",
+        "Articles that broke an expectation, counted per expectation name in `failed_expectations` "
+        "(an article that broke two counts under both).",
+    )
+    if "quarantine" not in present:
+        section.no_data = _missing("quarantine")
+        return section
+    rows = _rows(
+        connection,
+        "SELECT reason, count(*) FROM (SELECT unnest(failed_expectations) AS reason FROM quarantine)"
+        " GROUP BY 1 ORDER BY 2 DESC, 1",
+    )
+    if not rows:
+        section.no_data = "No data: the `quarantine` table has no rows."
+        return section
+    section.charts.append(
+        Chart("Quarantined articles by expectation", [r for r, _ in rows], {"articles": [n for _, n in rows]})
+    )
+    section.tables.append(("Quarantine reasons", ["expectation", "articles"], rows))
+    return section
+
+
+def dead_letter_reasons(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Section:
+    """Rejected records by stage and reason."""
+    section = Section(
+        "dead-letters",
+        "Dead-letter reasons",
+        "Records that could not become an article, by the stage that rejected them and its reason.",
+    )
+    if "dead_letters" not in present:
+        section.no_data = _missing("dead_letters")
+        return section
+    rows = _rows(connection, "SELECT stage, reason, count(*) FROM dead_letters GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2")
+    if not rows:
+        section.no_data = "No data: the `dead_letters` table has no rows."
+        return section
+    section.charts.append(
+        Chart(
+            "Dead letters by stage/reason",
+            [f"{stage}/{reason}" for stage, reason, _ in rows],
+            {"records": [n for *_, n in rows]},
+        )
+    )
+    section.tables.append(("Dead-letter reasons", ["stage", "reason", "records"], rows))
+    return section
+
+
+def language_mix(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Section:
+    """Languages of kept and quarantined articles."""
+    section = Section(
+        "languages",
+        "Language mix",
+        "Languages (ISO 639-1, given or detected) of kept articles and of quarantined ones.",
+    )
+    if not present & {"articles", "quarantine"}:
+        section.no_data = _missing("articles")
+        return section
+    rows = _rows(
+        connection,
+        "SELECT coalesce(language, 'und') AS language, count(*) FILTER (WHERE kept), count(*) FILTER (WHERE NOT kept)"
+        " FROM (SELECT language, true AS kept FROM articles UNION ALL SELECT language, false FROM quarantine)"
+        " GROUP BY 1 ORDER BY count(*) DESC, 1",
+    )
+    if not rows:
+        section.no_data = "No data: neither `articles` nor `quarantine` has rows."
+        return section
+    section.charts.append(
+        Chart(
+            "Articles by language",
+            [language for language, *_ in rows],
+            {"kept": [row[1] for row in rows], "quarantined": [row[2] for row in rows]},
+        )
+    )
+    section.tables.append(("Languages", ["language", "kept", "quarantined"], rows))
+    return section
+
+
+def quality_over_time(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Section:
+    """Validated batches per hour by status, from the stored quality summaries."""
+    section = Section(
+        "quality",
+        "Quality results over time",
+        "Batches validated by Great Expectations per hour (`validated_at`, UTC), by status: `passed`, "
+        "`rows_quarantined`, `batch_failed` (a batch-level expectation failed) or `error`; read from "
+        "`_quality/summaries/*.json`. Details per batch: `_quality/docs/index.html`.",
+    )
+    summaries = lake.path("_quality", "summaries")
+    if not any(info.base_name.endswith(".json") for info in lake.list(summaries)):
+        section.no_data = "No data: the lake has no quality results (`_quality/summaries/` is empty or absent)."
+        return section
+    pattern = f"{summaries}/*.json".replace("'", "''")
+    connection.execute(
+        "CREATE OR REPLACE TEMP VIEW quality AS SELECT run, status, counts,"
+        " CAST(validated_at AS TIMESTAMPTZ) AS validated_at, failed_batch_expectations"
+        f" FROM read_json('{pattern}', union_by_name = true)"
+    )
+    by_hour = _rows(
+        connection,
+        "SELECT strftime(date_trunc('hour', validated_at AT TIME ZONE 'UTC'), '%Y-%m-%d %H:00'), status, count(*)"
+        " FROM quality GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    hours = sorted({hour for hour, _, _ in by_hour})
+    statuses = [s for s in COLOURS if any(status == s for _, status, _ in by_hour)]
+    statuses += sorted({status for _, status, _ in by_hour} - set(statuses))
+    counts = {(hour, status): n for hour, status, n in by_hour}
+    section.charts.append(
+        Chart(
+            "Validated batches per hour by status",
+            hours,
+            {status: [counts.get((hour, status), 0) for hour in hours] for status in statuses},
+            horizontal=False,
+            y_label="batches",
+            legend=True,
+        )
+    )
+    runs = _rows(
+        connection,
+        "SELECT run, min(validated_at), count(*), count(*) FILTER (WHERE status = 'passed'),"
+        " count(*) FILTER (WHERE status = 'rows_quarantined'), count(*) FILTER (WHERE status = 'batch_failed'),"
+        " count(*) FILTER (WHERE status = 'error'), sum(counts.articles_validated), sum(counts.quarantined)"
+        " FROM quality GROUP BY 1 ORDER BY 2, 1",
+    )
+    section.tables.append(
+        (
+            "Runs",
+            [
+                "run",
+                "first batch validated",
+                "batches",
+                "passed",
+                "rows_quarantined",
+                "batch_failed",
+                "error",
+                "articles validated",
+                "quarantined",
+            ],
+            [(run, _time(first), *rest) for run, first, *rest in runs],
+        )
+    )
+    failed = _rows(
+        connection,
+        "SELECT name, count(*) FROM (SELECT unnest(failed_batch_expectations) AS name FROM quality)"
+        " GROUP BY 1 ORDER BY 2 DESC, 1",
+    )
+    if failed:
+        section.tables.append(("Failed batch-level expectations", ["expectation", "batches"], failed))
+    return section
+
+
+def build_sections(lake_uri: str) -> list[Section]:
+    """Every section of the report, computed over the lake."""
+    from pipelines.query import connect
+
+    lake = Lake(lake_uri)
+    present = tables_present(lake)
+    connection = connect(lake_uri)
+    try:
+        return [
+            overview(connection, present),
+            articles_over_time(connection, present),
+            top_entities(connection, present),
+            duplicates(connection, present),
+            quarantine_reasons(connection, present),
+            dead_letter_reasons(connection, present),
+            language_mix(connection, present),
+            quality_over_time(connection, lake),
+        ]
+    finally:
+        connection.close()
+
+
+# --- Rendering ----------------------------------------------------------------------------------
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _time(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def render_chart(chart: Chart, key: str) -> str:
+    """The chart as an inline ``<svg>`` element: text kept as text, element ids prefixed by ``key``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    count = len(chart.labels)
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": key, "font.size": 9}):
+        if chart.horizontal:
+            figure, axes = plt.subplots(figsize=(7.5, 0.8 + 0.28 * count))
+        else:
+            figure, axes = plt.subplots(figsize=(min(12, 4 + 0.35 * count), 3.4))
+        try:
+            positions = list(range(count))
+            offsets = [0.0] * count
+            for index, (name, values) in enumerate(chart.series.items()):
+                colour = COLOURS.get(name, f"C{index}")
+                if chart.horizontal:
+                    axes.barh(positions, values, left=offsets, label=name, color=colour)
+                else:
+                    axes.bar(positions, values, bottom=offsets, label=name, color=colour)
+                offsets = [o + v for o, v in zip(offsets, values, strict=True)]
+            if chart.horizontal:
+                axes.set_yticks(positions, [_shorten(str(label)) for label in chart.labels])
+                axes.invert_yaxis()
+                axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+                axes.set_xlabel(chart.x_label)
+            else:
+                axes.set_xticks(positions, [str(label) for label in chart.labels], rotation=30, ha="right")
+                axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+                axes.set_ylabel(chart.y_label)
+            axes.set_title(chart.title)
+            if len(chart.series) > 1 or chart.legend:
+                axes.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside, not over bars
+            axes.spines[["top", "right"]].set_visible(False)
+            figure.tight_layout()
+            buffer = io.StringIO()
+            figure.savefig(buffer, format="svg", metadata={"Date": None})
+        finally:
+            plt.close(figure)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE: it is inline HTML now
+    svg = re.sub(r'\bid="([^"]+)"', rf'id="{key}-\1"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{key}-\1)", svg)
+    svg = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{key}-\1"', svg)
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{html.escape(chart.title)}" ', 1)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+section { border-top: 1px solid #ccc; padding-top: 0.5em; margin-top: 1.5em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: left; }
+td.number { text-align: right; }
+figure { margin: 0.5em 0; }
+figure svg { max-width: 100%; height: auto; }
+p.no-data { background: #f4f4f4; border-left: 4px solid #999; padding: 0.5em 1em; }
+nav a { margin-right: 1em; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+
+def _inline(text: str) -> str:
+    """Escape, then show `backticked` names as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f'<td class="number">{value}</td>'
+    return f"<td>{html.escape('NULL' if value is None else str(value))}</td>"
+
+
+def render_html(lake_uri: str, sections: Sequence[Section], generated_at: dt.datetime) -> str:
+    """The whole page."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>wirestream report: {html.escape(lake_uri)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>wirestream lake report</h1>",
+        f'<p>Lake <code class="lake">{html.escape(lake_uri)}</code>, generated '
+        f"<time>{generated_at.strftime('%Y-%m-%d %H:%M:%S UTC')}</time>. "
+        "Self-contained: no script, nothing fetched from elsewhere.</p>",
+        "<nav>" + "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections) + "</nav>",
+    ]
+    for section in sections:
+        parts.append(f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>')
+        if section.intro:
+            parts.append(f"<p>{_inline(section.intro)}</p>")
+        if section.no_data:
+            parts.append(f'<p class="no-data">{_inline(section.no_data)}</p>')
+        for index, chart in enumerate(section.charts):
+            parts.append(f'<figure class="chart">{render_chart(chart, f"{section.key}-{index}")}</figure>')
+        for caption, columns, rows in section.tables:
+            parts.append(f'<table class="{section.key}"><caption>{html.escape(caption)}</caption><tr>')
+            parts.append("".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
+            parts.extend("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+            parts.append("</table>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(lake_uri: str, out: str | None = None) -> str:
+    """Compute, render and write the report (atomically); its path."""
+    import uuid
+
+    lake = Lake(lake_uri)
+    if lake.local and lake.fs.get_file_info(lake.root).type != pafs.FileType.Directory:
+        raise FileNotFoundError(f"no lake at {lake_uri}")
+    page = render_html(lake_uri, build_sections(lake_uri), dt.datetime.now(dt.UTC))
+    if out is None:
+        path = default_path(lake_uri)
+        lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+        lake.write_bytes(temporary, page.encode("utf-8"))
+        lake.fs.move(temporary, path)
+        return path
+    from pathlib import Path
+
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary_file = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+    temporary_file.write_text(page, "utf-8")
+    temporary_file.replace(target)
+    return str(target)
