@@ -30,6 +30,7 @@ import argparse
 import glob
 import json
 import os
+import random
 import resource
 import socket
 import subprocess
@@ -104,7 +105,9 @@ def distinct(values: list[bytes]) -> list[bytes]:
 
 def messages(corpus: Path, count: int | None = None) -> list[bytes]:
     """The first ``count`` (default: all) distinct real articles of the corpus, as Kafka values."""
-    values = distinct([json.dumps(item).encode() for item in real_articles(corpus)])
+    items = real_articles(corpus)
+    random.Random(7).shuffle(items)  # so the first N/5 are like the rest (re3d short, fundus long)
+    values = distinct([json.dumps(item).encode() for item in items])
     if count is not None and count > len(values):
         raise SystemExit(f"the corpus has {len(values)} distinct articles; asked for {count}")
     return values[:count]
