@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -33,6 +33,8 @@ from transforms.io.lake import (
     covered_ranges,
     mark_complete,
     partition_folders,
+    read_origins,
+    record_origins,
     recover,
 )
 from transforms.parse import ParseArticle, ParseConfig
@@ -172,6 +174,25 @@ def separate_worker_processes(options: PipelineOptions) -> None:
         os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
 
 
+def new_origins(
+    plans: Sequence[PartitionPlan],
+    covered: Mapping[tuple[str, int], Sequence[tuple[int, int]]],
+    origins: Mapping[tuple[str, int], int],
+) -> dict[tuple[str, int], int]:
+    """Origins to record for partitions that have none.
+
+    That is the planned start of a partition the lake holds nothing of, else (a lake from before
+    origins were recorded) its first covered offset.
+    """
+    found = {}
+    for plan in plans:
+        key = (plan.topic, plan.partition)
+        if key not in origins:
+            ranges = covered.get(key)
+            found[key] = min(first for first, _ in ranges) if ranges else plan.start_offset
+    return found
+
+
 def _runner_used(result: object) -> str:
     module = type(result).__module__
     if "portability" in module:
@@ -221,7 +242,10 @@ def run(argv: Sequence[str]) -> RunResult:
         mark_complete(lake, utc_now())
     files_before = lake_files(lake)
     topics = [topic.strip() for topic in ingest.topic.split(",") if topic.strip()]
-    plans = plan_partitions(consumer_config(ingest), topics, covered_ranges(lake), ingest.until_caught_up)
+    covered = covered_ranges(lake)
+    origins = read_origins(lake)
+    plans = plan_partitions(consumer_config(ingest), topics, covered, ingest.until_caught_up, origins)
+    record_origins(lake, new_origins(plans, covered, origins))
     for plan in plans:
         _LOG.info(
             "plan %s-%d: from %d to %s, skipping %d ranges",

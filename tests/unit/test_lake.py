@@ -351,3 +351,20 @@ def test_an_interrupted_folder_swap_is_finished_by_recovery(tmp_path, monkeypatc
     ]
     assert [o for _, _, o in _offsets(tmp_path)] == [0, 1, 2]
     assert not any((tmp_path / STAGING).iterdir())
+
+
+def test_origins_are_recorded_once_and_read_back(tmp_path) -> None:
+    from pipelines.ingest import new_origins
+    from transforms.io.kafka import PartitionPlan
+    from transforms.io.lake import Lake, read_origins, record_origins
+
+    lake = Lake(str(tmp_path))
+    assert read_origins(lake) == {}
+    plans = [PartitionPlan("t", 0, 7, None), PartitionPlan("t", 1, 90, None), PartitionPlan("u", 0, 3, None)]
+    covered = {("t", 1): [(40, 60), (60, 90)]}
+    found = new_origins(plans, covered, {("u", 0): 0})
+    assert found == {("t", 0): 7, ("t", 1): 40}  # a lake from before origins: its first covered offset
+    record_origins(lake, found)
+    record_origins(lake, {("t", 0): 99})  # never moved once recorded
+    assert read_origins(lake) == {("t", 0): 7, ("t", 1): 40}
+    assert not [p for p in (tmp_path / "_origins").iterdir() if p.name.endswith(".tmp")]

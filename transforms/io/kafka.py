@@ -48,6 +48,7 @@ __all__ = [
     "PartitionPlan",
     "ReadArticles",
     "plan_partitions",
+    "first_uncovered",
     "resume_plan",
 ]
 
@@ -121,6 +122,16 @@ def merge_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def first_uncovered(origin: int, merged: Sequence[tuple[int, int]]) -> int:
+    """The first offset at or after ``origin`` that no (merged, sorted) covered range holds."""
+    start = origin
+    for first, end in merged:
+        if first > start:
+            break
+        start = max(start, end)
+    return start
+
+
 def resume_plan(
     topic: str,
     partition: int,
@@ -130,16 +141,24 @@ def resume_plan(
     log_end: int,
     until_caught_up: bool,
     reset_to_earliest: bool = True,
+    origin: int | None = None,
 ) -> PartitionPlan:
     """Where to resume one partition, from what the lake holds and the group's commit.
 
-    The lake wins: with any batch of this partition in the lake, reading resumes at the end of
-    the first contiguous covered run, and later covered runs are skipped. The group commit is
-    used only when the lake holds nothing of the partition (e.g. a new lake for an old group).
+    The lake wins. ``origin`` is the offset the lake began this partition at (recorded by the
+    launcher before its first read, see :func:`transforms.io.lake.record_origins`): reading resumes
+    at the first offset from the origin on that the lake does not hold, and later covered runs are
+    skipped. Batches of one partition can commit out of order (a kill can land after ``[100, 200)``
+    committed and before ``[0, 100)`` did), so "after the lake's first covered run" would skip such
+    a gap forever; the origin is what tells a gap from offsets this lake was never meant to read.
+    A lake written before origins were recorded resumes from its first covered offset. The group
+    commit is used only when the lake holds nothing of the partition (e.g. a new lake for an old group).
     """
     merged = merge_ranges(covered)
-    if merged:
-        start = merged[0][1]
+    if origin is None and merged:
+        origin = merged[0][0]
+    if origin is not None:
+        start = first_uncovered(origin, merged)
     elif committed is not None:
         start = committed
     else:
@@ -152,10 +171,10 @@ def resume_plan(
             start,
             log_start - 1,
         )
-        start = log_start
+        start = first_uncovered(log_start, merged)
     if not merged:
         start = min(start, log_end)
-    skip = tuple((max(first, start), end) for first, end in merged[1:] if end > start)
+    skip = tuple((max(first, start), end) for first, end in merged if end > start)
     return PartitionPlan(topic, partition, start, log_end if until_caught_up else None, skip)
 
 
@@ -195,6 +214,7 @@ def plan_partitions(
     topics: Sequence[str],
     covered: Mapping[tuple[str, int], Sequence[tuple[int, int]]],
     until_caught_up: bool,
+    origins: Mapping[tuple[str, int], int] | None = None,
 ) -> list[PartitionPlan]:
     """A plan for every partition of ``topics``, asking the broker for offsets and commits."""
     from kafka import KafkaConsumer, TopicPartition
@@ -222,6 +242,7 @@ def plan_partitions(
                     ends[tp],
                     until_caught_up,
                     config.auto_offset_reset == "earliest",
+                    (origins or {}).get((tp.topic, tp.partition)),
                 )
             )
         return plans

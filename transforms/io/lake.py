@@ -66,7 +66,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from schemas import arrow
 from schemas.records import Article, DeadLetter, Duplicate, Outcome, OutcomeBatch, Quarantined, SourceBatch, utc_now
-from transforms.io.kafka import ConsumerConfig, OffsetCommitter
+from transforms.io.kafka import ConsumerConfig, OffsetCommitter, first_uncovered, merge_ranges
 
 __all__ = [
     "BatchReport",
@@ -648,6 +648,41 @@ def _compact(lake: Lake) -> list[tuple[str, int]]:
     return merged
 
 
+ORIGINS = "_origins"
+
+
+def read_origins(lake: Lake) -> dict[tuple[str, int], int]:
+    """The offset at which this lake began each topic-partition (see :func:`record_origins`)."""
+    origins: dict[tuple[str, int], int] = {}
+    if not lake.exists(lake.path(ORIGINS)):
+        return origins
+    for info in lake.list(lake.path(ORIGINS)):
+        if info.type == pafs.FileType.File and info.base_name.endswith(".json"):
+            with lake.fs.open_input_stream(info.path) as stream:
+                record = json.loads(stream.read())
+            origins[(record["topic"], int(record["partition"]))] = int(record["origin"])
+    return origins
+
+
+def record_origins(lake: Lake, origins: dict[tuple[str, int], int]) -> None:
+    """Write ``_origins/<topic>+<partition>.json`` for partitions that have none yet, each atomically.
+
+    The launcher records a partition's first planned offset before the pipeline first reads it,
+    so a later run can tell offsets the lake never meant to read (before the origin) from a gap
+    left by batches that committed out of order (after it). An existing origin is never changed.
+    """
+    if origins:
+        lake.fs.create_dir(lake.path(ORIGINS), recursive=True)
+    for (topic, partition), origin in sorted(origins.items()):
+        target = lake.path(ORIGINS, f"{topic}+{partition}.json")
+        if lake.exists(target):
+            continue
+        record = {"topic": topic, "partition": partition, "origin": origin, "recorded_at": utc_now().isoformat()}
+        temporary = f"{target}.{uuid.uuid4().hex}.tmp"
+        lake.write_bytes(temporary, json.dumps(record).encode())
+        lake.fs.move(temporary, target)
+
+
 def covered_ranges(lake: Lake) -> dict[tuple[str, int], list[tuple[int, int]]]:
     """Offset ranges ``[first, end)`` per topic-partition that the lake accounts for."""
     covered: dict[tuple[str, int], set[tuple[int, int]]] = defaultdict(set)
@@ -701,6 +736,27 @@ class _CommitBatchFn(beam.DoFn):
     def setup(self) -> None:
         self._lake = Lake(self._lake_uri)
         self._committer = OffsetCommitter(self._consumer) if self._consumer else None
+        self._known: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        self._origins: dict[tuple[str, int], int] = {}
+
+    def _committable(self, batch: SourceBatch) -> int | None:
+        """The partition's next offset to commit: where the lake's gapless run from its origin ends.
+
+        Batches can commit out of order; committing a batch's own end would tell Kafka that an
+        earlier batch still in flight is done. Known ranges are kept per worker; the lake is listed
+        only when something before this batch is not known to be in it.
+        """
+        key = (batch.topic, batch.partition)
+        known = self._known.setdefault(key, [])
+        known.append((batch.first_offset, batch.end_offset))
+        self._known[key] = known = merge_ranges(known)
+        if key not in self._origins or first_uncovered(self._origins[key], known) < batch.end_offset:
+            self._origins = read_origins(self._lake)
+            self._known[key] = known = merge_ranges([*known, *covered_ranges(self._lake).get(key, [])])
+            self._origins.setdefault(key, known[0][0])  # a lake from before origins were recorded
+        origin = self._origins[key]
+        reach = first_uncovered(origin, known)
+        return reach if reach > origin else None
 
     def teardown(self) -> None:
         committer = getattr(self, "_committer", None)
@@ -712,7 +768,11 @@ class _CommitBatchFn(beam.DoFn):
         written = commit_with_retry(self._lake, batch, element.outcomes, self._partition_by, self._retry_seconds)
         self._batches.inc()
         self._records.inc(batch.size)
-        committed = bool(self._committer and self._committer.commit(batch.topic, batch.partition, batch.end_offset))
+        committed = False
+        if self._committer is not None:
+            reach = self._committable(batch)
+            if reach is not None:
+                committed = self._committer.commit(batch.topic, batch.partition, reach) and reach >= batch.end_offset
         yield BatchReport(batch, tuple(sorted(written.rows.items())), committed, written.folders)
 
 
