@@ -25,7 +25,15 @@ from schemas.records import utc_now
 from transforms.clean import CleanArticle
 from transforms.dedup import DedupConfig, Deduplicate, LakeSeeds
 from transforms.entities import EntityConfig, ExtractEntities
-from transforms.io.kafka import ConsumerConfig, PartitionPlan, ReadArticles, merge_ranges, plan_partitions
+from transforms.io.kafka import (
+    ConsumerConfig,
+    OffsetCommitter,
+    PartitionPlan,
+    ReadArticles,
+    first_uncovered,
+    merge_ranges,
+    plan_partitions,
+)
 from transforms.io.lake import (
     Lake,
     MarkComplete,
@@ -193,6 +201,27 @@ def new_origins(
     return found
 
 
+def commit_lake_progress(lake: Lake, consumer: ConsumerConfig, plans: Sequence[PartitionPlan]) -> None:
+    """Commit to the group, per planned partition, where the lake's gapless run from its origin ends.
+
+    The sink commits that too, batch by batch, but each worker knows only the batches it wrote and
+    lists the lake only when it sees a gap, so the last batches of a bounded run can leave the group
+    behind the lake (never ahead). One listing at the end brings it level. Never moves backwards.
+    """
+    covered = covered_ranges(lake)
+    origins = read_origins(lake)
+    committer = OffsetCommitter(consumer)
+    try:
+        for plan in plans:
+            key = (plan.topic, plan.partition)
+            merged = merge_ranges(covered.get(key, []))
+            if merged:
+                reach = first_uncovered(origins.get(key, merged[0][0]), merged)
+                committer.commit(plan.topic, plan.partition, reach)
+    finally:
+        committer.close()
+
+
 def _runner_used(result: object) -> str:
     module = type(result).__module__
     if "portability" in module:
@@ -245,7 +274,10 @@ def run(argv: Sequence[str]) -> RunResult:
     covered = covered_ranges(lake)
     origins = read_origins(lake)
     plans = plan_partitions(consumer_config(ingest), topics, covered, ingest.until_caught_up, origins)
-    record_origins(lake, new_origins(plans, covered, origins))
+    try:
+        record_origins(lake, new_origins(plans, covered, origins))
+    except OSError as error:  # a lake refusing writes: the sink retries its batches, then fails loudly
+        _LOG.warning("cannot record where the lake begins each partition (%s); the next run will", error)
     for plan in plans:
         _LOG.info(
             "plan %s-%d: from %d to %s, skipping %d ranges",
@@ -275,6 +307,8 @@ def run(argv: Sequence[str]) -> RunResult:
             # A streaming Dataflow job runs on the service until drained; the launcher's work is done.
             return RunResult(runner=runner, state=str(result.state), files_before=files_before, finished=False)
         state = result.wait_until_finish()
+        if ingest.until_caught_up:
+            commit_lake_progress(lake, consumer_config(ingest), plans)
     finally:
         if monitor is not None:
             monitor.stop()  # shows the final counts, before the summary
