@@ -16,13 +16,17 @@ Commit protocol (one :class:`SourceBatch` at a time; a batch is a contiguous off
 3. A manifest naming every staged file and its final path is written under a temporary name and
    renamed to ``_MANIFEST.json``: this rename is the commit point.
 4. Staged files are renamed to their final paths, then the staging folder is removed.
-5. Only now is the partition's next offset (``end``) committed to the Kafka consumer group.
+5. Only now is an offset committed to the Kafka consumer group: where the lake's gapless run from
+   the partition's origin ends (``end`` when the batches came in order). Batches of one
+   partition can commit out of order, and the group must never claim one still in flight.
 
 Recovery (:func:`recover`, run by the launcher before reading): a staging folder with a manifest
 is rolled forward (its remaining renames done); one without is deleted, and its batch is read
 again. The resume point is derived from the lake itself (:func:`covered_ranges`): the file names
 say which offset ranges are accounted for, so a lost or stale consumer-group commit causes neither
-loss nor duplicates. Writing a batch again (a runner retry) writes the same names with the same
+loss nor duplicates. It is the first offset from the partition's origin (:func:`record_origins`,
+written before the partition is first read) that no file covers, so a gap before later committed
+batches is read again. Writing a batch again (a runner retry) writes the same names with the same
 rows: the protocol is idempotent.
 
 Compaction (:func:`compact`, ``wirestream compact``) merges a partition's small files into one
