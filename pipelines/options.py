@@ -6,6 +6,7 @@ Every Beam option (``--runner``, ``--prism_location``, ``--flink_master``...) pa
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -78,13 +79,18 @@ class IngestOptions(PipelineOptions):
         add("group-id", default="wirestream", help="consumer group that receives committed offsets")
         add(
             "until-caught-up",
-            action="store_true",
+            action=argparse.BooleanOptionalAction,
             default=False,
             help="stop once every partition reached the end offsets seen at start (batch/backfill mode)",
         )
         add("spacy-model", default=DEFAULT_SPACY_MODEL, help="spaCy model package or path")
         add("ner-batch-size", type=int, default=32, help="texts per nlp.pipe batch")
-        add("use-gpu", action="store_true", default=False, help="run spaCy on a GPU when one is present")
+        add(
+            "use-gpu",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="run spaCy on a GPU when one is present",
+        )
         add(
             "ner-workers",
             type=int,

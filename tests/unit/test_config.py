@@ -74,6 +74,7 @@ def test_flags_on_the_command_line_override_the_file(tmp_path: Path) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     assert PipelineOptions(args).view_as(StandardOptions).runner == "PrismRunner"
+    assert _run_options([f"--config={path}", "--no-until-caught-up"]).until_caught_up is False  # a switch too
 
 
 @pytest.mark.parametrize(
