@@ -201,14 +201,18 @@ class _ModelHolder:
         self.lock = threading.Lock()
 
 
+def annotate_outcomes(nlp: Any, outcomes: Sequence[Any], config: EntityConfig) -> tuple[Any, ...]:
+    """``outcomes`` with every article annotated (one ``nlp.pipe`` call for all), the rest as they are."""
+    articles = [o for o in outcomes if isinstance(o, Article)]
+    if not articles:
+        return tuple(outcomes)
+    annotated = iter(annotate(nlp, articles, config))
+    return tuple(next(annotated) if isinstance(o, Article) else o for o in outcomes)
+
+
 def annotate_batch(nlp: Any, element: OutcomeBatch, config: EntityConfig) -> OutcomeBatch:
     """The batch with every article annotated (one ``nlp.pipe`` call for all of them)."""
-    articles = element.articles()
-    if not articles:
-        return element
-    annotated = iter(annotate(nlp, articles, config))
-    outcomes = tuple(next(annotated) if isinstance(o, Article) else o for o in element.outcomes)
-    return OutcomeBatch(element.batch, outcomes)
+    return OutcomeBatch(element.batch, annotate_outcomes(nlp, element.outcomes, config))
 
 
 class _ExtractEntitiesFn(beam.DoFn):
@@ -226,15 +230,19 @@ class _ExtractEntitiesFn(beam.DoFn):
         )
         self._holder = holder
 
-    def process(self, element: OutcomeBatch) -> Iterator[OutcomeBatch]:
-        before = len(element.articles())
+    def _annotate(self, outcomes: Sequence[Any]) -> tuple[Any, ...]:
+        """:func:`annotate_outcomes` on the process's model (threads take turns), counted."""
+        before = sum(isinstance(o, Article) for o in outcomes)
         with self._holder.lock:
-            result = annotate_batch(self._holder.nlp, element, self._config)
-        articles = result.articles()
+            result = annotate_outcomes(self._holder.nlp, outcomes, self._config)
+        articles = [o for o in result if isinstance(o, Article)]
         self._annotated.inc(len(articles))
         self._rejected.inc(before - len(articles))
         self._mentions.inc(sum(len(article.entities) for article in articles))
-        yield result
+        return result
+
+    def process(self, element: OutcomeBatch) -> Iterator[OutcomeBatch]:
+        yield OutcomeBatch(element.batch, self._annotate(element.outcomes))
 
 
 @dataclass(frozen=True)
@@ -291,17 +299,7 @@ class _AnnotatePartFn(_ExtractEntitiesFn):
     """A lane: annotates the articles of its part, keyed by batch for the join."""
 
     def process(self, element: LanePart) -> Iterator[tuple[str, LanePart]]:  # type: ignore[override]
-        own = [o for o in element.outcomes if isinstance(o, Article)]
-        if own:
-            with self._holder.lock:
-                annotated = iter(annotate(self._holder.nlp, own, self._config))
-            outcomes = tuple(next(annotated) if isinstance(o, Article) else o for o in element.outcomes)
-            done = [o for o in outcomes if isinstance(o, Article)]
-            self._annotated.inc(len(done))
-            self._rejected.inc(len(own) - len(done))
-            self._mentions.inc(sum(len(article.entities) for article in done))
-            element = LanePart(element.batch, element.lane, outcomes)
-        yield element.batch.key, element
+        yield element.batch.key, LanePart(element.batch, element.lane, self._annotate(element.outcomes))
 
 
 class _JoinLanesFn(beam.DoFn):
