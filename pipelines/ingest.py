@@ -30,7 +30,7 @@ from transforms.io.kafka import (
     OffsetCommitter,
     PartitionPlan,
     ReadArticles,
-    first_uncovered,
+    gapless_reach,
     merge_ranges,
     plan_partitions,
 )
@@ -145,13 +145,14 @@ class RunResult:
     finished: bool = True
 
 
-def lagging_partitions(lake: Lake, plans: Sequence[PartitionPlan]) -> tuple[tuple[str, int, int], ...]:
-    """Bounded plans whose ``[start, stop)`` the lake does not cover: ``(topic, partition, first missing)``.
+def lagging_partitions(
+    covered: Mapping[tuple[str, int], Sequence[tuple[int, int]]], plans: Sequence[PartitionPlan]
+) -> tuple[tuple[str, int, int], ...]:
+    """Bounded plans whose ``[start, stop)`` the lake's ``covered`` ranges miss: ``(topic, partition, first missing)``.
 
     A topic written by transactional producers has offsets that hold no record (commit markers);
     such gaps show here too, as lag that the next run clears at once.
     """
-    covered = covered_ranges(lake)
     lagging = []
     for plan in plans:
         if plan.stop_offset is None or plan.start_offset >= plan.stop_offset:
@@ -201,22 +202,25 @@ def new_origins(
     return found
 
 
-def commit_lake_progress(lake: Lake, consumer: ConsumerConfig, plans: Sequence[PartitionPlan]) -> None:
+def commit_lake_progress(
+    lake: Lake,
+    consumer: ConsumerConfig,
+    plans: Sequence[PartitionPlan],
+    covered: Mapping[tuple[str, int], Sequence[tuple[int, int]]],
+) -> None:
     """Commit to the group, per planned partition, where the lake's gapless run from its origin ends.
 
     The sink commits that too, batch by batch, but each worker knows only the batches it wrote and
     lists the lake only when it sees a gap, so the last batches of a bounded run can leave the group
     behind the lake (never ahead). One listing at the end brings it level. Never moves backwards.
     """
-    covered = covered_ranges(lake)
     origins = read_origins(lake)
     committer = OffsetCommitter(consumer)
     try:
         for plan in plans:
             key = (plan.topic, plan.partition)
-            merged = merge_ranges(covered.get(key, []))
-            if merged:
-                reach = first_uncovered(origins.get(key, merged[0][0]), merged)
+            reach = gapless_reach(covered.get(key, []), origins.get(key))
+            if reach is not None:
                 committer.commit(plan.topic, plan.partition, reach)
     finally:
         committer.close()
@@ -297,6 +301,7 @@ def run(argv: Sequence[str]) -> RunResult:
     pipeline = beam.Pipeline(options=options)
     build(pipeline, ingest, plans, seeds_from, now)
     monitor = progress_monitor(ingest, lake, files_before, plans)
+    covered_at_end: dict[tuple[str, int], list[tuple[int, int]]] = {}
     try:
         result = pipeline.run()
         runner = _runner_used(result)
@@ -308,7 +313,8 @@ def run(argv: Sequence[str]) -> RunResult:
             return RunResult(runner=runner, state=str(result.state), files_before=files_before, finished=False)
         state = result.wait_until_finish()
         if ingest.until_caught_up:
-            commit_lake_progress(lake, consumer_config(ingest), plans)
+            covered_at_end = covered_ranges(lake)  # the job is done: one listing for the commit and the lag check
+            commit_lake_progress(lake, consumer_config(ingest), plans, covered_at_end)
     finally:
         if monitor is not None:
             monitor.stop()  # shows the final counts, before the summary
@@ -316,7 +322,7 @@ def run(argv: Sequence[str]) -> RunResult:
         write_index(lake)  # the stage rebuilds it now and then; this makes it complete
     except OSError:
         _LOG.exception("cannot write the quality Data Docs index")
-    lagging = lagging_partitions(lake, plans) if ingest.until_caught_up else ()
+    lagging = lagging_partitions(covered_at_end, plans) if ingest.until_caught_up else ()
     if ingest.until_caught_up and not lagging and ingest.partition_by == "ingestion_time":
         mark_complete(lake, utc_now())
     for topic, partition, first_missing in lagging:

@@ -54,6 +54,7 @@ def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers
     from schemas.records import OutcomeBatch, SourceBatch
     from tests.conftest import make_record
     from tests.integration.helpers import committed_offsets
+    from transforms.io import lake as lake_module
     from transforms.io.kafka import ConsumerConfig
     from transforms.io.lake import _CommitBatchFn, record_origins
     from transforms.parse import parse_record
@@ -80,7 +81,8 @@ def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers
         assert not report.offset_committed and committed_offsets(bootstrap_servers, topic, 1) == {0: 20}
     finally:
         sink.teardown()
-    restarted = _CommitBatchFn(lake.root, "ingestion_time", consumer, 5.0)  # a new worker: learns from the lake
+    lake_module._REACHES.clear()  # what a new worker process starts with
+    restarted = _CommitBatchFn(lake.root, "ingestion_time", consumer, 5.0)  # learns from the lake
     restarted.setup()
     try:
         (report,) = list(restarted.process(batch(20, 30)))

@@ -49,6 +49,7 @@ __all__ = [
     "ReadArticles",
     "plan_partitions",
     "first_uncovered",
+    "gapless_reach",
     "resume_plan",
 ]
 
@@ -132,6 +133,18 @@ def first_uncovered(origin: int, merged: Sequence[tuple[int, int]]) -> int:
     return start
 
 
+def gapless_reach(covered: Sequence[tuple[int, int]], origin: int | None) -> int | None:
+    """Where the run of covered offsets from ``origin`` ends; None when nothing is covered.
+
+    With no recorded origin (a lake from before origins were recorded) the run starts at the
+    first covered offset.
+    """
+    merged = merge_ranges(covered)
+    if not merged:
+        return None
+    return first_uncovered(merged[0][0] if origin is None else origin, merged)
+
+
 def resume_plan(
     topic: str,
     partition: int,
@@ -155,10 +168,11 @@ def resume_plan(
     commit is used only when the lake holds nothing of the partition (e.g. a new lake for an old group).
     """
     merged = merge_ranges(covered)
-    if origin is None and merged:
-        origin = merged[0][0]
-    if origin is not None:
-        start = first_uncovered(origin, merged)
+    reach = gapless_reach(merged, origin)
+    if reach is not None:
+        start = reach
+    elif origin is not None:
+        start = origin
     elif committed is not None:
         start = committed
     else:

@@ -54,6 +54,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -70,7 +71,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from schemas import arrow
 from schemas.records import Article, DeadLetter, Duplicate, Outcome, OutcomeBatch, Quarantined, SourceBatch, utc_now
-from transforms.io.kafka import ConsumerConfig, OffsetCommitter, first_uncovered, merge_ranges
+from transforms.io.kafka import ConsumerConfig, OffsetCommitter, first_uncovered, gapless_reach, merge_ranges
 
 __all__ = [
     "BatchReport",
@@ -728,6 +729,44 @@ def commit_with_retry(
             delay = min(delay * 2, 30.0)
 
 
+class _WrittenReach:
+    """Per worker process and lake: how far each partition is written without a gap from its origin.
+
+    Batches can commit out of order, and committing a batch's own end would tell Kafka that an
+    earlier batch still in flight is done, so the sink commits this reach instead. A worker runs
+    several instances of the sink at once (one per concurrent bundle), so they share one record of
+    the ranges they wrote; the lake is listed only when something before a batch is not known to
+    be written (a batch still in flight, or one a previous run or another worker wrote).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        self._origins: dict[tuple[str, int], int] = {}
+
+    def after(self, lake: Lake, batch: SourceBatch) -> int | None:
+        """The offset to commit once ``batch`` is written, or None while nothing past the origin is."""
+        key = (batch.topic, batch.partition)
+        with self._lock:
+            known = self._known[key] = merge_ranges([*self._known.get(key, []), (batch.first_offset, batch.end_offset)])
+            if key not in self._origins or first_uncovered(self._origins[key], known) < batch.end_offset:
+                self._origins = {**self._origins, **read_origins(lake)}
+                known = self._known[key] = merge_ranges([*known, *covered_ranges(lake).get(key, [])])
+                self._origins.setdefault(key, known[0][0])  # a lake from before origins were recorded
+            origin = self._origins[key]
+            reach = gapless_reach(known, origin)
+        return reach if reach is not None and reach > origin else None
+
+
+_REACHES: dict[str, _WrittenReach] = {}
+_REACHES_LOCK = threading.Lock()
+
+
+def _written_reach(lake_uri: str) -> _WrittenReach:
+    with _REACHES_LOCK:
+        return _REACHES.setdefault(lake_uri, _WrittenReach())
+
+
 class _CommitBatchFn(beam.DoFn):
     def __init__(self, lake_uri: str, partition_by: str, consumer: ConsumerConfig | None, retry_seconds: float) -> None:
         self._lake_uri = lake_uri
@@ -740,27 +779,7 @@ class _CommitBatchFn(beam.DoFn):
     def setup(self) -> None:
         self._lake = Lake(self._lake_uri)
         self._committer = OffsetCommitter(self._consumer) if self._consumer else None
-        self._known: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        self._origins: dict[tuple[str, int], int] = {}
-
-    def _committable(self, batch: SourceBatch) -> int | None:
-        """The partition's next offset to commit: where the lake's gapless run from its origin ends.
-
-        Batches can commit out of order; committing a batch's own end would tell Kafka that an
-        earlier batch still in flight is done. Known ranges are kept per worker; the lake is listed
-        only when something before this batch is not known to be in it.
-        """
-        key = (batch.topic, batch.partition)
-        known = self._known.setdefault(key, [])
-        known.append((batch.first_offset, batch.end_offset))
-        self._known[key] = known = merge_ranges(known)
-        if key not in self._origins or first_uncovered(self._origins[key], known) < batch.end_offset:
-            self._origins = read_origins(self._lake)
-            self._known[key] = known = merge_ranges([*known, *covered_ranges(self._lake).get(key, [])])
-            self._origins.setdefault(key, known[0][0])  # a lake from before origins were recorded
-        origin = self._origins[key]
-        reach = first_uncovered(origin, known)
-        return reach if reach > origin else None
+        self._reach = _written_reach(self._lake_uri)
 
     def teardown(self) -> None:
         committer = getattr(self, "_committer", None)
@@ -774,7 +793,7 @@ class _CommitBatchFn(beam.DoFn):
         self._records.inc(batch.size)
         committed = False
         if self._committer is not None:
-            reach = self._committable(batch)
+            reach = self._reach.after(self._lake, batch)
             if reach is not None:
                 committed = self._committer.commit(batch.topic, batch.partition, reach) and reach >= batch.end_offset
         yield BatchReport(batch, tuple(sorted(written.rows.items())), committed, written.folders)
