@@ -23,12 +23,12 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 import pyarrow.parquet as pq
 
 from schemas import arrow
-from transforms.io.kafka import ConsumerConfig, PartitionPlan
+from transforms.io.kafka import ConsumerConfig, GroupConsumer, PartitionPlan
 from transforms.io.lake import Lake, batch_file_range
 
 __all__ = [
@@ -201,40 +201,31 @@ class _LakeCounter:
         return dict(totals)
 
 
-class _KafkaLag:
+class _KafkaLag(GroupConsumer):
     """End offsets and the group's committed offsets, through one consumer kept between polls."""
 
     def __init__(self, config: ConsumerConfig, plans: Sequence[PartitionPlan]) -> None:
-        self._config = config
+        super().__init__(config)
         self._plans = list(plans)
-        self._consumer: Any = None
 
     def poll(self) -> dict[tuple[str, int], int]:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
         if not self._plans:
             return {}
         try:
-            if self._consumer is None:
-                self._consumer = KafkaConsumer(group_id=self._config.group_id, **self._config.consumer_settings())
+            consumer = self.consumer()
             partitions = [TopicPartition(plan.topic, plan.partition) for plan in self._plans]
-            ends = self._consumer.end_offsets(partitions)
+            ends = consumer.end_offsets(partitions)
             return {
                 (plan.topic, plan.partition): partition_lag(
-                    ends[tp], self._consumer.committed(tp, timeout_ms=10_000), plan.start_offset
+                    ends[tp], consumer.committed(tp, timeout_ms=10_000), plan.start_offset
                 )
                 for plan, tp in zip(self._plans, partitions, strict=True)
             }
         except Exception:
             self.close()
             raise
-
-    def close(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False)
-            finally:
-                self._consumer = None
 
 
 class ProgressMonitor:

@@ -44,6 +44,7 @@ from transforms.io.kafka_security import KafkaSecurity
 __all__ = [
     "ConsumerConfig",
     "KafkaUnreachableError",
+    "GroupConsumer",
     "OffsetCommitter",
     "PartitionPlan",
     "ReadArticles",
@@ -455,40 +456,51 @@ class ReadArticles(beam.PTransform):
         )
 
 
-class OffsetCommitter:
+class GroupConsumer:
+    """A consumer of the group, made on first use and kept; :meth:`close` drops it (after an error, too)."""
+
+    def __init__(self, config: ConsumerConfig) -> None:
+        self._config = config
+        self._consumer: Any = None
+
+    def consumer(self) -> Any:
+        """The kept consumer, made now if there is none (it never auto-commits on close)."""
+        from kafka import KafkaConsumer
+
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(group_id=self._config.group_id, **self._config.consumer_settings())
+        return self._consumer
+
+    def close(self) -> None:
+        """Close the kept consumer, if any."""
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            finally:
+                self._consumer = None
+
+
+class OffsetCommitter(GroupConsumer):
     """Commits a partition's next offset to the consumer group, never moving it backwards.
 
     Used by the lake sink after a batch is durable. A failed commit is logged, not raised: the
     lake, not the group, is the resume point.
     """
 
-    def __init__(self, config: ConsumerConfig) -> None:
-        self._config = config
-        self._consumer: Any = None
-
     def commit(self, topic: str, partition: int, next_offset: int) -> bool:
         """Commit ``next_offset`` unless the group already committed a later one."""
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
         from kafka.structs import OffsetAndMetadata
 
         try:
-            if self._consumer is None:
-                self._consumer = KafkaConsumer(group_id=self._config.group_id, **self._config.consumer_settings())
+            consumer = self.consumer()
             tp = TopicPartition(topic, partition)
-            committed = self._consumer.committed(tp)
+            committed = consumer.committed(tp)
             if committed is not None and committed >= next_offset:
                 return True
-            self._consumer.commit({tp: OffsetAndMetadata(next_offset, "", -1)})
+            consumer.commit({tp: OffsetAndMetadata(next_offset, "", -1)})
             return True
         except Exception:  # noqa: BLE001 - the lake is the resume point; retry on the next batch
             _LOG.warning("could not commit %s-%d@%d to the group", topic, partition, next_offset, exc_info=True)
             self.close()
             return False
-
-    def close(self) -> None:
-        """Close the consumer used for commits."""
-        if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False)
-            finally:
-                self._consumer = None
