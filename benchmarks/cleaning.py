@@ -48,7 +48,9 @@ time leaves out the time spent waiting for a shared core; ``wall p/s`` is the be
 ``× ref`` compares with the bare reference, ``trafilatura.extract(html, url=...)`` with its defaults, which
 always runs; compare configurations only within one run.
 
-Configurations (:func:`configurations`): the reference; the project's ``clean_article`` end to end;
+Configurations (:func:`configurations`): the reference; the project's ``clean_article`` end to end,
+and again with ``favor_recall`` (trafilatura then runs its fallback extractors only when its own
+text is short);
 trafilatura 2.3.1 ``bare_extraction`` (default, ``fast``,
 ``favor_precision``, ``favor_recall``, …, with and without its metadata pass); "lean" = trafilatura text
 without the metadata pass + :func:`page_title` + ``htmldate.find_date(extensive_search=False)``;
@@ -605,9 +607,29 @@ def _plain(factory: Callable[..., ExtractFn | None], **options: Any) -> Callable
     return build
 
 
-def _clean_article() -> tuple[ExtractFn, PrepareFn]:
-    prepare, extract = clean_article_extractor()
-    return extract, prepare
+def _clean_article(**trafilatura_options: Any) -> Callable[[], tuple[ExtractFn, PrepareFn]]:
+    """The project's ``clean_article``, with its trafilatura options overridden by these ones."""
+
+    def build() -> tuple[ExtractFn, PrepareFn]:
+        import transforms.clean as clean
+
+        prepare, extract = clean_article_extractor()
+        if not trafilatura_options:
+            return extract, prepare
+        options = {**clean._TRAFILATURA_OPTIONS, **trafilatura_options}
+
+        def extract_with(article: Any) -> Extraction:
+            kept = dict(clean._TRAFILATURA_OPTIONS)
+            clean._TRAFILATURA_OPTIONS.update(options)
+            try:
+                return extract(article)
+            finally:
+                clean._TRAFILATURA_OPTIONS.clear()
+                clean._TRAFILATURA_OPTIONS.update(kept)
+
+        return extract_with, prepare
+
+    return build
 
 
 def configurations() -> list[Config]:
@@ -615,7 +637,8 @@ def configurations() -> list[Config]:
     traf, lean = trafilatura_extractor, trafilatura_lean_extractor
     return [
         Config(REFERENCE, _plain(trafilatura_extract_extractor)),
-        Config("clean_article (project)", _clean_article),
+        Config("clean_article (project)", _clean_article()),
+        Config("clean_article, favor_recall", _clean_article(favor_recall=True)),
         Config("trafilatura default", _plain(traf)),
         Config("trafilatura fast", _plain(traf, fast=True)),
         Config("trafilatura favor_precision", _plain(traf, favor_precision=True)),

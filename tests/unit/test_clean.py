@@ -11,6 +11,7 @@ from transforms.clean import (
     drop_inert_elements,
     drop_repeated_title,
     html_metadata,
+    join_split_body,
     normalise_text,
     registered_domain,
     repair_mojibake,
@@ -253,3 +254,31 @@ def test_drop_inert_elements_keeps_text_and_json_ld() -> None:
     assert tree.xpath("string(//p)") == "One two three four."
     assert not tree.xpath("//style|//link|//svg|//template|//comment()|//script[not(@type)]")
     assert tree.xpath('//script[@type="application/ld+json"]')
+
+
+def _chunked_page(second_class: str) -> str:
+    paragraph = "The council met on Tuesday to approve the new bridge over the river, after years of delay. "
+    return (
+        "<html><head><title>Bridge approved</title></head><body>"
+        "<nav><a href='/'>Home</a> <a href='/news'>News</a></nav>"
+        f"<div class='article__body'><p>{paragraph * 3}</p><p>First chunk ends here with the vote.</p></div>"
+        "<aside class='ad-slot'>Advertisement</aside>"
+        f"<div class='{second_class}'><p>{'The second chunk explains the costs of the bridge in detail. ' * 3}</p>"
+        "<p>Work begins in the spring, the mayor said.</p></div>"
+        "</body></html>"
+    )
+
+
+def test_an_article_body_split_into_like_containers_is_read_whole() -> None:
+    import trafilatura
+
+    tree = trafilatura.load_html(_chunked_page("article__body"))
+    join_split_body(tree)
+    assert len(tree.xpath("//div[@class='article__body']")[0].xpath(".//p")) == 4
+    cleaned = clean_article(_article(url="https://n.example/bridge", html=_chunked_page("article__body")))
+    assert isinstance(cleaned, Article)
+    assert "the vote" in cleaned.text and "Work begins in the spring" in cleaned.text
+    # A container of another class (a teaser, a related story) is not pulled in.
+    other = trafilatura.load_html(_chunked_page("related-story"))
+    join_split_body(other)
+    assert len(other.xpath("//div[@class='article__body']")[0].xpath(".//p")) == 2
