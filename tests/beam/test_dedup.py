@@ -195,3 +195,65 @@ def test_an_article_is_forgotten_after_the_ttl() -> None:
         # 40 s later it is a duplicate; 190 s later the first is forgotten, and 150 s after the
         # second (also beyond the TTL) the copy is new again.
         assert_that(verdicts, equal_to([(0, 0, "kept"), (1, 0, f"exact:{ids[(0, 0)]}"), (2, 0, "kept")]))
+
+
+class _Bag:
+    """A bag state as the DoFn sees it; ``readable`` False makes any read fail the test."""
+
+    def __init__(self, items: list[bytes], readable: bool = True) -> None:
+        self.items, self.readable = list(items), readable
+
+    def read(self) -> list[bytes]:
+        assert self.readable, "expiry must not read the bag"
+        return list(self.items)
+
+    def add(self, item: bytes) -> None:
+        self.items.append(item)
+
+    def clear(self) -> None:
+        self.items = []
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.at = None
+
+    def set(self, timestamp) -> None:
+        self.at = timestamp
+
+
+def _probe(record: int, seconds: float) -> bytes:
+    from transforms.dedup_core import Ticket, encode_ticket
+
+    return encode_ticket(Ticket(record, int(seconds * 1e6), False, 0, f"a{record}", "t/0/0", record, b"\0" * 4, 10, ()))
+
+
+def test_index_keys_expire_at_their_newest_entry_without_reading_and_busy_keys_are_pruned() -> None:
+    from transforms.dedup import _MatchProbesFn
+    from transforms.dedup_core import decode_entry
+
+    ttl = 60.0
+    fn = _MatchProbesFn(DedupConfig(ttl_seconds=ttl))
+    bag, timer = _Bag([]), _Timer()
+    list(fn.process((b"k", _probe(1, 100)), bag, timer))
+    assert timer.at.micros == int((100 + ttl) * 1e6) + 1000
+    list(fn.process((b"k", _probe(2, 130)), bag, timer))  # a newer entry moves the timer on
+    assert timer.at.micros == int((130 + ttl) * 1e6) + 1000
+    list(fn.process((b"k", _probe(3, 110)), bag, timer))  # an older one (out of order) does not
+    assert timer.at.micros == int((130 + ttl) * 1e6) + 1000
+    assert len(bag.items) == 3
+    cleared = _Bag(bag.items, readable=False)
+    fn.expire(cleared)
+    assert cleared.items == []
+
+    # A busy key: 70 entries two seconds apart (0-138 s), then a probe at 190 s.
+    from transforms.dedup_core import decode_ticket, encode_entry
+
+    count = _MatchProbesFn.HOT_KEY_ENTRIES + 6
+    busy = _Bag([encode_entry(decode_ticket(_probe(100 + n, 2 * n))) for n in range(count)])
+    pairs = list(fn.process((b"h", _probe(999, 190)), busy, _Timer()))
+    times = sorted(decode_entry(raw)[1] / 1e6 for raw in busy.items)
+    # Entries older than two TTLs before the probe (190 - 120 = 70 s) are gone, the rest stay.
+    assert times == [float(2 * n) for n in range(count) if 2 * n >= 70] + [190.0]
+    # Pairs are still only within one TTL of the probe.
+    assert len(pairs) == len([n for n in range(count) if 190 - 2 * n <= ttl]) > 0
