@@ -257,3 +257,43 @@ def test_index_keys_expire_at_their_newest_entry_without_reading_and_busy_keys_a
     assert times == [float(2 * n) for n in range(count) if 2 * n >= 70] + [190.0]
     # Pairs are still only within one TTL of the probe.
     assert len(pairs) == len([n for n in range(count) if 190 - 2 * n <= ttl]) > 0
+
+
+def test_a_moved_expiry_timer_does_not_fire_at_its_old_time(prism) -> None:
+    """A key's entries outlive the time its first timer was set for once a newer entry moved it.
+
+    On Prism, in streaming (the FnApiRunner has no TestStream). TTL 60 s: A at 0 s, B (a copy)
+    at 50 s moves the key's timer from 60 s to 110 s; the watermark then passes 60 s; C (a copy)
+    at 100 s must still meet B (50 s apart), not be taken for new. A runner that fired the timer
+    at its first time would clear the key and C would be kept.
+    """
+    from apache_beam.testing.test_stream import TestStream
+
+    first, second, third = (
+        _batch([_value(f"https://{host}.example/bridge", STORY)], partition)
+        for host, partition in (("a", 0), ("b", 1), ("c", 2))
+    )
+    ids = _ids([first, second])
+    stream = (
+        TestStream()
+        .advance_watermark_to(0)
+        .add_elements([TimestampedValue(first, 0)])
+        .add_elements([TimestampedValue(second, 50)])
+        .advance_watermark_to(70)
+        .add_elements([TimestampedValue(third, 100)])
+        .advance_watermark_to_infinity()
+    )
+    options = PipelineOptions(["--streaming", f"--prism_location={prism}"])
+    with BeamTestPipeline(runner="PrismRunner", options=options, blocking=True) as p:
+        verdicts = (
+            p
+            | stream
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | "Dedup" >> Deduplicate(DedupConfig(ttl_seconds=60))
+            | beam.FlatMap(_verdicts)
+        )
+        assert_that(
+            verdicts,
+            equal_to([(0, 0, "kept"), (1, 0, f"exact:{ids[(0, 0)]}"), (2, 0, f"exact:{ids[(1, 0)]}")]),
+        )
