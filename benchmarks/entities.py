@@ -16,6 +16,10 @@ pipeline's own deduplication would drop, so every part annotates every article; 
 parts check that the lake got all of them as articles. HTML extraction is left out here (it is
 ``benchmarks.cleaning``'s subject).
 
+``--interleaved`` instead compares (a) with the stage's own code (``annotate``: ``nlp.pipe`` plus
+offsets and canonical forms) in one process, passes alternating, which this machine's drift
+cannot bias.
+
 Fixed costs (start-up, model load) are taken out by running (b), (c) and (d) on N/5 and on N
 articles: the rate is the extra articles over the extra time. Each part runs ``--repeats`` times
 (2) and keeps its best, since the speed of a shared machine drifts by ten per cent and more.
@@ -145,6 +149,35 @@ def part_bare(values: list[bytes], model: str) -> dict[str, float]:
         "mentions": mentions,
         "words": sum(len(t.split()) for t in texts),
         "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def part_interleaved(values: list[bytes], model: str, passes: int = 4) -> dict[str, Any]:
+    """Bare ``nlp.pipe`` against the stage's ``annotate`` (canonical forms included), in one process.
+
+    Passes alternate (and reverse their order every other pass) on one warmed-up model, so that
+    this machine's drift falls on both alike; CPU seconds per pass, best and median.
+    """
+    from transforms.entities import EntityConfig, annotate, load_model
+
+    articles = [a for a in _cleaned(values) if hasattr(a, "text")]
+    texts = [article.text for article in articles]
+    nlp = load_model(model)
+    config = EntityConfig(model=model)
+    list(nlp.pipe(texts, batch_size=config.batch_size))  # warm up: the vocabulary, as in a long run
+    runs: dict[str, Any] = {
+        "bare nlp.pipe": lambda: sum(len(doc.ents) for doc in nlp.pipe(texts, batch_size=config.batch_size)),
+        "annotate": lambda: annotate(nlp, articles, config),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for number in range(passes):
+        for name in list(runs) if number % 2 == 0 else list(runs)[::-1]:
+            start = time.process_time()
+            runs[name]()
+            seconds[name].append(time.process_time() - start)
+    return {
+        name: {"best": min(values), "median": sorted(values)[len(values) // 2], "passes": values}
+        for name, values in seconds.items()
     }
 
 
@@ -285,12 +318,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bootstrap-servers", default=os.environ.get("WIRESTREAM_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     )
+    parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="only compare bare nlp.pipe with the stage's annotate in one process, passes interleaved",
+    )
     parser.add_argument("--part", choices=["bare", "stage", "pipeline1", "pipeline2"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     corpus = corpus_dir(args.corpus)
     if not (corpus / "re3d").is_dir():
         print(f"the shared corpus is missing at {corpus} (set WIRESTREAM_CORPUS or --corpus)", file=sys.stderr)
         return 2
+    if args.interleaved:
+        result = part_interleaved(messages(corpus, args.articles), args.model)
+        for name, row in result.items():
+            passes = " ".join(f"{value:.2f}" for value in row["passes"])
+            print(f"{name:14} CPU s per pass: {passes}; best {row['best']:.2f}, median {row['median']:.2f}")
+        return 0
     if args.part:
         values = messages(corpus, args.articles)
         result = {
