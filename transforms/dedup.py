@@ -186,9 +186,10 @@ class _MatchProbesFn(beam.DoFn):
                 self._pairs.inc()
                 yield _record_key(entry[0]), _CANDIDATE + index_key[:1] + encoded
         if len(existing) >= self.HOT_KEY_ENTRIES:
-            entries.clear()
-            for raw, entry in existing:
-                if entry[1] + 2 * ttl >= ticket.time_us:
+            kept = [raw for raw, entry in existing if entry[1] + 2 * ttl >= ticket.time_us]
+            if len(kept) < len(existing):  # rewrite the bag only when something goes
+                entries.clear()
+                for raw in kept:
                     entries.add(raw)
         entries.add(encode_entry(ticket))
         expiry.set(_expiry_time(newest, ttl))
