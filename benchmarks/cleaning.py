@@ -611,21 +611,17 @@ def _clean_article(**trafilatura_options: Any) -> Callable[[], tuple[ExtractFn, 
     """The project's ``clean_article``, with its trafilatura options overridden by these ones."""
 
     def build() -> tuple[ExtractFn, PrepareFn]:
+        from unittest import mock
+
         import transforms.clean as clean
 
         prepare, extract = clean_article_extractor()
         if not trafilatura_options:
             return extract, prepare
-        options = {**clean._TRAFILATURA_OPTIONS, **trafilatura_options}
 
         def extract_with(article: Any) -> Extraction:
-            kept = dict(clean._TRAFILATURA_OPTIONS)
-            clean._TRAFILATURA_OPTIONS.update(options)
-            try:
+            with mock.patch.dict(clean._TRAFILATURA_OPTIONS, trafilatura_options):
                 return extract(article)
-            finally:
-                clean._TRAFILATURA_OPTIONS.clear()
-                clean._TRAFILATURA_OPTIONS.update(kept)
 
         return extract_with, prepare
 

@@ -160,7 +160,7 @@ def part_interleaved(values: list[bytes], model: str, passes: int = 4) -> dict[s
     """
     from transforms.entities import EntityConfig, annotate, load_model
 
-    articles = [a for a in _cleaned(values) if hasattr(a, "text")]
+    articles = _cleaned(values)
     texts = [article.text for article in articles]
     nlp = load_model(model)
     config = EntityConfig(model=model)
@@ -176,8 +176,8 @@ def part_interleaved(values: list[bytes], model: str, passes: int = 4) -> dict[s
             runs[name]()
             seconds[name].append(time.process_time() - start)
     return {
-        name: {"best": min(values), "median": sorted(values)[len(values) // 2], "passes": values}
-        for name, values in seconds.items()
+        name: {"best": min(taken), "median": sorted(taken)[len(taken) // 2], "passes": taken}
+        for name, taken in seconds.items()
     }
 
 
