@@ -18,8 +18,9 @@ All copies are shuffled into one stream (seeded). An article is truly a duplicat
 article of the stream belongs to the same story; a predicted duplicate is right when the article
 it names belongs to the same story. Precision, recall and F1 are over those predictions; docs/s
 covers the whole job per document (tokens, shingles, MinHash, index, verification), best of
-``--repeat`` runs taken in turns, both libraries on the same stream in the same process. Also printed: bytes of
-keyed state per article in the Beam stages (index entries with their keys, plus the ticket).
+``--repeat`` runs taken in turns, both libraries on the same stream in the same process. Also printed: bytes
+per article the Beam stages remember, in keyed state (index shard entries, plus the ticket) and in worker
+memory (the shards' in-memory copies).
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ from pathlib import Path
 
 from benchmarks.cleaning import FUNDUS, corpus_dir, load_corpus
 from transforms.dedup_core import (
+    SHARD_ENTRY,
     ArticleRef,
     DedupConfig,
     DedupIndex,
-    encode_entry,
+    ShardIndex,
     encode_ticket,
     fingerprint,
+    key_number,
     words,
 )
 
@@ -163,18 +166,24 @@ def run_datasketch(docs: Sequence[Doc], config: DedupConfig) -> list[int | None]
     return predicted
 
 
-def state_bytes_per_article(docs: Sequence[Doc], config: DedupConfig) -> float:
-    """Mean bytes of keyed state an article leaves in the Beam stages: each index key with its
-    14-byte entry, plus the ticket under its 8-byte record id (URL and content-hash keys included)."""
+def state_bytes_per_article(docs: Sequence[Doc], config: DedupConfig) -> tuple[float, float]:
+    """Mean bytes an article leaves behind in the Beam stages: ``(keyed state, worker memory)``.
+
+    Keyed state: a 25-byte shard entry per index key, plus the ticket under its 8-byte record id
+    (URL and content-hash keys included). Worker memory: the shard copies' entries, measured on a
+    :class:`ShardIndex` holding all of them (the entry plus its key in the search array).
+    """
     refs = [
         ArticleRef(str(i), d.text, f"https://{d.outlet}/{i}", f"{i:032x}", "bench", 0, i) for i, d in enumerate(docs)
     ]
     tickets = fingerprint(refs, time_us=0, batch_key="news+0+0000000000000000000+0000000000000000100", config=config)
-    total = 0
+    state = sum(len(ticket.keys) * SHARD_ENTRY.itemsize + 8 + 1 + len(encode_ticket(ticket)) for ticket in tickets)
+    index = ShardIndex()
     for ticket in tickets:
-        total += sum(len(key) + len(encode_entry(ticket)) for key in ticket.keys)
-        total += 8 + 1 + len(encode_ticket(ticket))
-    return total / len(tickets)
+        for key in ticket.keys:
+            index.add(key_number(key), (ticket.record_id, ticket.time_us, ticket.seed))
+    memory = index.entries().nbytes + len(index) * 8
+    return state / len(tickets), memory / len(tickets)
 
 
 def _timed_pair(jobs: Sequence[Callable[[], list[int | None]]], repeat: int) -> list[tuple[list[int | None], float]]:
@@ -229,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             by_variant.setdefault(doc.variant, [0, 0])[1] += 1
         seen.add(doc.story)
     print("wirestream recall by kind of copy: " + ", ".join(f"{k} {h}/{n}" for k, (h, n) in sorted(by_variant.items())))
-    print(f"keyed state per article: {state_bytes_per_article(docs, config):.0f} bytes")
+    state, memory = state_bytes_per_article(docs, config)
+    print(f"per article remembered: {state:.0f} bytes of keyed state, {memory:.0f} bytes of worker memory")
     return 0
 
 

@@ -7,13 +7,17 @@ as a duplicate, and of what) is in :mod:`transforms.dedup_core`; this module run
 
 How it runs (four steps, three of them keyed)
     1. ``Fingerprint`` (stateless) makes a :class:`Ticket` per live article and sends: the batch
-       to step 4 (keyed by batch); the ticket to step 3 (keyed by record id); and a probe per
-       index key (URL, content hash, prefix, LSH bands) to step 2.
-    2. ``MatchProbes``, keyed by index key, keeps a bag of 14-byte entries (record id, time,
-       seed flag). A probe compares with each entry within the TTL and sends the pair to step 3
-       under the *entry's* record id, carrying the probe's ticket; then it appends itself.
-       Whichever of the two arrives second finds the first, so every pair that shares a key
-       meets once, in whichever order the workers saw them.
+       to step 4 (keyed by batch); the ticket to step 3 (keyed by record id); and to step 2, for
+       each of the ``index_shards`` shards its articles' index keys (URL, content hash, prefix,
+       LSH bands) fall in, one message with those articles and keys.
+    2. ``MatchShards``, keyed by shard, keeps the shard's entries (index key, record id, time,
+       seed flag; 25 bytes each) in a bag and a copy of them in worker memory. Each probe meets
+       every entry under its keys within the TTL and sends the pair to step 3 under the *entry's*
+       record id, carrying the probe's ticket; then it is added itself. Whichever of the two
+       arrives second finds the first, so every pair that shares a key meets, in whichever order
+       the workers saw them. One keyed element per batch and shard, not one per index key (about
+       35 an article): on Prism each keyed element and state access is a round trip from the SDK,
+       and one per index key cost more than NER itself (see the README's entity benchmark).
     3. ``VerifyCandidates``, keyed by record id, holds that article's ticket (its one-byte
        MinHash and where its batch is). It verifies each pair against it (:func:`verify`) and
        sends a decision to the batch of the *later* article of the pair (by :func:`order`).
@@ -29,22 +33,25 @@ Invariants
     * Order-independent: the decision for an article depends on which articles exist, not on
       arrival order or parallelism: two near-copies read at the same moment by different
       workers meet in step 2 under their shared keys, and :func:`order` picks one to keep.
-    * Bounded: a ticket expires ``ttl_seconds`` (event time) after its article, and an index
-      key's entries ``ttl_seconds`` after the key's newest one (a busy key is also pruned as it
-      is read), by an event-time timer per key that clears without reading; state per article is
-      measured by ``benchmarks/dedup.py``.
+    * State is the truth: a shard's in-memory copy is used only while it carries the token last
+      written to the shard's state (each element writes a new one), so a copy left stale by a
+      failed bundle, another worker or a restart is rebuilt from the bag, never trusted. This
+      relies on a key being in one bundle at a time, which Beam runners guarantee (Prism holds a
+      key back from new bundles while one has it).
+    * Bounded: a ticket expires ``ttl_seconds`` (event time) after its article, and a shard's
+      entries ``ttl_seconds`` after the shard's newest one, by an event-time timer that clears
+      without reading; a shard that is never quiet that long is pruned of entries older than two
+      TTLs as it grows. State per article is measured by ``benchmarks/dedup.py``.
     * Restart-safe: runner state does not outlive a run here, so it is rebuilt from the lake at
       start: the articles the lake kept within the TTL come back as *seeds*, which order before
       any new article and are never duplicates themselves (see :class:`LakeSeeds`).
-
-A caveat we test for rather than assume: a runner that processes two bundles of one key at the
-same time (Prism 2.75 can, after a split) could let two probes of one key miss each other; they
-still meet under their other shared keys, which is why near-copies share many.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Tuple  # noqa: UP035 - Beam's type hints need typing.Tuple
@@ -54,6 +61,7 @@ from apache_beam import coders, pvalue
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils import shared
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from schemas.records import Article, Duplicate, Outcome, OutcomeBatch
@@ -61,14 +69,18 @@ from transforms.dedup_core import (
     ArticleRef,
     DedupConfig,
     Match,
+    ShardIndex,
     Ticket,
     best_match,
-    decode_entry,
+    chunks,
+    decode_probes,
     decode_ticket,
-    encode_entry,
+    encode_probes,
     encode_ticket,
     fingerprint,
-    may_pair,
+    match_shard,
+    probes_by_shard,
+    shard_rows,
     verify,
 )
 
@@ -135,68 +147,126 @@ class _FingerprintFn(beam.DoFn):
             return
         key = element.batch.key
         yield pvalue.TaggedOutput(_TO_BATCH, (key.encode(), element))
-        yield from _ticket_messages(fingerprint([_ref(a) for a in articles], timestamp.micros, key, self._config))
+        yield from _ticket_messages(
+            fingerprint([_ref(a) for a in articles], timestamp.micros, key, self._config), self._config
+        )
 
 
-def _ticket_messages(tickets: Sequence[Ticket]) -> Iterator[pvalue.TaggedOutput]:
+def _ticket_messages(tickets: Sequence[Ticket], config: DedupConfig) -> Iterator[pvalue.TaggedOutput]:
+    """Each ticket to its record's key, and one message per index shard the batch's keys fall in."""
     for ticket in tickets:
-        encoded = encode_ticket(ticket)
-        yield pvalue.TaggedOutput(_TO_RECORD, (_record_key(ticket.record_id), _TICKET + encoded))
-        for index_key in ticket.keys:
-            yield pvalue.TaggedOutput(_TO_INDEX, (index_key, encoded))
+        yield pvalue.TaggedOutput(_TO_RECORD, (_record_key(ticket.record_id), _TICKET + encode_ticket(ticket)))
+    for shard, probes in sorted(probes_by_shard(tickets, config.index_shards).items()):
+        yield pvalue.TaggedOutput(_TO_INDEX, (_shard_key(shard), encode_probes(probes)))
 
 
-class _MatchProbesFn(beam.DoFn):
-    """Keyed by index key: meet every earlier entry, then join them; forget them after the TTL.
+def _shard_key(shard: int) -> bytes:
+    return shard.to_bytes(2, "big")
 
-    Expiry reads nothing. The key's timer stands at its *newest* entry's time plus the TTL (each
-    probe moves it on), so when it fires every entry is past the TTL and the bag is cleared
-    whole: no state read per key, which matters most when a bounded run ends and every key's
-    timer fires at once (reading each bag there cost 13 ms an article on Prism). Pairing does not
-    depend on it: :func:`may_pair` refuses entries further apart than the TTL, so an entry kept
-    longer under a busy key is never paired wrongly. A key that never rests for a whole TTL
-    (a boilerplate band) is pruned when a probe reads it: past ``HOT_KEY_ENTRIES`` entries, those
-    older than two TTLs before the probe are dropped (one TTL of margin for probes that arrive out
-    of event-time order, e.g. a lagging partition).
+
+class _ShardCache:
+    """A worker process's copies of the index shards it has served, one lock per shard.
+
+    Shared by every instance of one step in the process (``apache_beam.utils.shared``); a copy is
+    used only while its token equals the one in the shard's state, so a stale copy is never used.
     """
 
+    def __init__(self) -> None:
+        self.indexes: dict[bytes, ShardIndex] = {}
+        self._locks: dict[bytes, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, shard: bytes) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(shard, threading.Lock())
+
+
+class _MatchShardsFn(beam.DoFn):
+    """Keyed by index shard: meet the shard's earlier entries, then join them; forget them after the TTL.
+
+    An element is one batch's probes of this shard (:func:`encode_probes`), so a batch costs at most
+    ``index_shards`` keyed elements, not one per index key (about 35 an article, each a state
+    round trip to the runner). The shard's entries live in its bag (25-byte rows, one blob per
+    batch) and, to avoid reading the whole bag for every batch, in a copy in the worker's memory
+    (:class:`ShardIndex`), trusted only while it mirrors the state: every element writes a fresh
+    random token to the shard's ``TOKEN`` state and to the copy; a copy whose token differs from
+    the state's (another worker served the shard, a bundle failed and its writes were dropped, a
+    new process) is rebuilt from the bag. Runners process one key in one bundle at a time, so the
+    token read and the token written bracket every change.
+
+    Bounded: the shard's timer stands at its newest entry's time plus the TTL and clears it without
+    reading. A shard that never rests for a TTL is pruned as it grows: once it holds twice the
+    entries it held after the last pruning, entries older than two TTLs before the batch are
+    dropped and the bag rewritten (one TTL of margin for batches that arrive out of event-time
+    order, e.g. a lagging partition). Pairing does not depend on either: :func:`may_pair` refuses
+    entries further apart than the TTL.
+    """
+
+    TOKEN = userstate.ReadModifyWriteStateSpec("token", coders.BytesCoder())
     ENTRIES = userstate.BagStateSpec("entries", coders.BytesCoder())
     EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
-    HOT_KEY_ENTRIES = 64
+    PRUNE_FROM = 4096
 
-    def __init__(self, config: DedupConfig) -> None:
+    def __init__(self, config: DedupConfig, cache: shared.Shared, tag: str) -> None:
         self._config = config
+        self._cache_handle = cache
+        self._tag = tag
         self._pairs = beam.metrics.Metrics.counter(STAGE, "candidate_pairs")
+        self._reloads = beam.metrics.Metrics.counter(STAGE, "index_shard_reloads")
+
+    def setup(self) -> None:
+        self._cache: _ShardCache = self._cache_handle.acquire(_ShardCache, tag=self._tag)
 
     def process(
         self,
         element: tuple[bytes, bytes],
+        token: Any = beam.DoFn.StateParam(TOKEN),
         entries: Any = beam.DoFn.StateParam(ENTRIES),
         expiry: Any = beam.DoFn.TimerParam(EXPIRY),
     ) -> Iterator[tuple[bytes, bytes]]:
-        index_key, encoded = element
-        ticket = decode_ticket(encoded)
+        shard, message = element
+        probes = decode_probes(message)
         ttl = self._config.ttl_micros
-        probe = (ticket.record_id, ticket.time_us, ticket.seed)
-        newest = ticket.time_us
-        existing = [(raw, decode_entry(raw)) for raw in entries.read()]
-        for _, entry in existing:
-            newest = max(newest, entry[1])
-            if may_pair(entry, probe, ttl):
+        with self._cache.lock(shard):
+            index = self._current(shard, token, entries)
+            pairs = match_shard(index, [(ticket, keys) for _, ticket, keys in probes], ttl)
+            for record, via, position in pairs:
                 self._pairs.inc()
-                yield _record_key(entry[0]), _CANDIDATE + index_key[:1] + encoded
-        if len(existing) >= self.HOT_KEY_ENTRIES:
-            kept = [raw for raw, entry in existing if entry[1] + 2 * ttl >= ticket.time_us]
-            if len(kept) < len(existing):  # rewrite the bag only when something goes
-                entries.clear()
-                for raw in kept:
-                    entries.add(raw)
-        entries.add(encode_entry(ticket))
-        expiry.set(_expiry_time(newest, ttl))
+                yield _record_key(record), _CANDIDATE + via + probes[position][0]
+            entries.add(shard_rows([(ticket, keys) for _, ticket, keys in probes]).tobytes())
+            if index.stored >= max(self.PRUNE_FROM, 2 * index.kept_at_pruning):
+                batch_time = min(ticket.time_us for _, ticket, _ in probes)
+                if index.prune(batch_time - 2 * ttl):
+                    entries.clear()
+                    for blob in chunks(index.entries()):
+                        entries.add(blob)
+                index.stored = index.kept_at_pruning = len(index)
+            index.token = uuid.uuid4().bytes
+            token.write(index.token)
+            self._cache.indexes[shard] = index
+        if index.newest is not None:
+            expiry.set(_expiry_time(index.newest, ttl))
+
+    def _current(self, shard: bytes, token: Any, entries: Any) -> ShardIndex:
+        """The cached copy of the shard if it mirrors the state, else one rebuilt from the bag."""
+        stored_token = token.read()
+        index = self._cache.indexes.get(shard)
+        if index is None or stored_token is None or index.token != stored_token:
+            self._reloads.inc()
+            index = ShardIndex.from_blobs(entries.read(), stored_token)
+        return index
 
     @userstate.on_timer(EXPIRY)
-    def expire(self, entries: Any = beam.DoFn.StateParam(ENTRIES)) -> None:
-        entries.clear()
+    def expire(
+        self,
+        shard: Any = beam.DoFn.KeyParam,
+        token: Any = beam.DoFn.StateParam(TOKEN),
+        entries: Any = beam.DoFn.StateParam(ENTRIES),
+    ) -> None:
+        with self._cache.lock(shard):
+            entries.clear()
+            token.clear()
+            self._cache.indexes.pop(shard, None)
 
 
 class _VerifyCandidatesFn(beam.DoFn):
@@ -324,7 +394,8 @@ class _SeedTicketsFn(beam.DoFn):
                         )
                     )
             for time_us, refs in by_time.items():  # a file is one batch: usually one ingestion time
-                for message in _ticket_messages(fingerprint(refs, time_us, "", self._config, seed=True)):
+                seeds = fingerprint(refs, time_us, "", self._config, seed=True)
+                for message in _ticket_messages(seeds, self._config):
                     # Stamped at the epoch, not at the seed's own time: a verdict that waits for a
                     # seed's ticket is then never stamped later than the batch it concerns.
                     yield pvalue.TaggedOutput(message.tag, TimestampedValue(message.value, _SEED_TIME))
@@ -383,8 +454,8 @@ class Deduplicate(beam.PTransform):
         candidates = (
             to_index
             | "AllProbes" >> beam.Flatten()
-            | "KeyedByIndexKey" >> _typed(Tuple[bytes, bytes])  # noqa: UP006
-            | "MatchProbes" >> beam.ParDo(_MatchProbesFn(config))
+            | "KeyedByShard" >> _typed(Tuple[bytes, bytes])  # noqa: UP006
+            | "MatchShards" >> beam.ParDo(_MatchShardsFn(config, shared.Shared(), uuid.uuid4().hex))
         )
         decisions = (
             [*to_record, candidates]

@@ -204,7 +204,7 @@ class _Bag:
         self.items, self.readable = list(items), readable
 
     def read(self) -> list[bytes]:
-        assert self.readable, "expiry must not read the bag"
+        assert self.readable, "the bag must not be read here"
         return list(self.items)
 
     def add(self, item: bytes) -> None:
@@ -212,6 +212,20 @@ class _Bag:
 
     def clear(self) -> None:
         self.items = []
+
+
+class _Value:
+    def __init__(self) -> None:
+        self.value = None
+
+    def read(self):
+        return self.value
+
+    def write(self, value) -> None:
+        self.value = value
+
+    def clear(self) -> None:
+        self.value = None
 
 
 class _Timer:
@@ -222,41 +236,91 @@ class _Timer:
         self.at = timestamp
 
 
+SHARD, KEY = b"\0\1", 5 << 32  # a band key's number
+
+
+def _shard_fn(ttl: float):
+    import uuid
+
+    from apache_beam.utils import shared
+
+    from transforms.dedup import _MatchShardsFn
+
+    fn = _MatchShardsFn(DedupConfig(ttl_seconds=ttl), shared.Shared(), uuid.uuid4().hex)
+    fn.setup()
+    return fn
+
+
 def _probe(record: int, seconds: float) -> bytes:
-    from transforms.dedup_core import Ticket, encode_ticket
+    """One batch's message to the shard: article ``record`` at ``seconds``, under ``KEY``."""
+    from transforms.dedup_core import Ticket, encode_probes
 
-    return encode_ticket(Ticket(record, int(seconds * 1e6), False, 0, f"a{record}", "t/0/0", record, b"\0" * 4, 10, ()))
+    ticket = Ticket(record, int(seconds * 1e6), False, 0, f"a{record}", "t/0/0", record, b"\0" * 4, 10, ())
+    return encode_probes([(ticket, [KEY])])
 
 
-def test_index_keys_expire_at_their_newest_entry_without_reading_and_busy_keys_are_pruned() -> None:
-    from transforms.dedup import _MatchProbesFn
-    from transforms.dedup_core import decode_entry
+def _met(fn, record: int, seconds: float, token, bag, timer=None) -> list[int]:
+    """The records the probe was paired with (the messages' targets)."""
+    out = fn.process((SHARD, _probe(record, seconds)), token, bag, timer or _Timer())
+    return sorted(int.from_bytes(target, "little") for target, _ in out)
+
+
+def _stored(bag: _Bag) -> list[tuple[int, float]]:
+    import numpy as np
+
+    from transforms.dedup_core import SHARD_ENTRY
+
+    rows = np.frombuffer(b"".join(bag.items), dtype=SHARD_ENTRY)
+    return sorted((int(row["record"]), row["time_us"] / 1e6) for row in rows)
+
+
+def test_a_shard_expires_at_its_newest_entry_without_reading_and_a_busy_shard_is_pruned(monkeypatch) -> None:
+    from transforms.dedup import _MatchShardsFn
 
     ttl = 60.0
-    fn = _MatchProbesFn(DedupConfig(ttl_seconds=ttl))
-    bag, timer = _Bag([]), _Timer()
-    list(fn.process((b"k", _probe(1, 100)), bag, timer))
+    fn, token, bag, timer = _shard_fn(ttl), _Value(), _Bag([]), _Timer()
+    assert _met(fn, 1, 100, token, bag, timer) == []
     assert timer.at.micros == int((100 + ttl) * 1e6) + 1000
-    list(fn.process((b"k", _probe(2, 130)), bag, timer))  # a newer entry moves the timer on
+    assert _met(fn, 2, 130, token, bag, timer) == [1]  # a newer entry moves the timer on
     assert timer.at.micros == int((130 + ttl) * 1e6) + 1000
-    list(fn.process((b"k", _probe(3, 110)), bag, timer))  # an older one (out of order) does not
+    assert _met(fn, 3, 110, token, bag, timer) == [1, 2]  # an older one (out of order) does not
     assert timer.at.micros == int((130 + ttl) * 1e6) + 1000
-    assert len(bag.items) == 3
+    assert _stored(bag) == [(1, 100.0), (2, 130.0), (3, 110.0)]
     cleared = _Bag(bag.items, readable=False)
-    fn.expire(cleared)
-    assert cleared.items == []
+    fn.expire(SHARD, token, cleared)
+    assert cleared.items == [] and token.value is None
 
-    # A busy key: 70 entries two seconds apart (0-138 s), then a probe at 190 s.
-    from transforms.dedup_core import decode_ticket, encode_entry
+    # A shard that is never quiet: a probe every second for 300 s, TTL 10 s. Its bag stays
+    # bounded, never loses an entry within two TTLs of the newest, and pairs stay within one TTL.
+    monkeypatch.setattr(_MatchShardsFn, "PRUNE_FROM", 8)
+    ttl = 10.0
+    fn, token, bag = _shard_fn(ttl), _Value(), _Bag([])
+    largest = 0
+    for second in range(300):
+        met = _met(fn, 1000 + second, second, token, bag)
+        assert met == [1000 + s for s in range(max(0, second - 10), second)]
+        stored = _stored(bag)
+        largest = max(largest, len(stored))
+        assert {s for _, s in stored} >= set(range(max(0, second - 20), second + 1))
+    assert largest <= 2 * 22
 
-    count = _MatchProbesFn.HOT_KEY_ENTRIES + 6
-    busy = _Bag([encode_entry(decode_ticket(_probe(100 + n, 2 * n))) for n in range(count)])
-    pairs = list(fn.process((b"h", _probe(999, 190)), busy, _Timer()))
-    times = sorted(decode_entry(raw)[1] / 1e6 for raw in busy.items)
-    # Entries older than two TTLs before the probe (190 - 120 = 70 s) are gone, the rest stay.
-    assert times == [float(2 * n) for n in range(count) if 2 * n >= 70] + [190.0]
-    # Pairs are still only within one TTL of the probe.
-    assert len(pairs) == len([n for n in range(count) if 190 - 2 * n <= ttl]) > 0
+
+def test_a_stale_copy_of_a_shard_is_never_used() -> None:
+    """Two workers' copies of one shard, a failed bundle: the state decides, not a copy."""
+    token, bag = _Value(), _Bag([])
+    first, second = _shard_fn(60), _shard_fn(60)  # two processes' caches, one shard's state
+    assert _met(first, 1, 10, token, bag) == []
+    bag.readable = False
+    assert _met(first, 2, 11, token, bag) == [1]  # its own copy, no read
+    bag.readable = True
+    assert _met(second, 3, 12, token, bag) == [1, 2]  # no copy yet: read from the bag
+    assert _met(first, 4, 13, token, bag) == [1, 2, 3]  # its copy lacks 3: the token tells, it reads again
+
+    # A bundle fails after the copy took in article 5; the runner drops the bundle's writes.
+    items, value = list(bag.items), token.value
+    assert _met(first, 5, 14, token, bag) == [1, 2, 3, 4]
+    bag.items, token.value = items, value
+    assert _met(first, 6, 15, token, bag) == [1, 2, 3, 4]  # 5 was never stored: not met
 
 
 def test_a_moved_expiry_timer_does_not_fire_at_its_old_time(prism) -> None:

@@ -11,12 +11,19 @@ from transforms.dedup_core import (
     ArticleRef,
     DedupConfig,
     DedupIndex,
+    ShardIndex,
     Ticket,
-    decode_entry,
+    best_match,
+    decode_probes,
     decode_ticket,
-    encode_entry,
+    encode_probes,
     encode_ticket,
     fingerprint,
+    key_kind,
+    key_number,
+    match_shard,
+    probes_by_shard,
+    shard_rows,
     similarity,
     verify,
 )
@@ -111,13 +118,99 @@ def test_seeds_come_first_and_are_never_duplicates() -> None:
     assert verify(seed, Ticket(**{**seed.__dict__, "record_id": 98}), b"h", CONFIG) is None
 
 
-def test_tickets_and_entries_round_trip_through_their_byte_forms() -> None:
-    (ticket,) = _tickets([_text(120, 10)], time_us=1_700_000_000_000_000)
-    assert decode_ticket(encode_ticket(ticket)) == Ticket(**{**ticket.__dict__, "keys": ()})
-    assert decode_entry(encode_entry(ticket)) == (ticket.record_id, ticket.time_us, False)
-    assert len(encode_entry(ticket)) == 14
-    before_1970 = Ticket(**{**ticket.__dict__, "time_us": -5_000_000, "seed": True})
-    assert decode_entry(encode_entry(before_1970)) == (ticket.record_id, -5_000_000, True)
+def test_tickets_and_shard_probes_round_trip_through_their_byte_forms() -> None:
+    (ticket,) = _tickets([_text(120, 10)], time_us=1_700_000_000_000_000, urls=["https://a.example/x"])
+    bare = Ticket(**{**ticket.__dict__, "keys": ()})
+    assert decode_ticket(encode_ticket(ticket)) == bare
+    numbers = [key_number(key) for key in ticket.keys]
+    assert len(set(numbers)) == len(numbers)  # one number per key
+    assert [key_kind(n) for n in numbers] == [key[:1] for key in ticket.keys]
+    before_1970 = Ticket(**{**bare.__dict__, "record_id": 7, "time_us": -5_000_000, "seed": True})
+    decoded = decode_probes(encode_probes([(ticket, numbers[:3]), (before_1970, [])]))
+    assert decoded == [(encode_ticket(ticket), bare, numbers[:3]), (encode_ticket(before_1970), before_1970, [])]
+    rows = shard_rows([(before_1970, numbers[:2])])
+    assert rows.itemsize == 25
+    assert rows.tolist() == [(n, 7, -5_000_000, 1) for n in numbers[:2]]
+
+
+def test_a_shard_index_finds_entries_across_merges_and_prunes_old_ones() -> None:
+    ShardIndex.MERGE_AT, merge_at = 8, ShardIndex.MERGE_AT
+    try:
+        index = ShardIndex()
+        for n in range(50):
+            index.add(n % 7, (n, n * 1_000, n % 2 == 0))
+        assert len(index) == index.stored == 50 and index.newest == 49_000
+        for key in range(7):
+            assert sorted(index.lookup(key)) == [(n, n * 1_000, n % 2 == 0) for n in range(key, 50, 7)]
+        assert index.lookup(99) == []
+        reloaded = ShardIndex.from_blobs([index.entries()[:20].tobytes(), index.entries()[20:].tobytes()], b"t")
+        assert reloaded.token == b"t" and len(reloaded) == 50
+        assert sorted(reloaded.lookup(3)) == sorted(index.lookup(3))
+        assert index.prune(30_000) == 30
+        assert sorted(e[0] for key in range(7) for e in index.lookup(key)) == list(range(30, 50))
+    finally:
+        ShardIndex.MERGE_AT = merge_at
+
+
+def test_match_shard_pairs_each_probe_once_with_earlier_entries_and_its_own_batch() -> None:
+    ttl = CONFIG.ttl_micros
+    index = ShardIndex()
+    index.add(1, (100, 0, True))  # a seed
+    index.add(2, (100, 0, True))
+    index.add(1, (101, -2 * ttl, False))  # beyond the TTL
+    exact = key_number(b"u" + b"\1" * 7)
+    index.add(exact, (100, 0, True))
+
+    def ticket(record: int, seed: bool = False) -> Ticket:
+        return Ticket(record, 10, seed, 0, f"a{record}", "b", record, b"", 0)
+
+    pairs = match_shard(index, [(ticket(200), [1, 2, exact]), (ticket(201), [2]), (ticket(300, True), [1])], ttl)
+    assert sorted(pairs) == sorted(
+        [
+            (100, b"u", 0),  # met under two bands and the URL key: once, as exact
+            (100, bytes([0]), 1),
+            (200, bytes([0]), 1),  # the batch's own earlier probe
+            (200, bytes([0]), 2),  # a seed meets a new article, never another seed
+        ]
+    )
+    assert len(index) == 4 + 5
+
+
+def test_the_sharded_index_finds_the_pairs_the_one_process_index_finds() -> None:
+    rng = random.Random(13)
+    stories = [_text(250, 100 + i).split() for i in range(6)]
+    texts = []
+    for _ in range(40):
+        words = list(rng.choice(stories))
+        for position in rng.sample(range(len(words)), rng.randrange(0, 12)):
+            words[position] = "edit"
+        texts.append(" ".join(words[: rng.randrange(150, len(words) + 1)]))
+    tickets = _tickets(texts, urls=[f"https://x.example/{i % 31}" for i in range(40)])
+    reference = DedupIndex(CONFIG)
+    for ticket in tickets:
+        reference.add(ticket)
+    methods = [getattr(reference.decision(t), "method", None) for t in tickets]
+    assert methods.count("near") > 10 and methods.count("exact") > 3 and methods.count(None) >= 6
+    for shards in (1, 3, 16):
+        arrival = tickets[:]
+        rng.shuffle(arrival)
+        indexes: dict[int, ShardIndex] = {}
+        by_record = {t.record_id: t for t in tickets}
+        matches: dict[int, list] = {}
+        for first in range(0, len(arrival), 7):  # batches of 7, in arrival order
+            for shard, probes in probes_by_shard(arrival[first : first + 7], shards).items():
+                for record, via, position in match_shard(
+                    indexes.setdefault(shard, ShardIndex()), probes, CONFIG.ttl_micros
+                ):
+                    match = verify(by_record[record], probes[position][0], via, CONFIG)
+                    if match is not None:
+                        matches.setdefault(match.later.record_id, []).append(match)
+        for ticket in tickets:
+            ours, theirs = best_match(matches.get(ticket.record_id, ())), reference.decision(ticket)
+            assert (ours and (ours.earlier.record_id, ours.method)) == (
+                theirs and (theirs.earlier.record_id, theirs.method)
+            ), shards
+        assert sum(len(index) for index in indexes.values()) == sum(len(t.keys) for t in tickets)
 
 
 def test_the_index_decides_the_same_whatever_the_arrival_order() -> None:
