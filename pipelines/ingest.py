@@ -73,12 +73,16 @@ def quality_config(options: IngestOptions) -> QualityConfig:
 
 
 def dedup_config(options: IngestOptions) -> DedupConfig:
-    """The deduplication settings from the options."""
-    return DedupConfig(
-        ttl_seconds=options.dedup_ttl_hours * 3600.0,
-        jaccard_threshold=options.dedup_jaccard,
-        containment_threshold=options.dedup_containment,
-    )
+    """The deduplication settings from the options; a setting out of range stops the run, naming it."""
+    try:
+        return DedupConfig(
+            ttl_seconds=options.dedup_ttl_hours * 3600.0,
+            jaccard_threshold=options.dedup_jaccard,
+            containment_threshold=options.dedup_containment,
+            index_shards=options.dedup_shards,
+        )
+    except ValueError as error:
+        raise SystemExit(f"deduplication settings: {error}") from error
 
 
 def seed_folders(lake: Lake, now: dt.datetime, ttl_seconds: float) -> list[str]:

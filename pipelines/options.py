@@ -133,6 +133,13 @@ class IngestOptions(PipelineOptions):
             f"(truncated copies; default {DedupConfig.containment_threshold})",
         )
         add(
+            "dedup-shards",
+            type=int,
+            default=DedupConfig.index_shards,
+            help="keyed shards of the deduplication index: a batch sends at most this many index messages, "
+            f"and at most this many workers match at once (default {DedupConfig.index_shards})",
+        )
+        add(
             "partition-by",
             default="ingestion_time",
             choices=["ingestion_time", "event_time"],

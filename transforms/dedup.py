@@ -225,17 +225,15 @@ class _MatchShardsFn(beam.DoFn):
         expiry: Any = beam.DoFn.TimerParam(EXPIRY),
     ) -> Iterator[tuple[bytes, bytes]]:
         shard, message = element
-        probes = decode_probes(message)
+        decoded = decode_probes(message)
+        probes = [(ticket, keys) for _, ticket, keys in decoded]
         ttl = self._config.ttl_micros
-        with self._cache.lock(shard):
+        with self._cache.lock(shard):  # released before anything is yielded
             index = self._current(shard, token, entries)
-            pairs = match_shard(index, [(ticket, keys) for _, ticket, keys in probes], ttl)
-            for record, via, position in pairs:
-                self._pairs.inc()
-                yield _record_key(record), _CANDIDATE + via + probes[position][0]
-            entries.add(shard_rows([(ticket, keys) for _, ticket, keys in probes]).tobytes())
+            pairs = match_shard(index, probes, ttl)
+            entries.add(shard_rows(probes).tobytes())
             if index.stored >= max(self.PRUNE_FROM, 2 * index.kept_at_pruning):
-                batch_time = min(ticket.time_us for _, ticket, _ in probes)
+                batch_time = min(ticket.time_us for ticket, _ in probes)
                 if index.prune(batch_time - 2 * ttl):
                     entries.clear()
                     for blob in chunks(index.entries()):
@@ -246,6 +244,9 @@ class _MatchShardsFn(beam.DoFn):
             self._cache.indexes[shard] = index
         if index.newest is not None:
             expiry.set(_expiry_time(index.newest, ttl))
+        self._pairs.inc(len(pairs))
+        for record, via, position in pairs:
+            yield _record_key(record), _CANDIDATE + via + decoded[position][0]
 
     def _current(self, shard: bytes, token: Any, entries: Any) -> ShardIndex:
         """The cached copy of the shard if it mirrors the state, else one rebuilt from the bag."""

@@ -29,6 +29,7 @@ EXAMPLE_AS_FLAGS = [
     "--dedup-ttl-hours=168",
     "--dedup-jaccard=0.45",
     "--dedup-containment=0.7",
+    "--dedup-shards=16",
     "--partition-by=ingestion_time",
     "--quality-policy=warn",
     "--progress=auto",

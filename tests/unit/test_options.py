@@ -60,3 +60,15 @@ def test_ner_workers_ask_prism_for_worker_processes_and_refuse_other_runners(mon
     assert os.environ["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
     with pytest.raises(SystemExit, match="runner's parallelism"):
         separate_worker_processes(PipelineOptions(["--runner=FlinkRunner"]))
+
+
+def test_dedup_settings_come_from_the_options_and_a_bad_shard_count_stops_the_run() -> None:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.ingest import dedup_config
+    from pipelines.options import IngestOptions
+
+    config = dedup_config(PipelineOptions(["--dedup-shards=4", "--dedup-ttl-hours=2"]).view_as(IngestOptions))
+    assert config.index_shards == 4 and config.ttl_seconds == 7200.0
+    with pytest.raises(SystemExit, match="index_shards must be between 1 and 65536, not 0"):
+        dedup_config(PipelineOptions(["--dedup-shards=0"]).view_as(IngestOptions))
