@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD_TYPES = {"Person": "PERSON", "Organisation": "ORG", "Location": "LOC"}
@@ -65,20 +66,18 @@ def score(predicted: set[Span], gold: set[Span]) -> tuple[float, float, float]:
     return precision, recall, (2 * precision * recall / (precision + recall) if hits else 0.0)
 
 
-def main() -> int:
-    corpus = Path(os.environ.get("WIRESTREAM_CORPUS", ROOT.parent / "shared" / "corpus"))
-    if not (corpus / "re3d").is_dir():
-        print(f"the shared corpus is missing at {corpus} (set WIRESTREAM_CORPUS)", file=sys.stderr)
-        return 2
+def compare(corpus: Path, nlp: object) -> tuple[int, dict[str, set[Span]]]:
+    """How many documents, and their gold and predicted spans: ``gold``, ``bare`` (on the raw text),
+    ``bare_on_clean`` (on the cleaned text) and ``pipeline`` (the stage's rules on the cleaned text)."""
     from schemas.records import Article, KafkaRecord, SourceBatch, utc_now
     from transforms.clean import clean_article
-    from transforms.entities import EntityConfig, annotate, load_model
+    from transforms.entities import EntityConfig, annotate
     from transforms.parse import parse_record
 
     documents, gold = load(corpus)
-    nlp = load_model(EntityConfig().model)
+    pipe: Any = nlp
     bare: set[Span] = set()
-    for doc_id, doc in zip(documents, nlp.pipe(documents.values(), batch_size=32), strict=True):
+    for doc_id, doc in zip(documents, pipe.pipe(documents.values(), batch_size=32), strict=True):
         bare.update(
             (doc_id, e.start_char, e.end_char, SPACY_TYPES[e.label_]) for e in doc.ents if e.label_ in SPACY_TYPES
         )
@@ -94,7 +93,7 @@ def main() -> int:
     pipeline: set[Span] = set()
     bare_on_clean: set[Span] = set()
     mappings = {a.article_id: offset_map(a.text, documents[a.article_id]) for a in articles}
-    for article in annotate(nlp, articles, EntityConfig()):
+    for article in annotate(pipe, articles, EntityConfig()):
         assert isinstance(article, Article)
         mapping = mappings[article.article_id]
         pipeline.update(
@@ -102,14 +101,26 @@ def main() -> int:
             for e in article.entities
             if e.label in SPACY_TYPES
         )
-    for article, doc in zip(articles, nlp.pipe([a.text for a in articles], batch_size=32), strict=True):
+    for article, doc in zip(articles, pipe.pipe([a.text for a in articles], batch_size=32), strict=True):
         mapping = mappings[article.article_id]
         bare_on_clean.update(
             (article.article_id, mapping[e.start_char], mapping[e.end_char], SPACY_TYPES[e.label_])
             for e in doc.ents
             if e.label_ in SPACY_TYPES
         )
-    print(f"re3d: {len(documents)} documents, {len(gold)} gold PERSON/ORG/LOC entities")
+    return len(documents), {"gold": gold, "bare": bare, "bare_on_clean": bare_on_clean, "pipeline": pipeline}
+
+
+def main() -> int:
+    corpus = Path(os.environ.get("WIRESTREAM_CORPUS", ROOT.parent / "shared" / "corpus"))
+    if not (corpus / "re3d").is_dir():
+        print(f"the shared corpus is missing at {corpus} (set WIRESTREAM_CORPUS)", file=sys.stderr)
+        return 2
+    from transforms.entities import EntityConfig, load_model
+
+    count, spans = compare(corpus, load_model(EntityConfig().model))
+    gold, bare, bare_on_clean, pipeline = spans["gold"], spans["bare"], spans["bare_on_clean"], spans["pipeline"]
+    print(f"re3d: {count} documents, {len(gold)} gold PERSON/ORG/LOC entities")
     runs = (("bare spaCy, raw text", bare), ("bare spaCy, cleaned text", bare_on_clean), ("pipeline", pipeline))
     for name, predicted in runs:
         precision, recall, f1 = score(predicted, gold)

@@ -21,6 +21,13 @@ The rule
       the longer) is at least ``containment_threshold`` (method ``near``).
 
     Every other live article is kept; it heads its own cluster (``cluster_id`` = its id).
+
+The sharded index
+    The Beam stage keeps index keys in ``index_shards`` shards: :func:`probes_by_shard` groups a
+    batch's keys by shard, :class:`ShardIndex` holds one shard's entries (:data:`SHARD_ENTRY`),
+    and :func:`match_shard` is the probe-then-add step of :meth:`DedupIndex.add` over a shard: a
+    pair that shares keys in several shards is reported by each, and verification and
+    :func:`best_match` make the same decision as the one-process index (tested).
 """
 
 from __future__ import annotations
@@ -80,8 +87,10 @@ class DedupConfig:
     """Thresholds and sizes; ``bands * rows`` must not exceed ``num_perm``.
 
     The defaults were chosen with ``python -m benchmarks.dedup`` (see the README): 32 bands of 4
-    rows find most pairs above a Jaccard similarity of about 0.4 while keeping keyed state under
-    1 KB per article; 4-word shingles tolerate light edits better than 5.
+    rows find most pairs above a Jaccard similarity of about 0.4 while keeping keyed state near
+    1 KB per article; 4-word shingles tolerate light edits better than 5. ``index_shards``: how
+    many keyed shards hold the index keys (:func:`shard_of`); a batch costs at most that many
+    keyed messages, and at most that many workers match at once.
     """
 
     shingle_size: int = 4

@@ -79,3 +79,15 @@ def test_chunked_text_gives_the_same_entities(nlp, seed_text: str) -> None:
         assert article.text[entity.start : entity.end] == entity.text
     people = {e.text for e in whole.entities if e.label == "PERSON"}
     assert people == {e.text for e in chunked.entities if e.label == "PERSON"}
+
+
+def test_the_stage_scores_on_re3d_exactly_as_bare_spacy_on_the_same_text(nlp, corpus) -> None:
+    from benchmarks.entity_quality import compare, score
+
+    count, spans = compare(corpus, nlp)
+    assert count == 98 and len(spans["gold"]) > 1000
+    assert spans["pipeline"] == spans["bare_on_clean"]  # span for span, so the same F1
+    f1 = score(spans["pipeline"], spans["gold"])[2]
+    assert f1 == score(spans["bare_on_clean"], spans["gold"])[2]
+    assert abs(f1 - score(spans["bare"], spans["gold"])[2]) < 0.005  # cleaning moves a few spans
+    assert f1 > 0.3
