@@ -154,10 +154,12 @@ class _FingerprintFn(beam.DoFn):
 
 def _ticket_messages(tickets: Sequence[Ticket], config: DedupConfig) -> Iterator[pvalue.TaggedOutput]:
     """Each ticket to its record's key, and one message per index shard the batch's keys fall in."""
+    encoded = {ticket.record_id: encode_ticket(ticket) for ticket in tickets}
     for ticket in tickets:
-        yield pvalue.TaggedOutput(_TO_RECORD, (_record_key(ticket.record_id), _TICKET + encode_ticket(ticket)))
+        yield pvalue.TaggedOutput(_TO_RECORD, (_record_key(ticket.record_id), _TICKET + encoded[ticket.record_id]))
     for shard, probes in sorted(probes_by_shard(tickets, config.index_shards).items()):
-        yield pvalue.TaggedOutput(_TO_INDEX, (_shard_key(shard), encode_probes(probes)))
+        message = encode_probes([(encoded[ticket.record_id], keys) for ticket, keys in probes])
+        yield pvalue.TaggedOutput(_TO_INDEX, (_shard_key(shard), message))
 
 
 def _shard_key(shard: int) -> bytes:

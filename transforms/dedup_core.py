@@ -383,11 +383,10 @@ def probes_by_shard(tickets: Sequence[Ticket], shards: int) -> dict[int, list[tu
 _PROBE_HEAD = struct.Struct("<IH")
 
 
-def encode_probes(probes: Sequence[tuple[Ticket, Sequence[int]]]) -> bytes:
-    """One shard's message for one batch: each ticket (:func:`encode_ticket`) with its key numbers there."""
+def encode_probes(probes: Sequence[tuple[bytes, Sequence[int]]]) -> bytes:
+    """One shard's message for one batch: each encoded ticket (:func:`encode_ticket`) with its key numbers there."""
     parts = []
-    for ticket, keys in probes:
-        encoded = encode_ticket(ticket)
+    for encoded, keys in probes:
         parts += [_PROBE_HEAD.pack(len(encoded), len(keys)), encoded, np.asarray(keys, dtype="<u8").tobytes()]
     return b"".join(parts)
 

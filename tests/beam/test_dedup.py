@@ -253,10 +253,10 @@ def _shard_fn(ttl: float):
 
 def _probe(record: int, seconds: float) -> bytes:
     """One batch's message to the shard: article ``record`` at ``seconds``, under ``KEY``."""
-    from transforms.dedup_core import Ticket, encode_probes
+    from transforms.dedup_core import Ticket, encode_probes, encode_ticket
 
     ticket = Ticket(record, int(seconds * 1e6), False, 0, f"a{record}", "t/0/0", record, b"\0" * 4, 10, ())
-    return encode_probes([(ticket, [KEY])])
+    return encode_probes([(encode_ticket(ticket), [KEY])])
 
 
 def _met(fn, record: int, seconds: float, token, bag, timer=None) -> list[int]:

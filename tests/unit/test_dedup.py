@@ -126,7 +126,7 @@ def test_tickets_and_shard_probes_round_trip_through_their_byte_forms() -> None:
     assert len(set(numbers)) == len(numbers)  # one number per key
     assert [key_kind(n) for n in numbers] == [key[:1] for key in ticket.keys]
     before_1970 = Ticket(**{**bare.__dict__, "record_id": 7, "time_us": -5_000_000, "seed": True})
-    decoded = decode_probes(encode_probes([(ticket, numbers[:3]), (before_1970, [])]))
+    decoded = decode_probes(encode_probes([(encode_ticket(ticket), numbers[:3]), (encode_ticket(before_1970), [])]))
     assert decoded == [(encode_ticket(ticket), bare, numbers[:3]), (encode_ticket(before_1970), before_1970, [])]
     rows = shard_rows([(before_1970, numbers[:2])])
     assert rows.itemsize == 25
