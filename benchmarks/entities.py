@@ -177,16 +177,16 @@ def _bare_share(texts: list[str], model: str, ready: Any, results: Any) -> None:
 
 
 def part_bare_parallel(values: list[bytes], model: str, processes: int = 2) -> dict[str, float]:
-    """(e): bare nlp.pipe in ``processes`` processes at once, the texts split by characters."""
+    """(e): bare nlp.pipe in ``processes`` processes at once, the texts split as the NER lanes split a batch."""
     import multiprocessing
 
-    texts = [article.text for article in _cleaned(values)]
-    shares: list[list[str]] = [[] for _ in range(processes)]
-    load = [0] * processes
-    for text in sorted(texts, key=len, reverse=True):
-        lane = load.index(min(load))
-        shares[lane].append(text)
-        load[lane] += len(text)
+    from schemas.records import OutcomeBatch, SourceBatch
+    from transforms.entities import split_batch
+
+    articles = tuple(_cleaned(values))
+    texts = [article.text for article in articles]
+    whole = OutcomeBatch(SourceBatch("bench", 0, 0, len(articles), len(articles)), articles)
+    shares = [[o.text for o in part.outcomes if o is not None] for part in split_batch(whole, processes)]
     context = multiprocessing.get_context("spawn")
     ready, results = context.Barrier(processes), context.Queue()
     workers = [context.Process(target=_bare_share, args=(share, model, ready, results)) for share in shares]
@@ -388,7 +388,7 @@ _ROWS = [
     ("(d) pipeline, 2 NER workers", "pipeline2"),
     ("(e) bare, 2 processes at once", "bare2"),
 ]
-_ONE_SIZE = ("bare", "bare2")  # rates measured after the model loads: no N/5 run needed
+_ONE_SIZE = ("bare", "bare2")  # rates measured after the model loads: no run on copies needed
 
 
 def _measure(part: str, args: argparse.Namespace) -> dict[str, float]:

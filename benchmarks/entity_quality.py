@@ -66,7 +66,7 @@ def score(predicted: set[Span], gold: set[Span]) -> tuple[float, float, float]:
     return precision, recall, (2 * precision * recall / (precision + recall) if hits else 0.0)
 
 
-def compare(corpus: Path, nlp: object) -> tuple[int, dict[str, set[Span]]]:
+def compare(corpus: Path, nlp: Any) -> tuple[int, dict[str, set[Span]]]:
     """How many documents, and their gold and predicted spans: ``gold``, ``bare`` (on the raw text),
     ``bare_on_clean`` (on the cleaned text) and ``pipeline`` (the stage's rules on the cleaned text)."""
     from schemas.records import Article, KafkaRecord, SourceBatch, utc_now
@@ -75,9 +75,8 @@ def compare(corpus: Path, nlp: object) -> tuple[int, dict[str, set[Span]]]:
     from transforms.parse import parse_record
 
     documents, gold = load(corpus)
-    pipe: Any = nlp
     bare: set[Span] = set()
-    for doc_id, doc in zip(documents, pipe.pipe(documents.values(), batch_size=32), strict=True):
+    for doc_id, doc in zip(documents, nlp.pipe(documents.values(), batch_size=32), strict=True):
         bare.update(
             (doc_id, e.start_char, e.end_char, SPACY_TYPES[e.label_]) for e in doc.ents if e.label_ in SPACY_TYPES
         )
@@ -93,7 +92,7 @@ def compare(corpus: Path, nlp: object) -> tuple[int, dict[str, set[Span]]]:
     pipeline: set[Span] = set()
     bare_on_clean: set[Span] = set()
     mappings = {a.article_id: offset_map(a.text, documents[a.article_id]) for a in articles}
-    for article in annotate(pipe, articles, EntityConfig()):
+    for article in annotate(nlp, articles, EntityConfig()):
         assert isinstance(article, Article)
         mapping = mappings[article.article_id]
         pipeline.update(
@@ -101,7 +100,7 @@ def compare(corpus: Path, nlp: object) -> tuple[int, dict[str, set[Span]]]:
             for e in article.entities
             if e.label in SPACY_TYPES
         )
-    for article, doc in zip(articles, pipe.pipe([a.text for a in articles], batch_size=32), strict=True):
+    for article, doc in zip(articles, nlp.pipe([a.text for a in articles], batch_size=32), strict=True):
         mapping = mappings[article.article_id]
         bare_on_clean.update(
             (article.article_id, mapping[e.start_char], mapping[e.end_char], SPACY_TYPES[e.label_])
