@@ -49,6 +49,8 @@ class KafkaRecord:
     timestamp_ms: int
     ingested_at: dt.datetime
     batch: SourceBatch
+    event_us: int = -1
+    """The record's event time in µs, as the source orders it (see ``transforms/io/kafka.py``); -1 unknown."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class Article:
     content_hash: str = ""
     cluster_id: str = ""
     entities: tuple[Entity, ...] = field(default_factory=tuple)
+    event_us: int = -1
+    """Its record's event time in µs (deduplication's "earliest copy"); -1 when not known."""
 
     def evolve(self, **changes: object) -> Article:
         """A copy with some fields changed (records are immutable)."""

@@ -21,18 +21,25 @@ How it runs (four steps, three of them keyed)
     3. ``VerifyCandidates``, keyed by record id, holds that article's ticket (its one-byte
        MinHash and where its batch is). It verifies each pair against it (:func:`verify`) and
        sends a decision to the batch of the *later* article of the pair (by :func:`order`).
-    4. ``ApplyDecisions``, keyed by batch, holds the batch until the watermark passes its time,
-       then replaces each article that has a decision by a ``Duplicate`` of the earliest match.
+    4. ``ApplyDecisions``, keyed by batch, holds the batch until the watermark passes its latest
+       article's event time (:func:`release_time`), then replaces each article that has a
+       decision by a ``Duplicate`` of the earliest match.
 
-Invariants
+Invariants (each holds on any Beam runner: they rest on the model's watermark, not on scheduling)
     * One outcome per record: step 4 emits exactly the batch it received, each article kept or
       turned into a duplicate; nothing is added or dropped (the lake sink checks it again).
-    * Complete before release: every message of steps 2 and 3 carries a timestamp no later than
-      the batch it concerns, and none is late (the source stamps batches no earlier than its
-      watermark), so when the watermark passes a batch's time all its decisions have arrived.
-    * Order-independent: the decision for an article depends on which articles exist, not on
-      arrival order or parallelism: two near-copies read at the same moment by different
-      workers meet in step 2 under their shared keys, and :func:`order` picks one to keep.
+    * Complete before release. An article's event time ``e`` is its Kafka record's timestamp as
+      the source orders it; within a partition the source never emits a record with ``e`` behind
+      the partition's watermark, and stamps each batch with its *earliest* ``e``. Every message
+      of steps 2 and 3 carries the timestamp of one of the two batches of its pair, so a message
+      that can decide article B (paired with an A that orders before it, so ``e(A) <= e(B)``) is
+      stamped no later than ``e(B)``; and every article that orders before B was emitted before
+      the watermark passed ``e(B)``. Released when the watermark passes the batch's latest
+      ``e``, a batch has every decision it will ever get. Pending elements and timers hold the
+      watermark on every runner; bag state does not, and nothing here relies on it.
+    * Deterministic: :func:`~transforms.dedup_core.order` ranks articles by seed flag, event
+      time, a content tie-break and record coordinates, all read from the records; batch size,
+      arrival, bundle order and workers change when a pair meets, never which article is kept.
     * State is the truth: a shard's in-memory copy is used only while it carries the token last
       written to the shard's state (each element writes a new one), so a copy left stale by a
       failed bundle, another worker or a restart is rebuilt from the bag, never trusted. This
@@ -62,7 +69,7 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils import shared
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Timestamp
 
 from schemas.records import Article, Duplicate, Outcome, OutcomeBatch
 from transforms.dedup_core import (
@@ -84,7 +91,7 @@ from transforms.dedup_core import (
     verify,
 )
 
-__all__ = ["DedupConfig", "Deduplicate", "LakeSeeds", "apply_matches"]
+__all__ = ["DedupConfig", "Deduplicate", "LakeSeeds", "apply_matches", "release_time"]
 
 STAGE = "dedup"
 _LOG = logging.getLogger(__name__)
@@ -102,7 +109,19 @@ def _ref(article: Article) -> ArticleRef:
         article.kafka_topic,
         article.kafka_partition,
         article.kafka_offset,
+        article.event_us if article.event_us >= 0 else None,
     )
+
+
+def release_time(element: OutcomeBatch, timestamp: Timestamp) -> Timestamp:
+    """When a batch may be decided: once the watermark passes its latest article's event time.
+
+    Every message that can decide one of its articles is stamped no later than that article's
+    event time (see the module docstring), and runners keep timers to the millisecond, so the
+    release is the next whole millisecond after the latest of those times and the batch's own.
+    """
+    latest = max([timestamp.micros, *(article.event_us for article in element.articles())])
+    return Timestamp(micros=(latest // 1000 + 1) * 1000)
 
 
 def apply_matches(element: OutcomeBatch, matches: Iterable[Match]) -> OutcomeBatch:
@@ -336,7 +355,7 @@ class _ApplyDecisionsFn(beam.DoFn):
         _, item = element
         items.add(item)
         if isinstance(item, OutcomeBatch):
-            release.set(timestamp + Duration(micros=1000))  # runners keep timers to the millisecond
+            release.set(release_time(item, timestamp))
 
     @userstate.on_timer(RELEASE)
     def release(self, items: Any = beam.DoFn.StateParam(ITEMS)) -> Iterator[OutcomeBatch]:

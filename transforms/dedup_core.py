@@ -6,14 +6,16 @@ with.
 
 The rule
     Every live article gets a :class:`Ticket`: where it came from (record id, batch, offset), when
-    (its batch's event time), a 128-permutation MinHash of its text's word shingles (computed
-    with rensa, kept as one byte per permutation: "b-bit minwise hashing"), and its *index keys*:
-    the canonical URL, the content hash, the first words of the text (truncated copies), and
-    ``bands`` LSH band keys of ``rows`` MinHash values each. Articles are totally ordered by
-    :func:`order`: articles already in the lake ("seeds") first, then by event time, then by
-    position in the batch, then by record id; the order comes from the data, never from which
-    worker saw what first. An article is a duplicate of the *earliest* article before it, within
-    ``ttl_seconds`` of event time, that
+    (its record's event time: the Kafka record timestamp, see :mod:`transforms.io.kafka`), a
+    128-permutation MinHash of its text's word shingles (computed with rensa, kept as one byte
+    per permutation: "b-bit minwise hashing"), and its *index keys*: the canonical URL, the
+    content hash, the first words of the text (truncated copies), and ``bands`` LSH band keys of
+    ``rows`` MinHash values each. Articles are totally ordered by :func:`order`: articles already
+    in the lake ("seeds") first, then by event time, then by a tie-break drawn from the content
+    (a hash of the canonical URL and the content hash), then by record id (topic, partition and
+    offset). The order is a function of the records alone: never of batch size, of which worker
+    saw what first, or of when a record was read. An article is a duplicate of the *earliest*
+    article before it, within ``ttl_seconds`` of event time, that
 
     * shares its canonical URL or content hash (method ``exact``), or
     * shares an LSH band or the prefix key, and whose estimated Jaccard similarity is at least
@@ -57,6 +59,7 @@ __all__ = [
     "key_number",
     "match_shard",
     "may_pair",
+    "content_tie",
     "order",
     "probes_by_shard",
     "record_id",
@@ -124,15 +127,15 @@ class DedupConfig:
 class Ticket:
     """Everything the keyed stages need to know about one article, compactly.
 
-    ``time_us`` is its batch's event time; ``seed`` marks an article already in the lake;
-    ``position`` its index in the batch (orders articles of one batch by offset); ``signature`` one
+    ``time_us`` is its record's event time; ``seed`` marks an article already in the lake;
+    ``tie`` breaks ties of event time by the content (:func:`content_tie`); ``signature`` one
     byte per MinHash permutation; ``size`` its number of shingles; ``keys`` its index keys.
     """
 
     record_id: int
     time_us: int
     seed: bool
-    position: int
+    tie: int
     article_id: str
     batch_key: str
     offset: int
@@ -142,8 +145,19 @@ class Ticket:
 
 
 def order(ticket: Ticket) -> tuple[int, int, int, int]:
-    """The total order "seen before": seeds first, then event time, position, record id."""
-    return (0 if ticket.seed else 1, ticket.time_us, ticket.position, ticket.record_id)
+    """The total order "seen before": seeds first, then event time, content tie-break, record id."""
+    return (0 if ticket.seed else 1, ticket.time_us, ticket.tie, ticket.record_id)
+
+
+def content_tie(canonical_url: str, content_hash: str) -> int:
+    """A 63-bit tie-break for articles of the same event time, from their canonical URL and content.
+
+    Arrival order, batch positions and workers play no part, so two runs over the same records
+    order them alike; two records with the same URL and content tie here too and fall back to
+    their record id (their place in the topic).
+    """
+    digest = hashlib.blake2b(f"{canonical_url}\x00{content_hash}".encode(errors="surrogatepass"), digest_size=8)
+    return int.from_bytes(digest.digest(), "little") >> 1
 
 
 def record_id(topic: str, partition: int, offset: int) -> int:
@@ -284,12 +298,13 @@ class ArticleRef:
     topic: str
     partition: int
     offset: int
+    time_us: int | None = None
 
 
 def fingerprint(
     articles: Sequence[ArticleRef], time_us: int, batch_key: str, config: DedupConfig, seed: bool = False
 ) -> list[Ticket]:
-    """Tickets of a batch's live articles (``position`` is their order in the batch)."""
+    """Tickets of a batch's live articles; ``time_us`` is the time of those whose ref has none."""
     signatures, sizes, flat_words, lengths = minhashes([a.text for a in articles], config)
     first = np.concatenate([[0], np.cumsum(lengths)])
     low_bytes = (signatures & 0xFF).astype(np.uint8)
@@ -297,9 +312,9 @@ def fingerprint(
     return [
         Ticket(
             record_id=record_id(a.topic, a.partition, a.offset),
-            time_us=time_us,
+            time_us=time_us if a.time_us is None else a.time_us,
             seed=seed,
-            position=position,
+            tie=content_tie(a.canonical_url, a.content_hash),
             article_id=a.article_id,
             batch_key=batch_key,
             offset=a.offset,
@@ -317,14 +332,14 @@ def fingerprint(
     ]
 
 
-_TICKET_HEAD = struct.Struct("<qq?IqI")
+_TICKET_HEAD = struct.Struct("<qq?QqI")
 
 
 def encode_ticket(ticket: Ticket) -> bytes:
     """A compact byte form of a ticket, without its keys (what state and messages carry)."""
     article_id = ticket.article_id.encode()
     batch_key = ticket.batch_key.encode()
-    head = _TICKET_HEAD.pack(ticket.record_id, ticket.time_us, ticket.seed, ticket.position, ticket.offset, ticket.size)
+    head = _TICKET_HEAD.pack(ticket.record_id, ticket.time_us, ticket.seed, ticket.tie, ticket.offset, ticket.size)
     return b"".join(
         [head, bytes([len(ticket.signature)]), ticket.signature, struct.pack("<HH", len(article_id), len(batch_key))]
         + [article_id, batch_key]
@@ -333,7 +348,7 @@ def encode_ticket(ticket: Ticket) -> bytes:
 
 def decode_ticket(data: bytes) -> Ticket:
     """The inverse of :func:`encode_ticket` (keys left empty)."""
-    record, time_us, seed, position, offset, size = _TICKET_HEAD.unpack_from(data, 0)
+    record, time_us, seed, tie, offset, size = _TICKET_HEAD.unpack_from(data, 0)
     at = _TICKET_HEAD.size
     signature_length = data[at]
     signature = data[at + 1 : at + 1 + signature_length]
@@ -342,7 +357,7 @@ def decode_ticket(data: bytes) -> Ticket:
     at += 4
     article_id = data[at : at + id_length].decode()
     batch_key = data[at + id_length : at + id_length + key_length].decode()
-    return Ticket(record, time_us, seed, position, article_id, batch_key, offset, signature, size)
+    return Ticket(record, time_us, seed, tie, article_id, batch_key, offset, signature, size)
 
 
 SHARD_ENTRY = np.dtype([("key", "<u8"), ("record", "<i8"), ("time_us", "<i8"), ("seed", "u1")])

@@ -209,6 +209,7 @@ def parse_record(record: KafkaRecord, config: ParseConfig = ParseConfig()) -> Ar
         batch=record.batch,
         raw_value=record.value,
         raw_key=record.key,
+        event_us=record.event_us,
     )
 
 

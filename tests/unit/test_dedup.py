@@ -47,6 +47,7 @@ def _tickets(texts: list[str], time_us: int = 0, urls: list[str] | None = None, 
             "news",
             0,
             i,
+            time_us + 1000 * i,  # the list's order is the records' event-time order
         )
         for i, text in enumerate(texts)
     ]
@@ -75,7 +76,7 @@ def test_a_lightly_edited_copy_is_a_near_duplicate_of_the_earlier_one() -> None:
     assert set(original.keys) & set(copy.keys)
     match = verify(copy, original, bytes([0]), CONFIG)
     assert match is not None and match.method == "near"
-    assert match.earlier is original and match.later is copy  # position 0 came first
+    assert match.earlier is original and match.later is copy  # the earlier event time came first
     assert 0.7 < match.similarity <= 1.0
 
 

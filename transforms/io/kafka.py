@@ -376,19 +376,18 @@ class _ReadPartitionFn(beam.DoFn):
             # again by whichever call owns it, so force a seek.
             everything_claimed = bool(claimed) and claimed[-1] is polled[-1] and len(claimed) == len(polled)
             self._positions[key] = polled[-1].offset + 1 if everything_claimed else -1
-        newest_ms = None
         emitted = 0
         floor = watermark.current_watermark()
+        read_at = Timestamp.from_utc_datetime(ingested_at)
+        newest = None
         for run in _batches(claimed, _SkipList(plan.skip)):
             batch = SourceBatch(plan.topic, plan.partition, run[0].offset, run[-1].offset + 1, len(run))
-            records = tuple(_record(message, batch, ingested_at) for message in run)
-            event_time = max(_event_time(m, ingested_at) for m in run)
-            # Never behind this partition's watermark, so no batch is ever late: stages that wait
-            # for the watermark (deduplication, partition markers) then see every batch in time.
-            yield TimestampedValue(
-                RecordBatch(batch, records), max(event_time, floor) if floor is not None else event_time
-            )
-            newest_ms = max([newest_ms or 0, *(message.timestamp or 0 for message in run)])
+            times = [_event_time(message, read_at, floor) for message in run]
+            records = tuple(_record(m, batch, ingested_at, t) for m, t in zip(run, times, strict=True))
+            # Stamped with its earliest record's time, so the batch holds the watermark at or below
+            # every record it carries; never behind this partition's watermark, so it is never late.
+            yield TimestampedValue(RecordBatch(batch, records), min(times))
+            newest = max([*([newest] if newest is not None else []), *times])
             emitted += len(run)
         self._read.inc(emitted)
         self._skipped.inc(len(claimed) - emitted)
@@ -396,16 +395,26 @@ class _ReadPartitionFn(beam.DoFn):
             return
         now = Timestamp.now()
         if claimed:
-            candidate = Timestamp(micros=newest_ms * 1000) if newest_ms else now
-            _advance(watermark, min(candidate, now))
+            _advance(watermark, min(newest, now) if newest is not None else read_at)
             tracker.defer_remainder(Duration(0))
             return
         if restriction.stop != UNBOUNDED and consumer.position(tp) >= restriction.stop:
             _LOG.debug("%s-%d: caught up at %d", plan.topic, plan.partition, restriction.stop)
             tracker.try_claim(restriction.stop)  # caught up: nothing more to claim
             return
-        _advance(watermark, now - Duration(seconds=self._config.idle_watermark_lag_s))
+        if _at_log_end(consumer, tp):
+            # Idle: a record appended from now on is stamped about now, so the watermark may move
+            # to now less the lag. A poll that merely came back empty (a slow broker, a loaded
+            # machine) says nothing of the records not yet fetched, which may be older: moving the
+            # watermark then would make their order depend on when they were read.
+            _advance(watermark, now - Duration(seconds=self._config.idle_watermark_lag_s))
         tracker.defer_remainder(Duration(seconds=self._config.idle_poll_interval_s))
+
+
+def _at_log_end(consumer: Any, tp: Any) -> bool:
+    """Whether the consumer has read everything the partition held at its last fetch."""
+    highwater = consumer.highwater(tp)
+    return highwater is not None and consumer.position(tp) >= highwater
 
 
 def _advance(watermark: ManualWatermarkEstimator, candidate: Timestamp) -> None:
@@ -414,19 +423,24 @@ def _advance(watermark: ManualWatermarkEstimator, candidate: Timestamp) -> None:
         watermark.set_watermark(candidate)
 
 
-def _event_time(message: Any, ingested_at: Any) -> Timestamp:
-    """The record's Kafka timestamp, never later than when it was read.
+def _event_time(message: Any, read_at: Timestamp, floor: Timestamp | None) -> Timestamp:
+    """The record's event time: its Kafka timestamp, never later than when it was read nor behind ``floor``.
 
     Capping at the ingestion time keeps each batch holding the watermark at or below its own
     ingestion time, which is what makes ``_SUCCESS`` markers of ingestion-time partitions sound.
+    ``floor`` is the partition's watermark before the poll: a record stamped behind it (a producer
+    clock running behind, or timestamps going backwards within the partition) is ordered at the
+    watermark, as late data must be. Neither adjustment happens to a partition whose producers
+    stamp records in order, at about the time they append them.
     """
-    read_at = Timestamp.from_utc_datetime(ingested_at)
     if message.timestamp is not None and message.timestamp >= 0:
-        return min(Timestamp(micros=message.timestamp * 1000), read_at)
-    return read_at
+        time = min(Timestamp(micros=message.timestamp * 1000), read_at)
+    else:
+        time = read_at
+    return time if floor is None or time >= floor else floor
 
 
-def _record(message: Any, batch: SourceBatch, ingested_at: Any) -> KafkaRecord:
+def _record(message: Any, batch: SourceBatch, ingested_at: Any, event_time: Timestamp) -> KafkaRecord:
     return KafkaRecord(
         topic=message.topic,
         partition=message.partition,
@@ -437,6 +451,7 @@ def _record(message: Any, batch: SourceBatch, ingested_at: Any) -> KafkaRecord:
         timestamp_ms=message.timestamp if message.timestamp is not None else -1,
         ingested_at=ingested_at,
         batch=batch,
+        event_us=event_time.micros,
     )
 
 
