@@ -177,13 +177,22 @@ def _run(argv: Sequence[str]) -> int:
         print(f"wirestream run: {error}", file=sys.stderr)
         return 2
     lake = PipelineOptions(args).view_as(IngestOptions).lake
+    from pipelines.lifecycle import LakeBusyError, StopSignals
     from transforms.io.kafka import KafkaUnreachableError
 
+    signals = StopSignals().install()
     try:
-        result = run(args)
-    except (KafkaSecurityError, KafkaUnreachableError) as error:
+        result = run(args, signals)
+    except (KafkaSecurityError, KafkaUnreachableError, LakeBusyError) as error:
         print(f"wirestream run: {error}", file=sys.stderr)
         return 2
+    finally:
+        signals.restore()
+    if result.aborted:
+        print("wirestream run: aborted by a second interrupt; batches in flight are read again by the next run")
+        return 130
+    if result.stopped_by:
+        print(f"wirestream run: stopped by {result.stopped_by}: the sources stopped reading, what they read is committed")
     if not result.finished:
         print(f"wirestream run: submitted to {result.runner} ({result.state}); a streaming job is not waited for")
         return 0

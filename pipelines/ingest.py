@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
+from pipelines.lifecycle import LakeLease, StopSignals, request_stop, stop_path, wait_for_job
 from pipelines.options import IngestOptions, kafka_security, refuse_secret_options
 from pipelines.progress import LOG_INTERVAL_S, TERMINAL_INTERVAL_S, ProgressMonitor, resolve_mode
 from schemas import arrow
@@ -97,10 +98,12 @@ def build(
     plans: Sequence[PartitionPlan],
     seeds_from: Sequence[str] = (),
     now: dt.datetime | None = None,
+    stop_uri: str | None = None,
 ) -> beam.PCollection:
     """Wire the stages; returns the PCollection of committed-batch reports.
 
-    ``seeds_from``: lake folders of ``articles`` whose articles deduplication must remember.
+    ``seeds_from``: lake folders of ``articles`` whose articles deduplication must remember;
+    ``stop_uri``: the file whose appearance stops the sources (the launcher's drain).
     """
     consumer = consumer_config(options)
     dedup = dedup_config(options)
@@ -110,7 +113,7 @@ def build(
         seeds = pipeline | "LakeSeeds" >> LakeSeeds(options.lake, seeds_from, dedup, now_us)
     reports = (
         pipeline
-        | "ReadArticles" >> ReadArticles(plans, consumer)
+        | "ReadArticles" >> ReadArticles(plans, consumer, stop_uri)
         | "ParseArticles" >> ParseArticle(ParseConfig(options.max_record_bytes))
         | "CleanArticles" >> CleanArticle()
         | "Deduplicate" >> Deduplicate(dedup, seeds)
@@ -138,6 +141,9 @@ class RunResult:
     ``finished`` is false when a streaming job was submitted to a remote service (Dataflow) and
     ``run()`` returned without waiting for it, as a Flex Template launcher must.
 
+    ``stopped_by`` names the signal that drained the run (empty if it ended by itself);
+    ``aborted`` is true when a second SIGINT cancelled the job instead.
+
     ``lagging`` names, for ``--until-caught-up`` runs, each partition whose planned range the lake
     does not yet account for in full, with the first offset missing (empty when all is written).
     """
@@ -147,6 +153,8 @@ class RunResult:
     files_before: frozenset[str]
     lagging: tuple[tuple[str, int, int], ...] = ()
     finished: bool = True
+    stopped_by: str = ""
+    aborted: bool = False
 
 
 def lagging_partitions(
@@ -265,8 +273,28 @@ def progress_monitor(
     return ProgressMonitor(lake, files_before, consumer_config(options), plans, mode, interval).start()
 
 
-def run(argv: Sequence[str]) -> RunResult:
-    """Parse options, recover the lake, plan partitions, run until done (or stopped)."""
+def prism_settings(options: PipelineOptions) -> None:
+    """Prism's dynamic SDF splitting off: its split residuals lose their watermark.
+
+    Prism 2.75 discards a split residual's output watermark and takes the stage's watermark from
+    the latest persisted bundle alone (``stage.go``: "what happens to output watermarks on
+    splits?"), so with splitting on, one partition's progress can carry the watermark past
+    batches another partition has yet to emit. The source needs no splits: one restriction per
+    partition, each checkpointing itself after every poll.
+    """
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    if runner in ("DirectRunner", "PrismRunner"):
+        debug = options.view_as(DebugOptions)
+        if not debug.lookup_experiment("prism_disable_sdf_split"):
+            debug.add_experiment("prism_disable_sdf_split")
+
+
+def run(argv: Sequence[str], signals: StopSignals | None = None) -> RunResult:
+    """Parse options, take the lake's lease, recover the lake, plan partitions, run until done or stopped.
+
+    ``signals``: SIGINT/SIGTERM requests (see :mod:`pipelines.lifecycle`); a drain request stops
+    the sources and lets the job finish; an abort cancels it.
+    """
     refuse_secret_options(argv)
     options = PipelineOptions(list(argv))
     ingest = options.view_as(IngestOptions)
@@ -274,6 +302,28 @@ def run(argv: Sequence[str]) -> RunResult:
         raise SystemExit("--lake is required")
     lake = Lake(ingest.lake)
     lake.fs.create_dir(lake.root, recursive=True)
+    requested = options.view_as(StandardOptions).runner or "DirectRunner"
+    detached = requested == "DataflowRunner" and not ingest.until_caught_up
+    lease = LakeLease(lake.fs, lake.root)
+    lease.acquire(heartbeat=not detached)
+    try:
+        result = _run_holding_lease(options, lake, lease, signals)
+    except BaseException:
+        lease.release()
+        raise
+    if result.finished:
+        lease.release()
+    else:
+        _LOG.warning(
+            "the lake's lease stays with the streaming job %s: remove %s once it is drained", lease.run_id, lease.path
+        )
+    return result
+
+
+def _run_holding_lease(
+    options: PipelineOptions, lake: Lake, lease: LakeLease, signals: StopSignals | None
+) -> RunResult:
+    ingest = options.view_as(IngestOptions)
     recover(lake)
     if ingest.partition_by == "ingestion_time":
         mark_complete(lake, utc_now())
@@ -299,13 +349,28 @@ def run(argv: Sequence[str]) -> RunResult:
         options.view_as(StandardOptions).streaming = True
     if ingest.ner_workers > 1:
         separate_worker_processes(options)
+    prism_settings(options)
     now = utc_now()
     seeds_from = seed_folders(lake, now, ingest.dedup_ttl_hours * 3600.0)
     _LOG.info("deduplication remembers the articles of %d lake partitions", len(seeds_from))
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, ingest, plans, seeds_from, now)
+    build(
+        pipeline,
+        ingest,
+        plans,
+        seeds_from,
+        now,
+        stop_uri=stop_path(lake.uri if "://" in lake.uri else lake.root, lease.run_id),
+    )
     monitor = progress_monitor(ingest, lake, files_before, plans)
     covered_at_end: dict[tuple[str, int], list[tuple[int, int]]] = {}
+
+    def drain() -> None:
+        _LOG.warning(
+            "%s: stopping the sources; finishing and committing what is in flight", signals and signals.signal_name
+        )
+        request_stop(lake.fs, lake.root, lease.run_id)
+
     try:
         result = pipeline.run()
         runner = _runner_used(result)
@@ -315,10 +380,11 @@ def run(argv: Sequence[str]) -> RunResult:
         if requested == "DataflowRunner" and not ingest.until_caught_up:
             # A streaming Dataflow job runs on the service until drained; the launcher's work is done.
             return RunResult(runner=runner, state=str(result.state), files_before=files_before, finished=False)
-        state = result.wait_until_finish()
-        if ingest.until_caught_up:
-            covered_at_end = covered_ranges(lake)  # the job is done: one listing for the commit and the lag check
-            commit_lake_progress(lake, consumer_config(ingest), plans, covered_at_end)
+        state = wait_for_job(result, signals, on_drain=drain)
+        if state == "CANCELLED" and signals is not None and signals.abort.is_set():
+            return RunResult(runner=runner, state=state, files_before=files_before, aborted=True)
+        covered_at_end = covered_ranges(lake)  # the job is done: one listing for the commit and the lag check
+        commit_lake_progress(lake, consumer_config(ingest), plans, covered_at_end)
     finally:
         if monitor is not None:
             monitor.stop()  # shows the final counts, before the summary
@@ -327,8 +393,8 @@ def run(argv: Sequence[str]) -> RunResult:
     except OSError:
         _LOG.exception("cannot write the quality Data Docs index")
     lagging = lagging_partitions(covered_at_end, plans) if ingest.until_caught_up else ()
-    if ingest.until_caught_up and not lagging and ingest.partition_by == "ingestion_time":
-        mark_complete(lake, utc_now())
+    if not lagging and ingest.partition_by == "ingestion_time":
+        mark_complete(lake, utc_now())  # no run holds the lake now: every hour that has ended is complete
     for topic, partition, first_missing in lagging:
         _LOG.error(
             "%s-%d: offsets from %d on were read but are not in the lake; the next run reads them again",
@@ -336,4 +402,5 @@ def run(argv: Sequence[str]) -> RunResult:
             partition,
             first_missing,
         )
-    return RunResult(runner=runner, state=str(state), files_before=files_before, lagging=lagging)
+    stopped_by = signals.signal_name if signals is not None and signals.drain.is_set() else ""
+    return RunResult(runner=runner, state=str(state), files_before=files_before, lagging=lagging, stopped_by=stopped_by)

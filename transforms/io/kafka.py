@@ -16,17 +16,27 @@ Invariants
     * Offsets are never committed here. The lake sink commits them to the consumer group after the
       batch's files are durable; the lake itself is the resume point (see ``transforms/io/lake.py``),
       so a lost or stale group commit causes neither loss nor duplicates.
-    * The watermark follows record timestamps (never ahead of wall time), and advances to wall time
-      minus ``idle_watermark_lag`` on a partition with nothing to read, so idle partitions do not
-      hold the pipeline back.
-    * A batch's timestamp is its newest record's time, raised to the partition's watermark when
-      the records are older (out-of-order producer clocks): no batch is ever late.
+    * Each record's event time (``KafkaRecord.event_us``, what deduplication orders by) is its
+      Kafka timestamp, capped at when it was read and raised to the partition's watermark if
+      it lies behind it; so within a partition no record is ever late, and for producers that
+      stamp records in order at about the time they append them, it is the timestamp itself:
+      the same in every run, whatever the batch size or timing.
+    * A batch is stamped with its earliest record's event time and the partition's watermark
+      then moves to its latest, so a batch holds the watermark at or below every record it
+      carries until it is processed downstream.
+    * The watermark never runs ahead of wall time. It moves without a record only when the
+      partition is idle at the end of its log (to wall time minus ``idle_watermark_lag``); a
+      poll that comes back empty while records remain unread (a slow broker, a loaded machine)
+      leaves it where it is, since those records may be older.
+    * A stop request (``stop_uri``, the launcher's drain) ends each restriction at its next
+      poll; nothing read is dropped.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -302,15 +312,50 @@ def _batches(records: Sequence[Any], skip: _SkipList) -> Iterator[list[Any]]:
         yield run
 
 
+class _StopFlag:
+    """Whether the launcher asked the sources to stop: a file at ``uri`` (see ``pipelines/lifecycle.py``).
+
+    Looked for at most once a second per worker process and source instance; once seen, it stays seen.
+    """
+
+    def __init__(self, uri: str | None, interval_s: float = 1.0) -> None:
+        self._uri = uri
+        self._interval_s = interval_s
+        self._checked_at = float("-inf")
+        self._seen = False
+        self._fs: Any = None
+
+    def requested(self) -> bool:
+        if self._uri is None or self._seen:
+            return self._seen
+        now = time.monotonic()
+        if now - self._checked_at < self._interval_s:
+            return False
+        self._checked_at = now
+        import pyarrow.fs as pafs
+
+        try:
+            if self._fs is None:
+                self._fs, self._path = (
+                    pafs.FileSystem.from_uri(self._uri) if "://" in self._uri else (pafs.LocalFileSystem(), self._uri)
+                )
+            self._seen = self._fs.get_file_info(self._path).type != pafs.FileType.NotFound
+        except OSError:
+            _LOG.warning("cannot look for the stop request at %s", self._uri, exc_info=True)
+        return self._seen
+
+
 class _ReadPartitionFn(beam.DoFn):
-    def __init__(self, config: ConsumerConfig) -> None:
+    def __init__(self, config: ConsumerConfig, stop_uri: str | None = None) -> None:
         self._config = config
+        self._stop_uri = stop_uri
         self._read = beam.metrics.Metrics.counter("kafka", "records_read")
         self._skipped = beam.metrics.Metrics.counter("kafka", "records_skipped")
 
     def setup(self) -> None:
         self._consumers: dict[tuple[str, int], Any] = {}
         self._positions: dict[tuple[str, int], int] = {}
+        self._stop = _StopFlag(self._stop_uri)
 
     def teardown(self) -> None:
         for consumer in getattr(self, "_consumers", {}).values():
@@ -342,7 +387,9 @@ class _ReadPartitionFn(beam.DoFn):
         from kafka import TopicPartition
 
         restriction = tracker.current_restriction()
-        if restriction.start >= restriction.stop:
+        if restriction.start >= restriction.stop or self._stop.requested():
+            # Done, or asked to stop (a drain): claim nothing more, so the restriction ends here
+            # and the watermark runs on; what was read before is decided and written as usual.
             tracker.try_claim(restriction.stop)
             return
         key = (plan.topic, plan.partition)
@@ -456,18 +503,23 @@ def _record(message: Any, batch: SourceBatch, ingested_at: Any, event_time: Time
 
 
 class ReadArticles(beam.PTransform):
-    """``PBegin`` → ``PCollection[RecordBatch]``, one SDF element per planned partition."""
+    """``PBegin`` → ``PCollection[RecordBatch]``, one SDF element per planned partition.
 
-    def __init__(self, plans: Sequence[PartitionPlan], config: ConsumerConfig) -> None:
+    ``stop_uri``: a file whose appearance ends every partition's restriction at its next poll
+    (the launcher's drain on SIGINT/SIGTERM); None reads until the plans' ends or for ever.
+    """
+
+    def __init__(self, plans: Sequence[PartitionPlan], config: ConsumerConfig, stop_uri: str | None = None) -> None:
         super().__init__()
         self._plans = list(plans)
         self._config = config
+        self._stop_uri = stop_uri
 
     def expand(self, begin: beam.pvalue.PBegin) -> beam.PCollection:
         return (
             begin
             | "PlanPartitions" >> beam.Create(self._plans)
-            | "ReadPartitions" >> beam.ParDo(_ReadPartitionFn(self._config))
+            | "ReadPartitions" >> beam.ParDo(_ReadPartitionFn(self._config, self._stop_uri))
         )
 
 

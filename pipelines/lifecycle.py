@@ -1,0 +1,355 @@
+"""How a run holds its lake, waits for its job and stops: the lease, the stop request, the wait.
+
+One pipeline per lake (:class:`LakeLease`)
+    ``LAKE/_lease.json`` names the run that holds the lake: run id, host, process id and start
+    time, and a heartbeat the launcher rewrites every ``HEARTBEAT_S`` seconds. A second run finds
+    it and refuses with :class:`LakeBusyError` (the CLI exits 2). A lease whose holder is gone is
+    taken over: on the same host when no process with that id and start time exists any more (a
+    ``kill -9``), on another host when its heartbeat is older than ``STALE_AFTER_S``. On a local
+    disk the lease appears by ``link(2)`` and a stale one leaves by ``rename(2)``, both atomic, so
+    two runs starting at once cannot both win; on object stores the same steps are not atomic and
+    two launchers started within the same second could both believe they hold it (stated in the
+    README). A launcher that hands a streaming job to a remote service without waiting for it
+    (Dataflow) leaves a lease without heartbeat, which never goes stale: remove it when the job is
+    drained.
+
+Stopping (:class:`StopSignals`, :func:`request_stop`)
+    SIGINT or SIGTERM asks the job to drain: the launcher writes ``LAKE/_stop.<run id>``; every
+    source partition sees it at its next poll and ends its restriction without reading more, so
+    the watermark runs to the end, every batch in flight is decided, written and committed, and the
+    job finishes. The launcher then commits the group, writes the summary and the quality index,
+    and exits 0. A second SIGINT aborts at once: the job is cancelled and the CLI exits 130.
+
+Waiting (:func:`wait_for_job`)
+    Beam's portable runner uses ``--job_server_timeout`` (default 300 s) as the deadline of the
+    state and message streams that ``wait_until_finish`` reads, so an unbounded job waited for that
+    way dies with ``DEADLINE_EXCEEDED``. This wait asks for the job state by unary calls instead,
+    which carry no deadline, and reads job messages on a stream that has none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from types import FrameType
+from typing import Any
+
+import pyarrow.fs as pafs
+
+__all__ = [
+    "LakeBusyError",
+    "LakeLease",
+    "Lease",
+    "StopSignals",
+    "request_stop",
+    "stop_path",
+    "wait_for_job",
+]
+
+LEASE = "_lease.json"
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 90.0
+TERMINAL_STATES = ("DONE", "FAILED", "CANCELLED", "UPDATED", "DRAINED")
+_LOG = logging.getLogger(__name__)
+
+
+class LakeBusyError(RuntimeError):
+    """Another pipeline holds the lake's lease."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a lake: a run of ``wirestream run`` on a host, as written in ``_lease.json``."""
+
+    run_id: str
+    host: str
+    pid: int
+    process_start: str
+    started_at: str
+    heartbeat_at: str
+    heartbeat: bool = True
+
+    def describe(self) -> str:
+        """The holder, for a message."""
+        return f"run {self.run_id} (process {self.pid} on {self.host}, since {self.started_at})"
+
+
+def _process_start(pid: int) -> str:
+    """The start time of process ``pid`` in clock ticks since boot, or "" when unknown or gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return fields[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def holder_alive(lease: Lease, now: dt.datetime, host: str | None = None) -> bool:
+    """Whether the run that wrote ``lease`` may still be running.
+
+    On this host the process must exist with the same start time (a recycled process id is
+    another process); elsewhere the heartbeat must be recent. A lease without heartbeat (a job
+    handed to a remote service) is taken as alive.
+    """
+    if not lease.heartbeat:
+        return True
+    if lease.host == (host or socket.gethostname()):
+        if lease.pid == os.getpid() and lease.process_start == _process_start(os.getpid()):
+            return True
+        try:
+            os.kill(lease.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not lease.process_start or _process_start(lease.pid) == lease.process_start
+    beat = dt.datetime.fromisoformat(lease.heartbeat_at)
+    return (now - beat).total_seconds() < STALE_AFTER_S
+
+
+def stop_path(root: str, run_id: str) -> str:
+    """Where the launcher asks run ``run_id``'s sources to stop (a path on the lake's filesystem)."""
+    return f"{root.rstrip('/')}/_stop.{run_id}"
+
+
+class LakeLease:
+    """The lease of one lake for one run: :meth:`acquire`, heartbeat in a thread, :meth:`release`."""
+
+    def __init__(self, fs: pafs.FileSystem, root: str, run_id: str | None = None) -> None:
+        self._fs = fs
+        self._root = root.rstrip("/")
+        self._local = isinstance(fs, pafs.LocalFileSystem)
+        self.path = f"{self._root}/{LEASE}"
+        self.run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lease: Lease | None = None
+
+    def read(self) -> Lease | None:
+        """The lease as it stands, or None when the lake has none (or an unreadable one)."""
+        try:
+            with self._fs.open_input_stream(self.path) as stream:
+                return Lease(**json.loads(stream.read()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as error:
+            _LOG.warning("the lake's lease %s is unreadable (%s); taking it as stale", self.path, error)
+            return None
+
+    def acquire(self, heartbeat: bool = True) -> Lease:
+        """Take the lease, or raise :class:`LakeBusyError` naming the run that holds it."""
+        now = dt.datetime.now(dt.UTC)
+        lease = Lease(
+            run_id=self.run_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            process_start=_process_start(os.getpid()),
+            started_at=now.isoformat(timespec="seconds"),
+            heartbeat_at=now.isoformat(timespec="seconds"),
+            heartbeat=heartbeat,
+        )
+        for _ in range(3):
+            current = self.read()
+            if current is not None and holder_alive(current, now):
+                raise LakeBusyError(
+                    f"the lake is in use by {current.describe()}: one pipeline per lake. Stop that run "
+                    f"first; if it is gone for good, delete {self.path}"
+                )
+            if current is not None or self._exists():
+                if not self._retire(current):
+                    continue  # another run retired it first: look again
+                if current is not None:
+                    _LOG.warning("took over the lake from %s, which is no longer running", current.describe())
+            if self._create(lease):
+                self._lease = lease
+                if heartbeat:
+                    self._thread = threading.Thread(target=self._beat, name="wirestream-lease", daemon=True)
+                    self._thread.start()
+                return lease
+        raise LakeBusyError(f"another run is taking the lake's lease at {self.path}; try again")
+
+    def release(self) -> None:
+        """Stop the heartbeat and remove the lease if it is still ours."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=HEARTBEAT_S)
+        current = self.read()
+        if self._lease is not None and current is not None and current.run_id == self._lease.run_id:
+            with contextlib.suppress(FileNotFoundError):
+                self._fs.delete_file(self.path)
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self._fs.delete_file(stop_path(self._root, self.run_id))
+        self._lease = None
+
+    def _exists(self) -> bool:
+        return bool(self._fs.get_file_info(self.path).type != pafs.FileType.NotFound)
+
+    def _create(self, lease: Lease) -> bool:
+        """Write the lease if the lake has none; False if another run's appeared meanwhile."""
+        data = json.dumps(asdict(lease)).encode()
+        temporary = f"{self.path}.{lease.run_id}.tmp"
+        with self._fs.open_output_stream(temporary) as stream:
+            stream.write(data)
+        try:
+            if self._local:
+                try:
+                    os.link(temporary, self.path)  # fails if the path exists: atomic create
+                except FileExistsError:
+                    return False
+                return True
+            if self._exists():
+                return False
+            self._fs.move(temporary, self.path)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                self._fs.delete_file(temporary)
+
+    def _retire(self, current: Lease | None) -> bool:
+        """Move a stale lease aside; False if it was already gone (another run took it)."""
+        aside = f"{self.path}.retired-{current.run_id if current else 'unreadable'}-{uuid.uuid4().hex[:6]}"
+        try:
+            self._fs.move(self.path, aside)
+        except FileNotFoundError:
+            return False
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self._fs.delete_file(aside)
+        return True
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            lease = self._lease
+            if lease is None:
+                return
+            beat = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self._lease = lease = Lease(**{**asdict(lease), "heartbeat_at": beat})
+            temporary = f"{self.path}.{lease.run_id}.beat"
+            try:
+                with self._fs.open_output_stream(temporary) as stream:
+                    stream.write(json.dumps(asdict(lease)).encode())
+                self._fs.move(temporary, self.path)
+            except OSError as error:
+                _LOG.warning("cannot renew the lake's lease (%s); retrying in %.0f s", error, HEARTBEAT_S)
+
+
+def request_stop(fs: pafs.FileSystem, root: str, run_id: str) -> None:
+    """Ask run ``run_id``'s sources to stop reading (they look for this file at every poll)."""
+    with fs.open_output_stream(stop_path(root, run_id)) as stream:
+        stream.write(dt.datetime.now(dt.UTC).isoformat().encode())
+
+
+class StopSignals:
+    """SIGINT and SIGTERM as requests: the first asks for a drain, a second SIGINT for an abort.
+
+    Installed around the wait for a job in the main thread; the handlers only record the request
+    (no exception is raised inside the runner's threads), and :meth:`restore` puts the previous
+    handlers back.
+    """
+
+    def __init__(self) -> None:
+        self.drain = threading.Event()
+        self.abort = threading.Event()
+        self.signal_name = ""
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopSignals:
+        """Handle SIGINT and SIGTERM from now on (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before :meth:`install`."""
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        name = signal.Signals(number).name
+        if self.drain.is_set():
+            if number == signal.SIGINT:
+                self.abort.set()
+            return
+        self.signal_name = name
+        self.drain.set()
+
+
+def wait_for_job(
+    result: Any,
+    signals: StopSignals | None = None,
+    on_drain: Callable[[], None] | None = None,
+    poll_s: float = 0.5,
+) -> str:
+    """Wait until the job ends; its final state's name. No client deadline applies.
+
+    ``on_drain`` runs once when a stop is requested; an abort cancels the job and returns
+    ``"CANCELLED"``. Non-portable results (the FnApiRunner) are waited for their own way.
+    """
+    from apache_beam.runners.portability.portable_runner import PipelineResult
+
+    if not isinstance(result, PipelineResult):
+        return str(result.wait_until_finish())
+    messages = _JobMessages(result)
+    drained = False
+    state = ""
+    try:
+        while True:
+            if signals is not None and signals.abort.is_set():
+                with contextlib.suppress(Exception):
+                    result.cancel()
+                return "CANCELLED"
+            if signals is not None and signals.drain.is_set() and not drained:
+                drained = True
+                if on_drain is not None:
+                    on_drain()
+            state = str(result.state)  # a unary GetState: no stream, no deadline
+            if state in TERMINAL_STATES:
+                break
+            time.sleep(poll_s)
+        messages.join(timeout=10)
+        if state != "DONE":
+            raise RuntimeError(f"the job ended {state}: {messages.last_error or 'no error message from the runner'}")
+        return state
+    finally:
+        with contextlib.suppress(Exception):
+            result._cleanup()  # what wait_until_finish does at the end: stops the job server
+
+
+class _JobMessages(threading.Thread):
+    """Reads the job's messages into the log on a stream without deadline; keeps the last error."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(name="wirestream-job-messages", daemon=True)
+        self._result = result
+        self.last_error = ""
+        self.start()
+
+    def run(self) -> None:
+        from apache_beam.portability.api import beam_job_api_pb2
+
+        error = beam_job_api_pb2.JobMessage.JOB_MESSAGE_ERROR
+        levels = {error: logging.ERROR, beam_job_api_pb2.JobMessage.JOB_MESSAGE_WARNING: logging.WARNING}
+        try:
+            stream = self._result._job_service.GetMessageStream(
+                beam_job_api_pb2.JobMessagesRequest(job_id=self._result._job_id)
+            )
+            for message in stream:
+                if message.HasField("message_response"):
+                    response = message.message_response
+                    _LOG.log(levels.get(response.importance, logging.DEBUG), "%s", response.message_text)
+                    if response.importance == error:
+                        self.last_error = response.message_text
+        except Exception:  # noqa: BLE001 - the job server went away at the end: nothing more to read
+            _LOG.debug("the job message stream ended", exc_info=True)
