@@ -192,7 +192,9 @@ def _run(argv: Sequence[str]) -> int:
         print("wirestream run: aborted by a second interrupt; batches in flight are read again by the next run")
         return 130
     if result.stopped_by:
-        print(f"wirestream run: stopped by {result.stopped_by}: the sources stopped reading, what they read is committed")
+        print(
+            f"wirestream run: stopped by {result.stopped_by}: the sources stopped reading, what they read is committed"
+        )
     if not result.finished:
         print(f"wirestream run: submitted to {result.runner} ({result.state}); a streaming job is not waited for")
         return 0

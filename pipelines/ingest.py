@@ -87,9 +87,20 @@ def dedup_config(options: IngestOptions) -> DedupConfig:
 
 
 def seed_folders(lake: Lake, now: dt.datetime, ttl_seconds: float) -> list[str]:
-    """The ``articles`` partition folders that may hold articles ingested within the TTL before ``now``."""
+    """The lake folders whose articles deduplication must remember: ingested within the TTL before ``now``.
+
+    ``_dedup/`` folders (every article a run decided, with its ticket), and ``articles/`` folders
+    of hours that have none (written before the lake kept ``_dedup/``).
+    """
     since = now - dt.timedelta(seconds=ttl_seconds)
-    return sorted(folder for folder, end in partition_folders(lake, "articles") if end > since)
+    remembered = {folder: end for folder, end in partition_folders(lake, arrow.DEDUP_MEMORY_TABLE) if end > since}
+    hours = {folder.split("/", 1)[1] for folder in remembered}
+    legacy = [
+        folder
+        for folder, end in partition_folders(lake, "articles")
+        if end > since and folder.split("/", 1)[1] not in hours
+    ]
+    return sorted([*remembered, *legacy])
 
 
 def build(

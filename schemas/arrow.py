@@ -98,3 +98,20 @@ TABLES: dict[str, pa.Schema] = {
 for consumed Kafka records (each record lands in exactly one of them)."""
 
 ACCOUNTING_TABLES = ("articles", "duplicates", "quarantine", "dead_letters")
+
+DEDUP_MEMORY_TABLE = "_dedup"
+DEDUP_MEMORY = pa.schema(
+    [
+        pa.field("article_id", pa.string(), nullable=False),
+        pa.field("event_time", TIMESTAMP),
+        pa.field("ingested_at", TIMESTAMP, nullable=False),
+        pa.field("dedup_memory", pa.binary(), nullable=False),
+        *KAFKA_COLUMNS,
+    ]
+)
+"""``_dedup/``: what deduplication remembers of every article it saw (its ticket and index keys,
+opaque bytes), committed with the batch, so a later run recalls the articles it decided (kept,
+duplicates and quarantined alike) exactly as the run that decided them. Not a table for readers."""
+
+STORED_TABLES: dict[str, pa.Schema] = {**TABLES, DEDUP_MEMORY_TABLE: DEDUP_MEMORY}
+"""Everything a batch commit writes: the tables and the deduplication memory."""

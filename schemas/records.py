@@ -92,6 +92,8 @@ class Article:
     entities: tuple[Entity, ...] = field(default_factory=tuple)
     event_us: int = -1
     """Its record's event time in µs (deduplication's "earliest copy"); -1 when not known."""
+    dedup_memory: bytes = b""
+    """What deduplication remembers of it for later runs (opaque here; written to ``_dedup/``)."""
 
     def evolve(self, **changes: object) -> Article:
         """A copy with some fields changed (records are immutable)."""

@@ -50,8 +50,11 @@ Invariants (each holds on any Beam runner: they rest on the model's watermark, n
       without reading; a shard that is never quiet that long is pruned of entries older than two
       TTLs as it grows. State per article is measured by ``benchmarks/dedup.py``.
     * Restart-safe: runner state does not outlive a run here, so it is rebuilt from the lake at
-      start: the articles the lake kept within the TTL come back as *seeds*, which order before
-      any new article and are never duplicates themselves (see :class:`LakeSeeds`).
+      start. Every article a batch brought to this stage (kept, duplicate or later quarantined)
+      is committed with that batch into ``_dedup/`` as its ticket and keys; a new run reads them
+      back within the TTL as *seeds*. A seed keeps its place in :func:`order` and is never decided
+      again, so a record read again after a ``kill -9`` meets exactly the articles it would have
+      met had the run gone on, and gets the same decision.
 """
 
 from __future__ import annotations
@@ -59,7 +62,6 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Tuple  # noqa: UP035 - Beam's type hints need typing.Tuple
 
@@ -71,6 +73,7 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils import shared
 from apache_beam.utils.timestamp import Timestamp
 
+from schemas import arrow
 from schemas.records import Article, Duplicate, Outcome, OutcomeBatch
 from transforms.dedup_core import (
     ArticleRef,
@@ -80,8 +83,10 @@ from transforms.dedup_core import (
     Ticket,
     best_match,
     chunks,
+    decode_memory,
     decode_probes,
     decode_ticket,
+    encode_memory,
     encode_probes,
     encode_ticket,
     fingerprint,
@@ -165,10 +170,19 @@ class _FingerprintFn(beam.DoFn):
             yield pvalue.TaggedOutput(_UNTOUCHED, element)
             return
         key = element.batch.key
-        yield pvalue.TaggedOutput(_TO_BATCH, (key.encode(), element))
-        yield from _ticket_messages(
-            fingerprint([_ref(a) for a in articles], timestamp.micros, key, self._config), self._config
-        )
+        tickets = fingerprint([_ref(a) for a in articles], timestamp.micros, key, self._config)
+        yield pvalue.TaggedOutput(_TO_BATCH, (key.encode(), _with_memories(element, tickets)))
+        yield from _ticket_messages(tickets, self._config)
+
+
+def _with_memories(element: OutcomeBatch, tickets: Sequence[Ticket]) -> OutcomeBatch:
+    """The batch with each live article carrying what the lake will remember of it (its ticket and keys)."""
+    memories = {ticket.offset: encode_memory(ticket) for ticket in tickets}
+    outcomes = tuple(
+        outcome.evolve(dedup_memory=memories[outcome.kafka_offset]) if isinstance(outcome, Article) else outcome
+        for outcome in element.outcomes
+    )
+    return OutcomeBatch(element.batch, outcomes)
 
 
 def _ticket_messages(tickets: Sequence[Ticket], config: DedupConfig) -> Iterator[pvalue.TaggedOutput]:
@@ -374,7 +388,13 @@ class _ApplyDecisionsFn(beam.DoFn):
 
 
 class _SeedTicketsFn(beam.DoFn):
-    """Reads the kept articles of one lake partition folder and makes seed tickets of them."""
+    """Reads one lake partition folder and makes seed tickets of the articles a previous run decided.
+
+    A ``_dedup/`` folder holds every article deduplication saw (kept, duplicate, quarantined) with
+    its ticket and keys, as that run computed them. An ``articles/`` folder is read only for hours
+    that have no ``_dedup/`` folder (a lake written before it existed): its kept articles are
+    fingerprinted again, ordered at their ingestion time.
+    """
 
     def __init__(self, lake_uri: str, config: DedupConfig, since_us: int) -> None:
         self._lake_uri = lake_uri
@@ -382,11 +402,34 @@ class _SeedTicketsFn(beam.DoFn):
         self._since_us = since_us
 
     def process(self, folder: str) -> Iterator[Any]:
-        import pyarrow.parquet as pq
-
         from transforms.io.lake import Lake
 
         lake = Lake(self._lake_uri)
+        for info in lake.list(lake.path(folder)):
+            if not info.path.endswith(".parquet"):
+                continue
+            if folder.startswith(f"{arrow.DEDUP_MEMORY_TABLE}/"):
+                seeds = self._remembered(lake, info.path)
+            else:
+                seeds = self._refingerprinted(lake, info.path)
+            for message in _ticket_messages(seeds, self._config):
+                # Stamped at the epoch, not at the seed's own time: a verdict that waits for a
+                # seed's ticket is then never stamped later than the batch it concerns.
+                yield pvalue.TaggedOutput(message.tag, TimestampedValue(message.value, _SEED_TIME))
+
+    def _remembered(self, lake: Any, path: str) -> list[Ticket]:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path, columns=["dedup_memory", "ingested_at"], filesystem=lake.fs)
+        return [
+            decode_memory(row["dedup_memory"])
+            for row in table.to_pylist()
+            if int(row["ingested_at"].timestamp() * 1_000_000) >= self._since_us
+        ]
+
+    def _refingerprinted(self, lake: Any, path: str) -> list[Ticket]:
+        import pyarrow.parquet as pq
+
         columns = [
             "article_id",
             "text",
@@ -397,36 +440,30 @@ class _SeedTicketsFn(beam.DoFn):
             "kafka_partition",
             "kafka_offset",
         ]
-        for info in lake.list(lake.path(folder)):
-            if not info.path.endswith(".parquet"):
-                continue
-            by_time: dict[int, list[ArticleRef]] = defaultdict(list)
-            for row in pq.read_table(info.path, columns=columns, filesystem=lake.fs).to_pylist():
-                time_us = int(row["ingested_at"].timestamp() * 1_000_000)
-                if time_us >= self._since_us:
-                    by_time[time_us].append(
-                        ArticleRef(
-                            row["article_id"],
-                            row["text"] or "",
-                            row["canonical_url"] or "",
-                            row["content_hash"] or "",
-                            row["kafka_topic"],
-                            row["kafka_partition"],
-                            row["kafka_offset"],
-                        )
+        refs = []
+        for row in pq.read_table(path, columns=columns, filesystem=lake.fs).to_pylist():
+            time_us = int(row["ingested_at"].timestamp() * 1_000_000)
+            if time_us >= self._since_us:
+                refs.append(
+                    ArticleRef(
+                        row["article_id"],
+                        row["text"] or "",
+                        row["canonical_url"] or "",
+                        row["content_hash"] or "",
+                        row["kafka_topic"],
+                        row["kafka_partition"],
+                        row["kafka_offset"],
+                        time_us,
                     )
-            for time_us, refs in by_time.items():  # a file is one batch: usually one ingestion time
-                seeds = fingerprint(refs, time_us, "", self._config, seed=True)
-                for message in _ticket_messages(seeds, self._config):
-                    # Stamped at the epoch, not at the seed's own time: a verdict that waits for a
-                    # seed's ticket is then never stamped later than the batch it concerns.
-                    yield pvalue.TaggedOutput(message.tag, TimestampedValue(message.value, _SEED_TIME))
+                )
+        return fingerprint(refs, 0, "", self._config, seed=True) if refs else []
 
 
 class LakeSeeds(beam.PTransform):
-    """``PBegin`` → the seed messages of the articles the lake kept within the TTL before ``now_us``.
+    """``PBegin`` → the seed messages of the articles the lake decided within the TTL before ``now_us``.
 
-    The TTL is counted on ``ingested_at``; partitions are read in parallel, one folder per element.
+    ``folders``: ``_dedup/`` partition folders (and ``articles/`` ones of hours without
+    ``_dedup/``); the TTL is counted on ``ingested_at``; one folder per element, read in parallel.
     """
 
     def __init__(self, lake_uri: str, folders: Sequence[str], config: DedupConfig, now_us: int) -> None:

@@ -10,10 +10,11 @@ The rule
     128-permutation MinHash of its text's word shingles (computed with rensa, kept as one byte
     per permutation: "b-bit minwise hashing"), and its *index keys*: the canonical URL, the
     content hash, the first words of the text (truncated copies), and ``bands`` LSH band keys of
-    ``rows`` MinHash values each. Articles are totally ordered by :func:`order`: articles already
-    in the lake ("seeds") first, then by event time, then by a tie-break drawn from the content
-    (a hash of the canonical URL and the content hash), then by record id (topic, partition and
-    offset). The order is a function of the records alone: never of batch size, of which worker
+    ``rows`` MinHash values each. Articles are totally ordered by :func:`order`: by event time,
+    then by a tie-break drawn from the content (a hash of the canonical URL and the content
+    hash), then by record id (topic, partition and offset); articles a previous run decided
+    ("seeds", remembered in the lake's ``_dedup/``) take their place in the same order, and are
+    never decided again. The order is a function of the records alone: never of batch size, of which worker
     saw what first, or of when a record was read. An article is a duplicate of the *earliest*
     article before it, within ``ttl_seconds`` of event time, that
 
@@ -34,6 +35,7 @@ The sharded index
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import string
 import struct
@@ -51,8 +53,10 @@ __all__ = [
     "Match",
     "ShardIndex",
     "Ticket",
+    "decode_memory",
     "decode_probes",
     "decode_ticket",
+    "encode_memory",
     "encode_probes",
     "encode_ticket",
     "fingerprint",
@@ -127,7 +131,7 @@ class DedupConfig:
 class Ticket:
     """Everything the keyed stages need to know about one article, compactly.
 
-    ``time_us`` is its record's event time; ``seed`` marks an article already in the lake;
+    ``time_us`` is its record's event time; ``seed`` marks an article a previous run decided;
     ``tie`` breaks ties of event time by the content (:func:`content_tie`); ``signature`` one
     byte per MinHash permutation; ``size`` its number of shingles; ``keys`` its index keys.
     """
@@ -144,9 +148,13 @@ class Ticket:
     keys: tuple[bytes, ...] = ()
 
 
-def order(ticket: Ticket) -> tuple[int, int, int, int]:
-    """The total order "seen before": seeds first, then event time, content tie-break, record id."""
-    return (0 if ticket.seed else 1, ticket.time_us, ticket.tie, ticket.record_id)
+def order(ticket: Ticket) -> tuple[int, int, int]:
+    """The total order "seen before": event time, content tie-break, record id.
+
+    Seeds take their place in it like any article: a restarted run must rank a record it reads
+    again exactly as the run that was killed would have.
+    """
+    return (ticket.time_us, ticket.tie, ticket.record_id)
 
 
 def content_tie(canonical_url: str, content_hash: str) -> int:
@@ -358,6 +366,30 @@ def decode_ticket(data: bytes) -> Ticket:
     article_id = data[at : at + id_length].decode()
     batch_key = data[at + id_length : at + id_length + key_length].decode()
     return Ticket(record, time_us, seed, tie, article_id, batch_key, offset, signature, size)
+
+
+_KEYS_HEAD = struct.Struct("<IH")
+
+
+def encode_memory(ticket: Ticket) -> bytes:
+    """A ticket with its index keys, as the lake remembers it for later runs (``_dedup/``)."""
+    encoded = encode_ticket(ticket)
+    keys = b"".join(bytes([len(key)]) + key for key in ticket.keys)
+    return _KEYS_HEAD.pack(len(encoded), len(ticket.keys)) + encoded + keys
+
+
+def decode_memory(data: bytes, seed: bool = True) -> Ticket:
+    """The inverse of :func:`encode_memory`; marked as a seed unless ``seed`` is false."""
+    length, count = _KEYS_HEAD.unpack_from(data, 0)
+    at = _KEYS_HEAD.size
+    ticket = decode_ticket(data[at : at + length])
+    at += length
+    keys = []
+    for _ in range(count):
+        size = data[at]
+        keys.append(data[at + 1 : at + 1 + size])
+        at += 1 + size
+    return dataclasses.replace(ticket, keys=tuple(keys), seed=seed)
 
 
 SHARD_ENTRY = np.dtype([("key", "<u8"), ("record", "<i8"), ("time_us", "<i8"), ("seed", "u1")])
@@ -585,6 +617,8 @@ def verify(first: Ticket, second: Ticket, via: bytes, config: DedupConfig) -> Ma
     ):
         return None
     earlier, later = (first, second) if order(first) < order(second) else (second, first)
+    if later.seed:
+        return None  # a previous run decided it, having seen every article that orders before it
     jaccard, containment = similarity(earlier, later)
     if via in EXACT_KEYS:
         return Match(later, earlier, 1.0 if via == KEY_HASH else round(jaccard, 4), "exact")

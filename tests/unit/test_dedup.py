@@ -14,8 +14,10 @@ from transforms.dedup_core import (
     ShardIndex,
     Ticket,
     best_match,
+    decode_memory,
     decode_probes,
     decode_ticket,
+    encode_memory,
     encode_probes,
     encode_ticket,
     fingerprint,
@@ -110,13 +112,22 @@ def test_articles_further_apart_than_the_ttl_never_match() -> None:
     assert verify(early, late, b"h", CONFIG) is None
 
 
-def test_seeds_come_first_and_are_never_duplicates() -> None:
+def test_seeds_keep_their_place_in_the_order_and_are_never_decided_again() -> None:
     text = _text(200, 9)
-    (new,) = _tickets([text], time_us=10)
-    seed = Ticket(**{**new.__dict__, "record_id": 99, "time_us": 1_000, "seed": True})
-    match = verify(new, seed, b"h", CONFIG)
-    assert match is not None and match.earlier is seed and match.later is new
-    assert verify(seed, Ticket(**{**seed.__dict__, "record_id": 98}), b"h", CONFIG) is None
+    (new,) = _tickets([text], time_us=10_000)
+    earlier_seed = Ticket(**{**new.__dict__, "record_id": 99, "time_us": 1_000, "seed": True})
+    match = verify(new, earlier_seed, b"h", CONFIG)
+    assert match is not None and match.earlier is earlier_seed and match.later is new
+    # A seed that orders after a new article was decided by a run that saw that article: no match.
+    later_seed = Ticket(**{**earlier_seed.__dict__, "time_us": 20_000})
+    assert verify(new, later_seed, b"h", CONFIG) is None
+    assert verify(earlier_seed, Ticket(**{**earlier_seed.__dict__, "record_id": 98}), b"h", CONFIG) is None
+
+
+def test_the_lake_remembers_a_ticket_with_its_keys() -> None:
+    (ticket,) = _tickets([_text(120, 12)], time_us=1_700_000_000_000_000, urls=["https://a.example/x"])
+    assert decode_memory(encode_memory(ticket)) == Ticket(**{**ticket.__dict__, "seed": True})
+    assert decode_memory(encode_memory(ticket), seed=False) == ticket
 
 
 def test_tickets_and_shard_probes_round_trip_through_their_byte_forms() -> None:

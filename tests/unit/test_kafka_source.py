@@ -147,3 +147,14 @@ def test_a_record_stamped_behind_the_watermark_is_ordered_at_the_watermark() -> 
     assert [r.event_us for r in first[0].value.records] == [5_000_000, 6_000_000]
     assert [r.event_us for r in second[0].value.records] == [6_000_000, 7_000_000]
     assert second[0].timestamp == Timestamp(micros=6_000_000)  # never behind the partition's watermark
+
+
+def test_a_poll_that_reads_only_what_the_lake_holds_moves_the_watermark_no_further_than_those_records() -> None:
+    plan = PartitionPlan("t", 0, 0, None, skip=((0, 2),))
+    log = _Log(4)
+    fn = _fn(log, max_batch=2)
+    watermark = ManualWatermarkEstimator(None)
+    assert _poll_once(fn, plan, watermark) == []  # offsets 0 and 1 are in the lake already
+    assert watermark.current_watermark() == Timestamp(micros=1_001_000)
+    emitted = _poll_once(fn, plan, watermark)
+    assert [r.event_us for v in emitted for r in v.value.records] == [1_002_000, 1_003_000]

@@ -426,7 +426,6 @@ class _ReadPartitionFn(beam.DoFn):
         emitted = 0
         floor = watermark.current_watermark()
         read_at = Timestamp.from_utc_datetime(ingested_at)
-        newest = None
         for run in _batches(claimed, _SkipList(plan.skip)):
             batch = SourceBatch(plan.topic, plan.partition, run[0].offset, run[-1].offset + 1, len(run))
             times = [_event_time(message, read_at, floor) for message in run]
@@ -434,7 +433,6 @@ class _ReadPartitionFn(beam.DoFn):
             # Stamped with its earliest record's time, so the batch holds the watermark at or below
             # every record it carries; never behind this partition's watermark, so it is never late.
             yield TimestampedValue(RecordBatch(batch, records), min(times))
-            newest = max([*([newest] if newest is not None else []), *times])
             emitted += len(run)
         self._read.inc(emitted)
         self._skipped.inc(len(claimed) - emitted)
@@ -442,7 +440,10 @@ class _ReadPartitionFn(beam.DoFn):
             return
         now = Timestamp.now()
         if claimed:
-            _advance(watermark, min(newest, now) if newest is not None else read_at)
+            # Records of a skipped range (already in the lake) move the watermark as far as their
+            # own times, never further: records after them may be stamped just as early.
+            newest = max(_event_time(message, read_at, floor) for message in claimed)
+            _advance(watermark, min(newest, now))
             tracker.defer_remainder(Duration(0))
             return
         if restriction.stop != UNBOUNDED and consumer.position(tp) >= restriction.stop:

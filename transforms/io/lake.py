@@ -248,13 +248,33 @@ def _partition_of(outcome: Outcome, partition_by: str) -> str:
     return partition_path(outcome.ingested_at)
 
 
+def _memory_row(article: Article) -> dict[str, Any]:
+    event_time = dt.datetime.fromtimestamp(article.event_us / 1e6, dt.UTC) if article.event_us >= 0 else None
+    return {
+        "article_id": article.article_id,
+        "event_time": event_time,
+        "ingested_at": article.ingested_at,
+        "dedup_memory": article.dedup_memory,
+        "kafka_topic": article.kafka_topic,
+        "kafka_partition": article.kafka_partition,
+        "kafka_offset": article.kafka_offset,
+    }
+
+
 def rows_by_file(
     outcomes: Iterable[Outcome], partition_by: str = "ingestion_time"
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Rows grouped by ``(table, dt=/hour= partition)``, in offset order."""
+    """Rows grouped by ``(table, dt=/hour= partition)``, in offset order.
+
+    Every article deduplication saw (kept, duplicate or quarantined) also leaves its memory in
+    ``_dedup`` (by ingestion time), committed with the batch.
+    """
     files: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for outcome in sorted(outcomes, key=lambda o: o.kafka_offset):
         partition = _partition_of(outcome, partition_by)
+        seen = outcome if isinstance(outcome, Article) else getattr(outcome, "article", None)
+        if isinstance(seen, Article) and seen.dedup_memory:
+            files[(arrow.DEDUP_MEMORY_TABLE, partition_path(seen.ingested_at))].append(_memory_row(seen))
         if isinstance(outcome, Article):
             files[("articles", partition)].append(article_row(outcome))
             files[("entities", partition)].extend(_entity_rows(outcome))
@@ -288,13 +308,14 @@ class Written:
         """Rows written per table."""
         totals: dict[str, int] = defaultdict(int)
         for table, _, rows in self.files:
-            totals[table] += rows
+            if table in arrow.TABLES:
+                totals[table] += rows
         return dict(totals)
 
     @property
     def folders(self) -> tuple[str, ...]:
-        """The partition folders written, relative to the lake (``table/dt=.../hour=...``)."""
-        return tuple(sorted({f"{table}/{partition}" for table, partition, _ in self.files}))
+        """The table partition folders written, relative to the lake (``table/dt=.../hour=...``)."""
+        return tuple(sorted({f"{table}/{partition}" for table, partition, _ in self.files if table in arrow.TABLES}))
 
 
 def commit_batch(
@@ -309,7 +330,7 @@ def commit_batch(
     for (table, partition), rows in rows_by_file(outcomes, partition_by).items():
         relative = f"{table}/{partition}/{name}"
         lake.fs.create_dir(f"{staging}/{table}/{partition}", recursive=True)
-        lake.write_table(f"{staging}/{relative}", pa.Table.from_pylist(rows, schema=arrow.TABLES[table]))
+        lake.write_table(f"{staging}/{relative}", pa.Table.from_pylist(rows, schema=arrow.STORED_TABLES[table]))
         planned.append({"file": relative, "rows": len(rows)})
         written.append((table, partition, len(rows)))
     manifest = {
@@ -622,7 +643,7 @@ def _compact(lake: Lake) -> list[tuple[str, int]]:
     covered = {key: merge_ranges(ranges) for key, ranges in covered_ranges(lake).items()}
     exchange = _can_exchange(lake)
     merged: list[tuple[str, int]] = []
-    for table, schema in arrow.TABLES.items():
+    for table, schema in arrow.STORED_TABLES.items():
         for folder, files in _batch_files(lake, table).items():
             by_partition: dict[tuple[str, int], list[_BatchFile]] = defaultdict(list)
             for file in files:

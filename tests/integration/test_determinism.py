@@ -1,0 +1,171 @@
+"""Determinism: the lake's decisions are a function of the topic's content alone.
+
+One topic holds real article texts from ``../shared/corpus`` with the copies a wire republication
+makes (the dedup benchmark's stream: originals, other extractions of the same page, whole-page
+boilerplate, truncations, edited copies), plus exact re-sends and broken records. The same topic is
+read into five lakes:
+
+(a) a bounded run; (b) a bounded run with another ``--max-batch-records``; (c) a streaming run
+while the records are produced in trickles; (d) a streaming run killed with ``kill -9`` twice and
+restarted; (e) a bounded run beside CPU-heavy processes.
+
+Every record's decision (article; duplicate of which article, and how; quarantined, and for which
+expectations; dead letter, and why) must be the same in all five lakes, and no lake may hold an
+``article_id`` twice in ``articles``. Named-entity recognition plays no part in these decisions, so
+the runs use a blank spaCy pipeline to keep the test short; everything else is the real pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.produce import produce
+from pipelines.query import query
+from tests.integration.helpers import accounted, kill_group, run_args, wirestream
+
+pytestmark = pytest.mark.integration
+
+RESEND_EVERY = 23
+TRICKLES = 6
+
+
+def _messages(corpus: Path) -> list[bytes]:
+    from benchmarks.dedup import build_stream
+
+    values = []
+    for doc in build_stream(corpus):
+        slug = re.sub(r"[^a-z0-9]+", "-", f"{doc.story}-{doc.variant}".lower()).strip("-")
+        outlet = re.sub(r"[^a-z0-9]+", "-", doc.outlet.lower()).strip("-") or "outlet"
+        message = {"url": f"https://{outlet}.example.com/{slug}", "title": doc.story, "body": doc.text}
+        values.append(json.dumps(message).encode())
+    resends = values[::RESEND_EVERY]  # exact re-sends, later in the topic
+    broken = [b"{not json", b"\xff\xfe not utf-8", json.dumps({"url": "https://x.example.com/a"}).encode()]
+    return values + resends + broken
+
+
+def _decisions(lake: Path) -> dict[tuple[int, int], tuple[Any, ...]]:
+    """Each record's decision, by (partition, offset)."""
+    tables = {
+        "articles": "'article', article_id, NULL",
+        "duplicates": "'duplicate', duplicate_of, method",
+        "quarantine": "'quarantine', article_id, array_to_string(list_sort(failed_expectations), ',')",
+        "dead_letters": "'dead_letter', stage, reason",
+    }
+    decisions: dict[tuple[int, int], tuple[Any, ...]] = {}
+    for table, columns in tables.items():
+        _, rows = query(str(lake), f"SELECT kafka_partition, kafka_offset, {columns} FROM {table}")
+        for partition, offset, *decision in rows:
+            assert (partition, offset) not in decisions, (table, partition, offset)
+            decisions[(int(partition), int(offset))] = tuple(decision)
+    return decisions
+
+
+def _start(lake: Path, topic: str, bootstrap: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", *run_args(lake, topic, bootstrap), *extra],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_for(lake: Path, count: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (lake / "articles").exists() and sum(accounted(lake).values()) >= count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {count} records in {lake} after {timeout} s")
+
+
+def _drain(process: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 0
+
+
+def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, corpus: Path, tmp_path: Path) -> None:
+    import spacy
+
+    blank = tmp_path / "blank-en"
+    spacy.blank("en").to_disk(blank)
+    values = _messages(corpus)
+    assert len(values) >= 600
+    topic = f"determinism-{uuid.uuid4().hex[:8]}"
+    model = f"--spacy-model={blank}"
+    lakes = {name: tmp_path / name for name in "abcde"}
+
+    def group(name: str) -> str:  # each lake its own consumer group: the lake is the resume point
+        return f"--group-id=g-{topic}-{name}"
+
+    # (c) streaming while the records arrive in trickles
+    log = tmp_path / "streaming.log"
+    produce(values[:1], bootstrap_servers, topic, partitions=3)
+    streaming = _start(lakes["c"], topic, bootstrap_servers, log, model, group("c"), "--progress=off")
+    try:
+        step = -(-(len(values) - 1) // TRICKLES)
+        for first in range(1, len(values), step):
+            produce(values[first : first + step], bootstrap_servers, topic, partitions=3)
+            time.sleep(1.5)
+        _wait_for(lakes["c"], len(values))
+        _drain(streaming)
+    finally:
+        kill_group(streaming)
+
+    # (a), (b) bounded, with two batch sizes
+    wirestream("run", *run_args(lakes["a"], topic, bootstrap_servers), model, group("a"), "--until-caught-up")
+    wirestream(
+        "run",
+        *run_args(lakes["b"], topic, bootstrap_servers),
+        model,
+        group("b"),
+        "--until-caught-up",
+        "--max-batch-records=17",
+    )
+
+    # (d) streaming, killed twice and restarted
+    log = tmp_path / "restarts.log"
+    extra = (model, group("d"), "--max-batch-records=25", "--progress=off")
+    for fraction in (3, 3 / 2):
+        process = _start(lakes["d"], topic, bootstrap_servers, log, *extra)
+        try:
+            _wait_for(lakes["d"], int(len(values) / fraction))
+        finally:
+            kill_group(process)
+    process = _start(lakes["d"], topic, bootstrap_servers, log, *extra)
+    try:
+        _wait_for(lakes["d"], len(values))
+        _drain(process)
+    finally:
+        kill_group(process)
+
+    # (e) bounded beside two CPU hogs on this two-core machine
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        wirestream("run", *run_args(lakes["e"], topic, bootstrap_servers), model, group("e"), "--until-caught-up")
+    finally:
+        for hog in hogs:
+            hog.kill()
+
+    decisions = {name: _decisions(lake) for name, lake in lakes.items()}
+    assert len(decisions["a"]) == len(values)
+    kinds = [decision[0] for decision in decisions["a"].values()]
+    assert kinds.count("duplicate") > 100 and kinds.count("article") > 100 and kinds.count("dead_letter") == 3
+    for name, found in decisions.items():
+        differing = sorted(key for key in decisions["a"] if found.get(key) != decisions["a"][key])
+        examples = [(key, decisions["a"][key], found.get(key)) for key in differing[:5]]
+        assert not differing, f"({name}) decides {len(differing)} records unlike (a), e.g. {examples}"
+    for name, lake in lakes.items():
+        _, doubled = query(str(lake), "SELECT article_id FROM articles GROUP BY 1 HAVING count(*) > 1")
+        assert doubled == [], (name, doubled[:5])
