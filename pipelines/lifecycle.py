@@ -263,11 +263,17 @@ class StopSignals:
         self._previous: dict[int, Any] = {}
 
     def install(self) -> StopSignals:
-        """Handle SIGINT and SIGTERM from now on (main thread only; elsewhere a no-op)."""
+        """Handle SIGINT and SIGTERM from now on (main thread only; elsewhere a no-op).
+
+        Called again once the job is submitted: Beam's job server puts its own SIGINT handler in
+        place when it starts (it stops the runner, then calls the handler it found), and an
+        interrupt must ask for a drain, not take the runner away from a job still writing.
+        """
         if threading.current_thread() is not threading.main_thread():
             return self
         for number in (signal.SIGINT, signal.SIGTERM):
-            self._previous[number] = signal.signal(number, self._handle)
+            previous = signal.signal(number, self._handle)
+            self._previous.setdefault(number, previous)
         return self
 
     def restore(self) -> None:
@@ -299,6 +305,8 @@ def wait_for_job(
     """
     from apache_beam.runners.portability.portable_runner import PipelineResult
 
+    if signals is not None:
+        signals.install()  # again: the job server replaced the SIGINT handler when it started
     if not isinstance(result, PipelineResult):
         return str(result.wait_until_finish())
     messages = _JobMessages(result)

@@ -324,8 +324,10 @@ class _StopFlag:
         self._checked_at = float("-inf")
         self._seen = False
         self._fs: Any = None
+        self._path = ""
 
     def requested(self) -> bool:
+        """Whether the stop file exists (looked for at most once per interval)."""
         if self._uri is None or self._seen:
             return self._seen
         now = time.monotonic()
