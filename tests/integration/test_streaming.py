@@ -1,8 +1,10 @@
-"""Streaming on Prism: records produced while the pipeline runs, a kill -9, a restart."""
+"""Streaming on Prism: records produced while the pipeline runs, a kill -9, a restart, a broker restart."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -10,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.produce import produce
+from pipelines.query import query
+from tests.conftest import KAFKA_SCRIPT
 from tests.integration.helpers import (
     assert_each_once,
     committed_offsets,
@@ -70,3 +74,39 @@ def test_streaming_run_survives_kill_and_restart(bootstrap_servers: str, prism: 
     assert not (lake / STAGING).exists() or not any((lake / STAGING).iterdir())
     # Offsets reach the group only after the lake holds their batch, and then all of them do.
     assert committed_offsets(bootstrap_servers, topic) == ends
+
+
+def test_a_streaming_run_rides_out_a_broker_restart_and_a_kill(
+    bootstrap_servers: str, prism: Path, tmp_path: Path
+) -> None:
+    topic = f"stream-{uuid.uuid4().hex[:10]}"
+    lake = tmp_path / "lake"
+    log = tmp_path / "pipeline.log"
+    expected: set[tuple[str, int, int]] = set()
+
+    def send(values: list[bytes]) -> None:
+        for partition, offset in produce(values, bootstrap_servers, topic, partitions=3):
+            expected.add((topic, partition, offset))
+
+    send(_wave("a", 30))
+    pipeline = start_streaming(lake, topic, bootstrap_servers, log)
+    try:
+        wait_until_accounted(lake, expected)
+        subprocess.run([str(KAFKA_SCRIPT), "down"], check=True)  # while the run streams on
+        time.sleep(3)
+        subprocess.run([str(KAFKA_SCRIPT), "up"], check=True)
+        send(_wave("b", 30))
+        wait_until_accounted(lake, expected)
+        send(_wave("c", 30))
+        time.sleep(1.5)
+        kill_group(pipeline)  # kill -9, likely with batches of wave c in flight
+        pipeline = start_streaming(lake, topic, bootstrap_servers, log)
+        send(_wave("d", 30))
+        wait_until_accounted(lake, expected)
+        pipeline.send_signal(signal.SIGTERM)
+        assert pipeline.wait(timeout=120) == 0
+    finally:
+        kill_group(pipeline)
+    assert_each_once(lake, expected)
+    _, doubled = query(str(lake), "SELECT article_id FROM articles GROUP BY 1 HAVING count(*) > 1")
+    assert doubled == []
