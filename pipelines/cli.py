@@ -107,6 +107,7 @@ def _config_parsers() -> dict[str, argparse.ArgumentParser]:
 def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str]) -> str:
     from pipelines.ingest import lake_files
     from pipelines.query import connect, format_table
+    from schemas import arrow
     from transforms.io.lake import Lake
 
     lake = Lake(lake_uri)
@@ -148,8 +149,20 @@ def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str
             [by_table["entities"]],
         ).fetchall()
         lines.append("  top entities: " + ", ".join(f"{text} ({label}) ×{count}" for text, label, count in top))
+    if by_table.get(arrow.RECORD_LOG_TABLE):
+        latency = connection.execute(
+            "SELECT quantile_cont(ms, 0.5), quantile_cont(ms, 0.95), max(ms) FROM ("
+            " SELECT epoch_ms(committed_at) - epoch_ms(event_time) AS ms FROM read_parquet(?)"
+            " WHERE event_time IS NOT NULL)",
+            [by_table[arrow.RECORD_LOG_TABLE]],
+        ).fetchone()
+        if latency and latency[0] is not None:
+            p50, p95, most = (value / 1000 for value in latency)
+            lines.append(
+                f"  latency (Kafka timestamp to lake commit): p50 {p50:.1f} s, p95 {p95:.1f} s, max {most:.1f} s"
+            )
     lines.append(f"  quality reports:    {lake.path('_quality', 'docs', 'index.html')}")
-    partitions = sorted({relative.rsplit("/", 1)[0] for relative in new_files})
+    partitions = sorted({relative.rsplit("/", 1)[0] for relative in new_files if not relative.startswith("_")})
     lines.append(f"  partitions written ({len(partitions)}):")
     lines.extend(f"    {lake.path(partition)}" for partition in partitions)
     cursor = connection.execute(EXAMPLE_QUERY)

@@ -89,11 +89,11 @@ def dedup_config(options: IngestOptions) -> DedupConfig:
 def seed_folders(lake: Lake, now: dt.datetime, ttl_seconds: float) -> list[str]:
     """The lake folders whose articles deduplication must remember: ingested within the TTL before ``now``.
 
-    ``_dedup/`` folders (every article a run decided, with its ticket), and ``articles/`` folders
-    of hours that have none (written before the lake kept ``_dedup/``).
+    ``_records/`` folders (every article a run decided, with its ticket), and ``articles/``
+    folders of hours that have none (written before the lake kept ``_records/``).
     """
     since = now - dt.timedelta(seconds=ttl_seconds)
-    remembered = {folder: end for folder, end in partition_folders(lake, arrow.DEDUP_MEMORY_TABLE) if end > since}
+    remembered = {folder: end for folder, end in partition_folders(lake, arrow.RECORD_LOG_TABLE) if end > since}
     hours = {folder.split("/", 1)[1] for folder in remembered}
     legacy = [
         folder
@@ -261,11 +261,11 @@ def _runner_used(result: object) -> str:
 
 
 def lake_files(lake: Lake) -> frozenset[str]:
-    """Every committed data file of the lake, as paths relative to its root."""
+    """Every committed data file of the lake (tables and record log), as paths relative to its root."""
     prefix = lake.root.rstrip("/") + "/"
     return frozenset(
         info.path[len(prefix) :]
-        for table in arrow.TABLES
+        for table in arrow.STORED_TABLES
         for info in lake.list(lake.path(table), recursive=True)
         if info.path.endswith(".parquet")
     )

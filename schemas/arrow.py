@@ -99,19 +99,23 @@ for consumed Kafka records (each record lands in exactly one of them)."""
 
 ACCOUNTING_TABLES = ("articles", "duplicates", "quarantine", "dead_letters")
 
-DEDUP_MEMORY_TABLE = "_dedup"
-DEDUP_MEMORY = pa.schema(
+RECORD_LOG_TABLE = "_records"
+RECORD_LOG = pa.schema(
     [
-        pa.field("article_id", pa.string(), nullable=False),
+        *KAFKA_COLUMNS,
         pa.field("event_time", TIMESTAMP),
         pa.field("ingested_at", TIMESTAMP, nullable=False),
-        pa.field("dedup_memory", pa.binary(), nullable=False),
-        *KAFKA_COLUMNS,
+        pa.field("committed_at", TIMESTAMP, nullable=False),
+        pa.field("article_id", pa.string()),
+        pa.field("dedup_memory", pa.binary()),
     ]
 )
-"""``_dedup/``: what deduplication remembers of every article it saw (its ticket and index keys,
-opaque bytes), committed with the batch, so a later run recalls the articles it decided (kept,
-duplicates and quarantined alike) exactly as the run that decided them. Not a table for readers."""
+"""``_records/``: one row per consumed record, committed with its batch: its event time (the Kafka
+timestamp as the source orders it), when it was read and when its batch was committed (so
+``committed_at - event_time`` is its end-to-end latency), and, for every article deduplication
+saw (kept, duplicate or quarantined), what it remembers of it (ticket and index keys, opaque
+bytes) so a later run recalls it exactly as the run that decided it. The pipeline's own log, not a
+table for readers (``wirestream query`` does not show it)."""
 
-STORED_TABLES: dict[str, pa.Schema] = {**TABLES, DEDUP_MEMORY_TABLE: DEDUP_MEMORY}
-"""Everything a batch commit writes: the tables and the deduplication memory."""
+STORED_TABLES: dict[str, pa.Schema] = {**TABLES, RECORD_LOG_TABLE: RECORD_LOG}
+"""Everything a batch commit writes: the tables and the record log."""

@@ -93,7 +93,7 @@ class Article:
     event_us: int = -1
     """Its record's event time in µs (deduplication's "earliest copy"); -1 when not known."""
     dedup_memory: bytes = b""
-    """What deduplication remembers of it for later runs (opaque here; written to ``_dedup/``)."""
+    """What deduplication remembers of it for later runs (opaque here; written to ``_records/``)."""
 
     def evolve(self, **changes: object) -> Article:
         """A copy with some fields changed (records are immutable)."""
@@ -115,6 +115,8 @@ class DeadLetter:
     kafka_partition: int
     kafka_offset: int
     batch: SourceBatch
+    event_us: int = -1
+    """Its record's event time in µs (see :class:`KafkaRecord`); -1 when not known."""
 
     def evolve(self, **changes: object) -> DeadLetter:
         """A copy with some fields changed (records are immutable)."""
@@ -135,6 +137,7 @@ class DeadLetter:
             kafka_partition=record.partition,
             kafka_offset=record.offset,
             batch=record.batch,
+            event_us=record.event_us,
         )
 
     @classmethod
@@ -152,6 +155,7 @@ class DeadLetter:
             kafka_partition=article.kafka_partition,
             kafka_offset=article.kafka_offset,
             batch=article.batch,
+            event_us=article.event_us,
         )
 
 

@@ -51,7 +51,7 @@ Invariants (each holds on any Beam runner: they rest on the model's watermark, n
       TTLs as it grows. State per article is measured by ``benchmarks/dedup.py``.
     * Restart-safe: runner state does not outlive a run here, so it is rebuilt from the lake at
       start. Every article a batch brought to this stage (kept, duplicate or later quarantined)
-      is committed with that batch into ``_dedup/`` as its ticket and keys; a new run reads them
+      is committed with that batch into ``_records/`` as its ticket and keys; a new run reads them
       back within the TTL as *seeds*. A seed keeps its place in :func:`order` and is never decided
       again, so a record read again after a ``kill -9`` meets exactly the articles it would have
       met had the run gone on, and gets the same decision.
@@ -390,9 +390,9 @@ class _ApplyDecisionsFn(beam.DoFn):
 class _SeedTicketsFn(beam.DoFn):
     """Reads one lake partition folder and makes seed tickets of the articles a previous run decided.
 
-    A ``_dedup/`` folder holds every article deduplication saw (kept, duplicate, quarantined) with
+    A ``_records/`` folder holds every article deduplication saw (kept, duplicate, quarantined) with
     its ticket and keys, as that run computed them. An ``articles/`` folder is read only for hours
-    that have no ``_dedup/`` folder (a lake written before it existed): its kept articles are
+    that have no ``_records/`` folder (a lake written before it existed): its kept articles are
     fingerprinted again, ordered at their ingestion time.
     """
 
@@ -408,7 +408,7 @@ class _SeedTicketsFn(beam.DoFn):
         for info in lake.list(lake.path(folder)):
             if not info.path.endswith(".parquet"):
                 continue
-            if folder.startswith(f"{arrow.DEDUP_MEMORY_TABLE}/"):
+            if folder.startswith(f"{arrow.RECORD_LOG_TABLE}/"):
                 seeds = self._remembered(lake, info.path)
             else:
                 seeds = self._refingerprinted(lake, info.path)
@@ -424,7 +424,7 @@ class _SeedTicketsFn(beam.DoFn):
         return [
             decode_memory(row["dedup_memory"])
             for row in table.to_pylist()
-            if int(row["ingested_at"].timestamp() * 1_000_000) >= self._since_us
+            if row["dedup_memory"] and int(row["ingested_at"].timestamp() * 1_000_000) >= self._since_us
         ]
 
     def _refingerprinted(self, lake: Any, path: str) -> list[Ticket]:
@@ -462,8 +462,8 @@ class _SeedTicketsFn(beam.DoFn):
 class LakeSeeds(beam.PTransform):
     """``PBegin`` → the seed messages of the articles the lake decided within the TTL before ``now_us``.
 
-    ``folders``: ``_dedup/`` partition folders (and ``articles/`` ones of hours without
-    ``_dedup/``); the TTL is counted on ``ingested_at``; one folder per element, read in parallel.
+    ``folders``: ``_records/`` partition folders (and ``articles/`` ones of hours without
+    ``_records/``); the TTL is counted on ``ingested_at``; one folder per element, read in parallel.
     """
 
     def __init__(self, lake_uri: str, folders: Sequence[str], config: DedupConfig, now_us: int) -> None:

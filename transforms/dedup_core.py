@@ -13,7 +13,7 @@ The rule
     ``rows`` MinHash values each. Articles are totally ordered by :func:`order`: by event time,
     then by a tie-break drawn from the content (a hash of the canonical URL and the content
     hash), then by record id (topic, partition and offset); articles a previous run decided
-    ("seeds", remembered in the lake's ``_dedup/``) take their place in the same order, and are
+    ("seeds", remembered in the lake's ``_records/``) take their place in the same order, and are
     never decided again. The order is a function of the records alone: never of batch size, of which worker
     saw what first, or of when a record was read. An article is a duplicate of the *earliest*
     article before it, within ``ttl_seconds`` of event time, that
@@ -372,7 +372,7 @@ _KEYS_HEAD = struct.Struct("<IH")
 
 
 def encode_memory(ticket: Ticket) -> bytes:
-    """A ticket with its index keys, as the lake remembers it for later runs (``_dedup/``)."""
+    """A ticket with its index keys, as the lake remembers it for later runs (``_records/``)."""
     encoded = encode_ticket(ticket)
     keys = b"".join(bytes([len(key)]) + key for key in ticket.keys)
     return _KEYS_HEAD.pack(len(encoded), len(ticket.keys)) + encoded + keys

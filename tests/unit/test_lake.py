@@ -214,6 +214,8 @@ def test_compaction_merges_contiguous_files_and_keeps_the_accounting(tmp_path) -
     before = (_offsets(tmp_path), covered_ranges(lake))
     merged = compact(lake)
     assert sorted(merged) == [
+        ("_records/dt=2026-11-24/hour=09/news+0+0000000000000000000+0000000000000000012.parquet", 4),
+        ("_records/dt=2026-11-24/hour=09/news+1+0000000000000000000+0000000000000000012.parquet", 4),
         ("articles/dt=2026-11-24/hour=09/news+0+0000000000000000000+0000000000000000012.parquet", 3),
         ("articles/dt=2026-11-24/hour=09/news+1+0000000000000000000+0000000000000000012.parquet", 3),
         ("dead_letters/dt=2026-11-24/hour=09/news+0+0000000000000000000+0000000000000000012.parquet", 4),
@@ -295,7 +297,8 @@ def test_readers_never_see_a_folder_half_compacted(tmp_path) -> None:
     finally:
         done.set()
         reader.join()
-    assert len(merged) == 6 * 3  # articles, entities, dead letters in each of 6 folders
+    tables = [relative for relative, _ in merged if not relative.startswith("_records/")]
+    assert len(tables) == 6 * 3  # articles, entities, dead letters in each of 6 folders
     assert results, "the reader never got an answer"
     assert set(results) == {(articles, articles)}, "a reader saw rows twice or missed some"
     assert all("No such file" in e or "not found" in e.lower() for e in errors), errors
@@ -368,3 +371,21 @@ def test_origins_are_recorded_once_and_read_back(tmp_path) -> None:
     record_origins(lake, {("t", 0): 99})  # never moved once recorded
     assert read_origins(lake) == {("t", 0): 7, ("t", 1): 40}
     assert not [p for p in (tmp_path / "_origins").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_every_record_leaves_its_event_time_commit_time_and_dedup_memory_in_the_record_log(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    batch = SourceBatch("news", 0, 0, 3, 3)
+    article = _article(0, batch).evolve(event_us=1_764_000_000_000_000, dedup_memory=b"ticket")
+    copy = Duplicate(_article(1, batch).evolve(event_us=1_764_000_001_000_000, dedup_memory=b"copy"), "a0", 1.0, "exact")
+    commit_batch(lake, batch, [article, copy, _dead(2, batch)])
+    rows = pq.read_table(next((tmp_path / "_records").rglob("*.parquet"))).to_pylist()
+    assert [(r["kafka_offset"], r["article_id"], r["dedup_memory"]) for r in rows] == [
+        (0, article.article_id, b"ticket"),
+        (1, copy.article.article_id, b"copy"),
+        (2, None, None),
+    ]
+    assert rows[0]["event_time"] == dt.datetime(2025, 11, 24, 16, 0, tzinfo=dt.UTC)
+    assert rows[2]["event_time"] is None  # the dead letter's record time was not known here
+    assert len({r["committed_at"] for r in rows}) == 1
+    assert covered_ranges(lake) == {("news", 0): [(0, 3)]}  # the log is not part of the accounting

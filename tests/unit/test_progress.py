@@ -150,3 +150,35 @@ def test_terminal_display_is_redrawn_in_place_and_below_a_log_line(tmp_path: Pat
     assert after.startswith("wirestream run")  # and drawn afresh below it
     assert "wirestream run finished" in after.splitlines()[-3]
     assert monitor._erase_before_log not in handler.filters
+
+
+def test_latency_percentiles_come_from_a_fixed_size_histogram_within_five_percent() -> None:
+    import numpy as np
+
+    from pipelines.progress import LatencyHistogram
+
+    histogram = LatencyHistogram()
+    assert histogram.summary() is None
+    rng = np.random.default_rng(7)
+    values = rng.lognormal(mean=7, sigma=1, size=20_000)  # about 1 s, with a long tail
+    for chunk in np.array_split(values, 40):
+        histogram.add(chunk)
+    histogram.add(np.array([-20.0]))  # a producer clock ahead of ours: counted as 0 ms
+    found = histogram.summary()
+    assert found is not None and found.records == 20_001
+    for got, quantile in ((found.p50_ms, 0.5), (found.p95_ms, 0.95)):
+        expected = float(np.quantile(np.append(values, 0.0), quantile))
+        assert expected <= got <= expected * 1.05 + 1
+    assert found.max_ms == values.max()
+
+
+def test_the_progress_line_shows_latency_once_known() -> None:
+    import datetime as dt
+
+    from pipelines.progress import Latency, Snapshot, format_log_line, format_terminal_lines
+
+    snapshot = Snapshot(10.0, {"articles": 3}, {("t", 0): 0}, Latency(1200.0, 3400.0, 5000.0, 3))
+    line = format_log_line(snapshot, None, dt.datetime(2026, 12, 2, tzinfo=dt.UTC))
+    assert "latency_p50_ms=1200 latency_p95_ms=3400 latency_max_ms=5000" in line
+    assert "  latency (record to lake): p50 1.2 s  p95 3.4 s  max 5.0 s" in format_terminal_lines(snapshot, None)
+    assert "latency" not in format_log_line(Snapshot(10.0, {}, {}), None, dt.datetime(2026, 12, 2, tzinfo=dt.UTC))

@@ -248,33 +248,33 @@ def _partition_of(outcome: Outcome, partition_by: str) -> str:
     return partition_path(outcome.ingested_at)
 
 
-def _memory_row(article: Article) -> dict[str, Any]:
-    event_time = dt.datetime.fromtimestamp(article.event_us / 1e6, dt.UTC) if article.event_us >= 0 else None
+def _log_row(outcome: Outcome, committed_at: dt.datetime) -> dict[str, Any]:
+    seen = outcome.article if isinstance(outcome, Duplicate | Quarantined) else outcome
     return {
-        "article_id": article.article_id,
-        "event_time": event_time,
-        "ingested_at": article.ingested_at,
-        "dedup_memory": article.dedup_memory,
-        "kafka_topic": article.kafka_topic,
-        "kafka_partition": article.kafka_partition,
-        "kafka_offset": article.kafka_offset,
+        "kafka_topic": seen.kafka_topic,
+        "kafka_partition": seen.kafka_partition,
+        "kafka_offset": seen.kafka_offset,
+        "event_time": dt.datetime.fromtimestamp(seen.event_us / 1e6, dt.UTC) if seen.event_us >= 0 else None,
+        "ingested_at": outcome.ingested_at,
+        "committed_at": committed_at,
+        "article_id": seen.article_id if isinstance(seen, Article) else None,
+        "dedup_memory": seen.dedup_memory or None if isinstance(seen, Article) else None,
     }
 
 
 def rows_by_file(
-    outcomes: Iterable[Outcome], partition_by: str = "ingestion_time"
+    outcomes: Iterable[Outcome], partition_by: str = "ingestion_time", committed_at: dt.datetime | None = None
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Rows grouped by ``(table, dt=/hour= partition)``, in offset order.
 
-    Every article deduplication saw (kept, duplicate or quarantined) also leaves its memory in
-    ``_dedup`` (by ingestion time), committed with the batch.
+    Every record also gets its row in the record log ``_records`` (by ingestion time), stamped
+    ``committed_at`` (default: now), committed with the batch.
     """
+    committed_at = committed_at or utc_now()
     files: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for outcome in sorted(outcomes, key=lambda o: o.kafka_offset):
         partition = _partition_of(outcome, partition_by)
-        seen = outcome if isinstance(outcome, Article) else getattr(outcome, "article", None)
-        if isinstance(seen, Article) and seen.dedup_memory:
-            files[(arrow.DEDUP_MEMORY_TABLE, partition_path(seen.ingested_at))].append(_memory_row(seen))
+        files[(arrow.RECORD_LOG_TABLE, partition_path(outcome.ingested_at))].append(_log_row(outcome, committed_at))
         if isinstance(outcome, Article):
             files[("articles", partition)].append(article_row(outcome))
             files[("entities", partition)].extend(_entity_rows(outcome))
