@@ -421,6 +421,51 @@ def quality_over_time(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Sect
     return section
 
 
+def latency(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Section:
+    """End-to-end latency per hour of commit, from the record log."""
+    section = Section(
+        "latency",
+        "End-to-end latency",
+        "Time from each record's Kafka timestamp (its event time) to the commit of its batch in the "
+        "lake, per hour of commit (UTC), from the pipeline's record log (`_records/`). A backlog read "
+        "long after it was produced shows here as high latency, as it should.",
+    )
+    files = [
+        info.path
+        for info in lake.list(lake.path(arrow.RECORD_LOG_TABLE), recursive=True)
+        if info.path.endswith(".parquet")
+    ]
+    if not files:
+        section.no_data = "No data: the lake has no record log (`_records/`) yet."
+        return section
+    source = f"'{lake.uri.rstrip('/')}/{arrow.RECORD_LOG_TABLE}/*/*/*.parquet'" if "://" in lake.uri else "?"
+    parameters = [] if "://" in lake.uri else [files]
+    rows = _rows(
+        connection,
+        "SELECT strftime(date_trunc('hour', committed_at AT TIME ZONE 'UTC'), '%Y-%m-%d %H:00') AS hour,"
+        " count(*), round(quantile_cont(ms, 0.5) / 1000, 2), round(quantile_cont(ms, 0.95) / 1000, 2),"
+        " round(max(ms) / 1000, 2) FROM (SELECT committed_at, epoch_ms(committed_at) - epoch_ms(event_time) AS ms"
+        f" FROM read_parquet({source}, hive_partitioning = false) WHERE event_time IS NOT NULL)"
+        " GROUP BY 1 ORDER BY 1",
+        parameters,
+    )
+    if not rows:
+        section.no_data = "No data: no committed record has a known event time."
+        return section
+    section.charts.append(
+        Chart(
+            "Latency per hour of commit (s)",
+            [hour for hour, *_ in rows],
+            {"p50": [p50 for _, _, p50, _, _ in rows], "p95": [p95 for _, _, _, p95, _ in rows]},
+            horizontal=False,
+            y_label="seconds",
+            legend=True,
+        )
+    )
+    section.tables.append(("Latency per hour of commit", ["hour (UTC)", "records", "p50 s", "p95 s", "max s"], rows))
+    return section
+
+
 def build_sections(lake_uri: str) -> list[Section]:
     """Every section of the report, computed over the lake."""
     from pipelines.query import connect
@@ -437,6 +482,7 @@ def build_sections(lake_uri: str) -> list[Section]:
             quarantine_reasons(connection, present),
             dead_letter_reasons(connection, present),
             language_mix(connection, present),
+            latency(connection, lake),
             quality_over_time(connection, lake),
         ]
     finally:

@@ -24,6 +24,7 @@ SECTIONS = [
     "Quarantine reasons",
     "Dead-letter reasons",
     "Language mix",
+    "End-to-end latency",
     "Quality results over time",
 ]
 
@@ -67,6 +68,7 @@ def test_every_section_is_there_with_a_chart_where_the_lake_has_data(dom: str) -
         "quarantine",
         "dead-letters",
         "languages",
+        "latency",
         "quality",
     ):
         section = _section(dom, key)
@@ -107,6 +109,13 @@ def test_dead_letters_quarantine_duplicates_and_quality_match_the_lake(dom: str,
     assert _row(1, 8, "12.5%", 0, 1) in duplicates  # 5 kept + 2 quarantined + 1 near copy
     assert f"<td>{event_time_lake['run']}</td>" in _section(dom, "quality")
     assert _row("fr", 0, 1) in _section(dom, "languages")
+    _, latency = query(
+        lake,
+        "SELECT count(*), round(max(epoch_ms(committed_at) - epoch_ms(event_time)) / 1000, 2)"
+        f" FROM read_parquet('{lake}/_records/*/*/*.parquet', hive_partitioning = false)",
+    )
+    assert f'<td class="number">{latency[0][0]}</td>' in _section(dom, "latency")
+    assert f"{latency[0][1]}</td>" in _section(dom, "latency")
 
 
 class _Links(HTMLParser):
@@ -141,6 +150,7 @@ def test_a_partial_or_empty_lake_gets_no_data_sections_not_empty_charts(event_ti
         assert f"No data: the lake has no <code>{table}</code> table yet" in section
         assert "<svg" not in section
     assert "No data: the lake has no quality results" in _section(page, "quality")
+    assert "No data: the lake has no record log" in _section(page, "latency")
     assert "<svg" in _section(page, "top-entities") and "<svg" in _section(page, "articles-per-hour")
     empty = tmp_path / "empty"
     empty.mkdir()
