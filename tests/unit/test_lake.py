@@ -377,7 +377,9 @@ def test_every_record_leaves_its_event_time_commit_time_and_dedup_memory_in_the_
     lake = Lake(str(tmp_path))
     batch = SourceBatch("news", 0, 0, 3, 3)
     article = _article(0, batch).evolve(event_us=1_764_000_000_000_000, dedup_memory=b"ticket")
-    copy = Duplicate(_article(1, batch).evolve(event_us=1_764_000_001_000_000, dedup_memory=b"copy"), "a0", 1.0, "exact")
+    copy = Duplicate(
+        _article(1, batch).evolve(event_us=1_764_000_001_000_000, dedup_memory=b"copy"), "a0", 1.0, "exact"
+    )
     commit_batch(lake, batch, [article, copy, _dead(2, batch)])
     rows = pq.read_table(next((tmp_path / "_records").rglob("*.parquet"))).to_pylist()
     assert [(r["kafka_offset"], r["article_id"], r["dedup_memory"]) for r in rows] == [
