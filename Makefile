@@ -8,7 +8,7 @@ TOPIC ?= articles
 export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv prism flink kafka-jars chromium kafka-up kafka-down kafka-status run test lint unit beam integration bench clean
+.PHONY: setup venv prism flink kafka-jars chromium kafka-up kafka-down kafka-status run test lint unit beam integration bench soak clean
 
 setup: venv prism kafka-jars ## everything: Python env, Prism runner, Kafka jars
 
@@ -69,6 +69,10 @@ bench: setup ## cleaning quality and speed, dedup vs datasketch, NER throughput 
 	$(BIN)/python -m benchmarks.entities
 	$(BIN)/python -m benchmarks.entity_quality
 	$(BIN)/python -m benchmarks.quality
+
+soak: setup ## stream for 20 min at 2 records/s with kill -9s and a broker restart: lost, doubled, latency, memory (SOAK_ARGS=...)
+	infra/kafka/kafka.sh up
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build lake .pytest_cache .mypy_cache .ruff_cache
