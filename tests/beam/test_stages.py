@@ -216,3 +216,46 @@ def test_split_and_join_lanes_fill_each_position_once() -> None:
     with pytest.raises(RuntimeError, match="expected 0..1"):
         join_parts([parts[0]], 2)
     assert isinstance(join_parts(split_batch(batch, 1), 1), OutcomeBatch)
+
+
+def test_in_a_streaming_run_a_marker_appears_once_the_watermark_passes_the_hour(prism, tmp_path) -> None:
+    """On Prism, streaming: the marker is written while the stream still runs, not at its end.
+
+    Probes read the lake from inside the stream: one before the watermark reaches the end of the
+    hour (no marker yet), one after (the marker is there), and the stream goes on after both.
+    """
+    import datetime as dt
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.test_stream import TestStream
+    from apache_beam.transforms.window import TimestampedValue
+
+    from transforms.io.lake import BatchReport, MarkComplete
+
+    folder = "articles/dt=2026-11-24/hour=09"
+    (tmp_path / folder).mkdir(parents=True)
+    end = int(dt.datetime(2026, 11, 24, 10, tzinfo=dt.UTC).timestamp())
+    report = BatchReport(SourceBatch("news", 0, 0, 1, 1), (("articles", 1),), True, (folder,))
+    stream = (
+        TestStream()
+        .advance_watermark_to(end - 1800)
+        .add_elements([TimestampedValue(report, end - 1800)])
+        .advance_watermark_to(end - 1)
+        .add_elements([TimestampedValue("before", end - 1)])
+        .advance_watermark_to(end + 5)
+        .advance_processing_time(5)
+        .add_elements([TimestampedValue("after", end + 5)])
+        .advance_watermark_to(end + 1800)
+        .add_elements([TimestampedValue("later", end + 1800)])
+    )
+
+    def look(probe: str) -> tuple[str, bool]:
+        return probe, (tmp_path / folder / "_SUCCESS").exists()
+
+    options = PipelineOptions(["--streaming", f"--prism_location={prism}"])
+    with BeamTestPipeline(runner="PrismRunner", options=options, blocking=True) as p:
+        events = p | stream
+        reports = events | "Reports" >> beam.Filter(lambda e: isinstance(e, BatchReport))
+        _ = reports | MarkComplete(str(tmp_path))
+        probes = events | "Probes" >> beam.Filter(lambda e: isinstance(e, str)) | beam.Map(look)
+        assert_that(probes, equal_to([("before", False), ("after", True), ("later", True)]))
