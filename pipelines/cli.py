@@ -192,6 +192,7 @@ def _run(argv: Sequence[str]) -> int:
     lake = PipelineOptions(args).view_as(IngestOptions).lake
     from pipelines.lifecycle import LakeBusyError, StopSignals
     from transforms.io.kafka import KafkaUnreachableError
+    from transforms.io.lake import LakeUnwritableError
 
     signals = StopSignals().install()
     try:
@@ -199,6 +200,9 @@ def _run(argv: Sequence[str]) -> int:
     except (KafkaSecurityError, KafkaUnreachableError, LakeBusyError) as error:
         print(f"wirestream run: {error}", file=sys.stderr)
         return 2
+    except LakeUnwritableError as error:
+        print(f"wirestream run: {error}", file=sys.stderr)
+        return 1
     finally:
         signals.restore()
     if result.aborted:

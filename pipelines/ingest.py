@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from transforms.io.kafka import (
 )
 from transforms.io.lake import (
     Lake,
+    LakeUnwritableError,
     MarkComplete,
     WriteLake,
     covered_ranges,
@@ -284,6 +286,28 @@ def progress_monitor(
     return ProgressMonitor(lake, files_before, consumer_config(options), plans, mode, interval).start()
 
 
+def take_lease(lease: LakeLease, lake: Lake, heartbeat: bool, retry_seconds: float) -> None:
+    """Take the lake's lease; while the lake refuses the write, retry as the sink does, then fail.
+
+    Raises :class:`~pipelines.lifecycle.LakeBusyError` at once when another run holds the lake,
+    and :class:`~transforms.io.lake.LakeUnwritableError` after ``retry_seconds`` of refused writes.
+    """
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.5
+    while True:
+        try:
+            lease.acquire(heartbeat=heartbeat)
+            return
+        except OSError as error:
+            if time.monotonic() + delay > deadline:
+                raise LakeUnwritableError(
+                    f"cannot write the lake's lease at {lease.path} after {retry_seconds:.0f} s: {error}"
+                ) from error
+            _LOG.error("cannot write the lake's lease at %s (%s); retrying in %.1f s", lease.path, error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 def prism_settings(options: PipelineOptions) -> None:
     """Prism's dynamic SDF splitting off: its split residuals lose their watermark.
 
@@ -316,7 +340,7 @@ def run(argv: Sequence[str], signals: StopSignals | None = None) -> RunResult:
     requested = options.view_as(StandardOptions).runner or "DirectRunner"
     detached = requested == "DataflowRunner" and not ingest.until_caught_up
     lease = LakeLease(lake.fs, lake.root)
-    lease.acquire(heartbeat=not detached)
+    take_lease(lease, lake, heartbeat=not detached, retry_seconds=ingest.lake_retry_seconds)
     try:
         result = _run_holding_lease(options, lake, lease, signals)
     except BaseException:

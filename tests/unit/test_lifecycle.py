@@ -104,6 +104,7 @@ def test_the_sources_see_a_stop_request_and_the_lease_release_removes_it(tmp_pat
 
 
 def test_the_first_signal_asks_for_a_drain_and_a_second_interrupt_for_an_abort() -> None:
+    before = signal.getsignal(signal.SIGINT)
     signals = StopSignals().install()
     try:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -114,4 +115,4 @@ def test_the_first_signal_asks_for_a_drain_and_a_second_interrupt_for_an_abort()
         assert signals.abort.is_set()
     finally:
         signals.restore()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
