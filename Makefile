@@ -60,7 +60,7 @@ integration: setup chromium
 	$(BIN)/pytest -q tests/integration
 
 test: setup chromium lint ## lint, then unit, Beam and integration tests (real broker, Prism)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=12 tests
 
 bench: setup ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost
 	$(BIN)/python -m benchmarks.validators

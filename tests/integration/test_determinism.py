@@ -123,20 +123,26 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
     finally:
         kill_group(streaming)
 
-    # (a), (b) bounded, with two batch sizes
-    wirestream("run", *run_args(lakes["a"], topic, bootstrap_servers), model, group("a"), "--until-caught-up")
-    wirestream(
-        "run",
-        *run_args(lakes["b"], topic, bootstrap_servers),
-        model,
-        group("b"),
-        "--until-caught-up",
-        "--max-batch-records=17",
-    )
+    # (a), (b) bounded, with two batch sizes, at the same time (each its own lake and group)
+    both = [
+        _start(lakes["a"], topic, bootstrap_servers, tmp_path / "a.log", model, group("a"), "--until-caught-up"),
+        _start(
+            lakes["b"],
+            topic,
+            bootstrap_servers,
+            tmp_path / "b.log",
+            model,
+            group("b"),
+            "--until-caught-up",
+            "--max-batch-records=41",
+        ),
+    ]
+    for process, name in zip(both, "ab", strict=True):
+        assert process.wait(timeout=600) == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
 
     # (d) streaming, killed twice and restarted
     log = tmp_path / "restarts.log"
-    extra = (model, group("d"), "--max-batch-records=25", "--progress=off")
+    extra = (model, group("d"), "--max-batch-records=50", "--progress=off")
     for fraction in (3, 3 / 2):
         process = _start(lakes["d"], topic, bootstrap_servers, log, *extra)
         try:
