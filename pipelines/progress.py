@@ -261,8 +261,11 @@ class _LakeCounter:
             try:
                 with self._lake.fs.open_input_file(self._lake.path(relative)) as handle:
                     if relative.startswith(f"{arrow.RECORD_LOG_TABLE}/"):
-                        self.latency.add(_latencies(pq.read_table(handle, columns=["event_time", "committed_at"])))
-                    self._counted[relative] = pq.read_metadata(handle).num_rows
+                        log = pq.read_table(handle, columns=["event_time", "committed_at"])
+                        self.latency.add(_latencies(log))
+                        self._counted[relative] = log.num_rows
+                    else:
+                        self._counted[relative] = pq.read_metadata(handle).num_rows
             except FileNotFoundError:  # merged away between listing and reading
                 continue
             self._known[found[0]].append((found[1], found[2], False))

@@ -37,8 +37,8 @@ Invariants (each holds on any Beam runner: they rest on the model's watermark, n
       the watermark passed ``e(B)``. Released when the watermark passes the batch's latest
       ``e``, a batch has every decision it will ever get. Pending elements and timers hold the
       watermark on every runner; bag state does not, and nothing here relies on it.
-    * Deterministic: :func:`~transforms.dedup_core.order` ranks articles by seed flag, event
-      time, a content tie-break and record coordinates, all read from the records; batch size,
+    * Deterministic: :func:`~transforms.dedup_core.order` ranks articles by event time, a
+      content tie-break and record coordinates, all read from the records; batch size,
       arrival, bundle order and workers change when a pair meets, never which article is kept.
     * State is the truth: a shard's in-memory copy is used only while it carries the token last
       written to the shard's state (each element writes a new one), so a copy left stale by a

@@ -428,9 +428,10 @@ class _ReadPartitionFn(beam.DoFn):
         emitted = 0
         floor = watermark.current_watermark()
         read_at = Timestamp.from_utc_datetime(ingested_at)
+        event_times = {message.offset: _event_time(message, read_at, floor) for message in claimed}
         for run in _batches(claimed, _SkipList(plan.skip)):
             batch = SourceBatch(plan.topic, plan.partition, run[0].offset, run[-1].offset + 1, len(run))
-            times = [_event_time(message, read_at, floor) for message in run]
+            times = [event_times[message.offset] for message in run]
             records = tuple(_record(m, batch, ingested_at, t) for m, t in zip(run, times, strict=True))
             # Stamped with its earliest record's time, so the batch holds the watermark at or below
             # every record it carries; never behind this partition's watermark, so it is never late.
@@ -444,8 +445,7 @@ class _ReadPartitionFn(beam.DoFn):
         if claimed:
             # Records of a skipped range (already in the lake) move the watermark as far as their
             # own times, never further: records after them may be stamped just as early.
-            newest = max(_event_time(message, read_at, floor) for message in claimed)
-            _advance(watermark, min(newest, now))
+            _advance(watermark, min(max(event_times.values()), now))
             tracker.defer_remainder(Duration(0))
             return
         if restriction.stop != UNBOUNDED and consumer.position(tp) >= restriction.stop:

@@ -248,13 +248,16 @@ def _partition_of(outcome: Outcome, partition_by: str) -> str:
     return partition_path(outcome.ingested_at)
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _log_row(outcome: Outcome, committed_at: dt.datetime) -> dict[str, Any]:
     seen = outcome.article if isinstance(outcome, Duplicate | Quarantined) else outcome
     return {
         "kafka_topic": seen.kafka_topic,
         "kafka_partition": seen.kafka_partition,
         "kafka_offset": seen.kafka_offset,
-        "event_time": dt.datetime.fromtimestamp(seen.event_us / 1e6, dt.UTC) if seen.event_us >= 0 else None,
+        "event_time": _EPOCH + dt.timedelta(microseconds=seen.event_us) if seen.event_us >= 0 else None,
         "ingested_at": outcome.ingested_at,
         "committed_at": committed_at,
         "article_id": seen.article_id if isinstance(seen, Article) else None,
