@@ -40,7 +40,7 @@ def _key(line: bytes) -> bytes | None:
     if isinstance(message, dict):
         key = message.get("id") or message.get("url")
         if isinstance(key, str):
-            return key.encode("utf-8")
+            return key.encode("utf-8", "backslashreplace")  # a lone surrogate ("\\udfff") has no UTF-8 form
     return None
 
 

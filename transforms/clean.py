@@ -2,15 +2,16 @@
 
 Pure rules (no Beam) plus a thin composite. Reasons it gives:
 
-``empty_body``    the body is empty or whitespace after normalisation
+``empty_body``    the body is empty after normalisation, or holds only whitespace and invisible
+                  characters (zero-width spaces, soft hyphens, BOMs, joiners, direction marks)
 ``html_no_text``  the HTML holds no main text (trafilatura found nothing)
 
 Order of work: HTML → main text, title, date and authors (trafilatura, one parse; the message's own
 fields win; a first line repeating the title is dropped; a standfirst the page shows but the
 extractor missed is put back); mojibake repair (ftfy, only where there can be something to
-repair); NFKC, control characters removed, whitespace collapsed with paragraphs kept; canonical
-URL; source from the registered domain; language; id; word count; content hash of the normalised
-text.
+repair); NFC (never NFKC: stored text says what the page said), control and invisible characters
+removed, whitespace collapsed with paragraphs kept; canonical URL; source from the registered
+domain; language; id; word count; content hash of the text's matching form (NFKC).
 
 Libraries, and why: trafilatura for HTML → main text (best-measured open extractor on news pages,
 pure Python; see ``benchmarks/cleaning.py``), ftfy for mojibake, courlan (trafilatura's own URL
@@ -53,6 +54,7 @@ __all__ = [
     "extract_html",
     "html_metadata",
     "join_split_body",
+    "matching_text",
     "normalise_text",
     "registered_domain",
     "repair_mojibake",
@@ -65,6 +67,8 @@ _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n+")
 _WORD = re.compile(r"\w+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b\u2060-\u2064\ufeff]")
+_VISIBLE = re.compile(r"[^\s\u200c\u200d\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _TRACKING_PARAMETER = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.I)
 
 
@@ -92,9 +96,16 @@ def repair_mojibake(text: str) -> str:
 
 
 def normalise_text(text: str) -> str:
-    """NFKC, no control characters, single spaces, paragraphs separated by one blank line."""
-    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub(" ", text)
+    """NFC, no control or invisible characters, single spaces, paragraphs separated by one blank line.
+
+    NFC, not NFKC: compatibility folding rewrites what the text says ("7¾" → "73⁄4", Arabic
+    presentation forms → base letters); it belongs only inside matching keys (:func:`matching_text`).
+    Invisible characters that carry no meaning in stored text are removed (soft hyphen, zero-width
+    space, word joiner, byte order mark); the zero-width joiner and non-joiner stay, since Persian,
+    Indic scripts and emoji sequences need them.
+    """
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _INVISIBLE.sub("", _CONTROL.sub(" ", text))
     paragraphs = (_INLINE_SPACE.sub(" ", part).strip() for part in _PARAGRAPH_BREAK.split(text))
     lines = ("\n".join(line.strip() for line in part.split("\n")) for part in paragraphs)
     return "\n\n".join(part for part in lines if part)
@@ -136,9 +147,19 @@ def detect_language(text: str) -> str:
     return str(language)
 
 
+def matching_text(text: str) -> str:
+    """The text as matching keys see it: NFKC (compatibility forms folded: "ﬁ" → "fi", "½" → "1⁄2")."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 def content_hash(text: str) -> str:
-    """A 128-bit hash of the normalised text, lower-case hex."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    """A 128-bit hash of the text's matching form (:func:`matching_text`), lower-case hex.
+
+    A matching key, not a checksum of the stored bytes: two copies that differ only in
+    compatibility forms (a ligature, a full-width digit) share it. Text stored before wirestream
+    kept NFC was NFKC already, so its hashes are what this gives for it.
+    """
+    return hashlib.blake2b(matching_text(text).encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _article_id(article: Article, canonical: str) -> str:
@@ -387,7 +408,7 @@ def clean_article(article: Article) -> Article | DeadLetter:
     else:
         raw_text = ""
     text = normalise_text(repair_mojibake(raw_text))
-    if not text:
+    if not _VISIBLE.search(text):
         return DeadLetter.for_article(article, STAGE, "empty_body", "body is empty after cleaning")
     canonical = canonical_url(article.url)
     return article.evolve(

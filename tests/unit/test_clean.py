@@ -30,7 +30,50 @@ def _article(**fields: object) -> Article:
 
 def test_normalise_text_keeps_paragraphs_and_collapses_space() -> None:
     raw = "  Ｆｕｌｌwidth  text\u00a0here.\r\n\r\n\r\nSecond\tparagraph\x00 ends.  \n"
-    assert normalise_text(raw) == "Fullwidth text here.\n\nSecond paragraph ends."
+    assert normalise_text(raw) == "Ｆｕｌｌwidth text here.\n\nSecond paragraph ends."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The rate rose to 7¾ per cent over 3½ years.",  # NFKC would write "73⁄4", "31⁄2"
+        "ﻻ إله إلا الله",  # an Arabic presentation form (lam-alef ligature), NFKC folds it
+        "The ﬁnal ² and ＡＢＣ stay as written.",
+        "Café, naïve, Ångström",
+    ],
+)
+def test_stored_text_is_nfc_never_nfkc(text: str) -> None:
+    import unicodedata
+
+    stored = normalise_text(text)
+    assert stored == unicodedata.normalize("NFC", text)
+    decomposed = unicodedata.normalize("NFD", text)
+    assert normalise_text(decomposed) == stored  # composed, whatever form it came in
+
+
+def test_content_hash_matches_compatibility_variants() -> None:
+    assert content_hash("The ﬁnal score was 3½.") == content_hash("The final score was 31⁄2.")
+    assert content_hash("Café") == content_hash("Cafe\u0301")
+    assert content_hash("Café") != content_hash("Cafe")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\u200b\u200b\u200b",
+        "\ufeff \u00ad\n\u2060",
+        "\u200e\u200f\u200d\u200c \u202e",
+        "\u00a0\u3000\u2028\u2029\t",
+    ],
+)
+def test_a_body_of_invisible_characters_is_an_empty_body(body: str) -> None:
+    outcome = clean_article(_article(url="https://news.example/x", body=body))
+    assert isinstance(outcome, DeadLetter) and outcome.reason == "empty_body"
+
+
+def test_invisible_characters_are_removed_but_joiners_kept() -> None:
+    text = normalise_text("\ufeffSoft\u00adhyphen and zero\u200bwidth; می\u200cخواهم; 👩\u200d💻")
+    assert text == "Softhyphen and zerowidth; می\u200cخواهم; 👩\u200d💻"
 
 
 def test_canonical_url_drops_tracking_and_fragment() -> None:

@@ -300,6 +300,34 @@ def _check_complete(batch: SourceBatch, outcomes: Sequence[Outcome]) -> None:
         raise ValueError(f"batch {batch.key}: an outcome lies outside its offset range")
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings replaced by U+FFFD (no UTF-8 form otherwise)."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {name: _encodable(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    return value
+
+
+def _arrow_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """The rows as a table of ``schema``; a string with no UTF-8 form is repaired, never a crash.
+
+    ParseArticle already rejects or repairs lone surrogates in every input field; this is the last
+    line, so that a rule that lets one through (a bug) costs a replacement character, not a stream
+    that stops on the same batch at every restart.
+    """
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except UnicodeEncodeError as error:
+        _LOG.warning("a %s row held a lone surrogate (%s); replaced with U+FFFD", schema.names[0], error.reason)
+        return pa.Table.from_pylist(_encodable(rows), schema=schema)
+
+
 @dataclass(frozen=True)
 class Written:
     """What a committed batch wrote: ``(table, dt=/hour= partition, rows)`` per file."""
@@ -333,7 +361,7 @@ def commit_batch(
     for (table, partition), rows in rows_by_file(outcomes, partition_by).items():
         relative = f"{table}/{partition}/{name}"
         lake.fs.create_dir(f"{staging}/{table}/{partition}", recursive=True)
-        lake.write_table(f"{staging}/{relative}", pa.Table.from_pylist(rows, schema=arrow.STORED_TABLES[table]))
+        lake.write_table(f"{staging}/{relative}", _arrow_table(rows, arrow.STORED_TABLES[table]))
         planned.append({"file": relative, "rows": len(rows)})
         written.append((table, partition, len(rows)))
     manifest = {
