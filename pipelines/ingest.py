@@ -20,7 +20,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
 from pipelines.lifecycle import LakeLease, StopSignals, request_stop, stop_path, wait_for_job
-from pipelines.options import IngestOptions, kafka_security, refuse_secret_options
+from pipelines.options import IngestOptions, kafka_security, refuse_secret_options, spacy_models
 from pipelines.progress import LOG_INTERVAL_S, TERMINAL_INTERVAL_S, ProgressMonitor, resolve_mode
 from schemas import arrow
 from schemas.records import utc_now
@@ -88,6 +88,14 @@ def dedup_config(options: IngestOptions) -> DedupConfig:
         raise SystemExit(f"deduplication settings: {error}") from error
 
 
+def entity_models(options: IngestOptions) -> tuple[tuple[str, str], ...]:
+    """``--spacy-model`` as ``(language, model)`` pairs; a malformed value stops the run, naming it."""
+    try:
+        return spacy_models(options.spacy_model)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
+
+
 def seed_folders(lake: Lake, now: dt.datetime, ttl_seconds: float) -> list[str]:
     """The lake folders whose articles deduplication must remember: ingested within the TTL before ``now``.
 
@@ -129,17 +137,17 @@ def build(
         | "ReadArticles" >> ReadArticles(plans, consumer, stop_uri)
         | "ParseArticles" >> ParseArticle(ParseConfig(options.max_record_bytes))
         | "CleanArticles" >> CleanArticle()
+        | "ValidateBatch" >> ValidateBatch(quality_config(options))
         | "Deduplicate" >> Deduplicate(dedup, seeds)
         | "ExtractEntities"
         >> ExtractEntities(
             EntityConfig(
-                model=options.spacy_model,
+                models=entity_models(options),
                 batch_size=options.ner_batch_size,
                 use_gpu=options.use_gpu,
                 workers=options.ner_workers,
             )
         )
-        | "ValidateBatch" >> ValidateBatch(quality_config(options))
         | "WriteLake" >> WriteLake(options.lake, consumer, options.partition_by, options.lake_retry_seconds)
     )
     if options.partition_by == "ingestion_time":

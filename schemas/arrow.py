@@ -33,6 +33,7 @@ ARTICLES = pa.schema(
         pa.field("canonical_url", pa.string()),
         pa.field("source", pa.string()),
         pa.field("title", pa.string()),
+        pa.field("site_name", pa.string()),
         pa.field("authors", pa.list_(pa.string())),
         pa.field("text", pa.string()),
         pa.field("language", pa.string()),
@@ -42,6 +43,8 @@ ARTICLES = pa.schema(
         pa.field("content_hash", pa.string()),
         pa.field("cluster_id", pa.string()),
         pa.field("entities", pa.list_(ENTITY_STRUCT)),
+        pa.field("ner_status", pa.string()),
+        pa.field("ner_model", pa.string()),
         *KAFKA_COLUMNS,
     ]
 )

@@ -94,6 +94,12 @@ class Article:
     """Its record's event time in µs (deduplication's "earliest copy"); -1 when not known."""
     dedup_memory: bytes = b""
     """What deduplication remembers of it for later runs (opaque here; written to ``_records/``)."""
+    site_name: str | None = None
+    """The outlet's name as its page or title gives it ("9to5Mac"), taken off the end of ``title``."""
+    ner_status: str | None = None
+    """``annotated``, ``no_model`` (no model for its language) or None (NER has not run on it)."""
+    ner_model: str | None = None
+    """The model that found its entities ("en_core_web_sm 3.8.0"), None when none ran."""
 
     def evolve(self, **changes: object) -> Article:
         """A copy with some fields changed (records are immutable)."""

@@ -27,6 +27,7 @@ import json
 import re
 import unicodedata
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,7 @@ __all__ = [
     "registered_domain",
     "repair_mojibake",
     "shown_standfirst",
+    "split_site_name",
 ]
 
 STAGE = "clean"
@@ -176,6 +178,59 @@ class Extracted:
     title: str | None
     published_at: dt.datetime | None
     authors: tuple[str, ...]
+    site_name: str | None = None
+
+
+# A site name is a short name, not a URL or a handle's leftovers ("https://www.facebook.com/cbs").
+_SITE_NAME = re.compile(r"^(?!https?:)[^\n/]{2,60}$")
+_TITLE_SEPARATOR = re.compile(r"\s+(?:[|\u2013\u2014\u00b7\u2022\u00bb]|-{1,2}|::)\s+")
+_SITE_WORDS = re.compile(r"[^\w]+")
+_SITE_SUFFIXES = ("news", "online", "com", "couk", "uk", "us", "international", "digital", "tv")
+
+
+def _site_key(name: str) -> str:
+    """A name as site names are compared: letters and digits, case-folded, without a leading "the"."""
+    key = _SITE_WORDS.sub("", name.casefold())
+    return key.removeprefix("the") if len(key) > 6 else key
+
+
+def _names_site(segment: str, sites: Sequence[str]) -> bool:
+    """Whether a title segment is one of ``sites`` (a site name, a source, a domain's first label).
+
+    Equal when compared by :func:`_site_key`, or the site followed by a word outlets add ("BBC News"
+    for bbc.co.uk, "Salon.com" for salon.com).
+    """
+    key = _site_key(segment)
+    if not key or len(segment.split()) > 6:
+        return False
+    for site in sites:
+        site_key = _site_key(site)
+        if len(site_key) >= 2 and (
+            key == site_key or (key.startswith(site_key) and key[len(site_key) :] in _SITE_SUFFIXES)
+        ):
+            return True
+    return False
+
+
+def split_site_name(title: str, sites: Sequence[str]) -> tuple[str, str | None]:
+    """``(title without the outlet's name, that name)``: "Headline - 9to5Mac" → ("Headline", "9to5Mac").
+
+    The name must stand after the last separator (``-``, ``|``, ``–``, ``—``, ``·``, ``»``, ``::``;
+    a colon is left alone, titles use it for their own sake) or before the first, and be one of
+    ``sites``: the page's declared site name, the message's ``source``, the URL's registered
+    domain. A segment that merely looks like a name is kept: "Apple unveils iPhone - live" has
+    no outlet called "live". A title that would be left empty keeps its text.
+    """
+    separators = list(_TITLE_SEPARATOR.finditer(title))
+    if not separators:
+        return title, None
+    last, first = separators[-1], separators[0]
+    suffix, prefix = title[last.end() :].strip(), title[: first.start()].strip()
+    if _names_site(suffix, sites) and title[: last.start()].strip():
+        return title[: last.start()].strip(), suffix
+    if _names_site(prefix, sites) and title[first.end() :].strip():
+        return title[first.end() :].strip(), prefix
+    return title, None
 
 
 def _json_ld_blocks(tree: Any) -> list[Any]:
@@ -209,8 +264,18 @@ def _own_live_blog_metadata(block: Any) -> Any:
     return block
 
 
-def html_metadata(tree: Any, url: str | None = None) -> tuple[str | None, dt.datetime | None, tuple[str, ...]]:
-    """Title, publication date and authors of a parsed page, from its head and JSON-LD.
+@dataclass(frozen=True)
+class PageMetadata:
+    """What a page's head and JSON-LD say about it."""
+
+    title: str | None
+    published_at: dt.datetime | None
+    authors: tuple[str, ...]
+    site_name: str | None = None
+
+
+def html_metadata(tree: Any, url: str | None = None) -> PageMetadata:
+    """Title, publication date, authors and site name of a parsed page, from its head and JSON-LD.
 
     The same sources trafilatura's metadata pass reads first (meta tags, OpenGraph, then JSON-LD,
     then the page's headline for a missing title), through its own helpers, but without the parts
@@ -237,7 +302,9 @@ def html_metadata(tree: Any, url: str | None = None) -> tuple[str | None, dt.dat
         except ValueError:
             published_at = None
     authors = tuple(name.strip() for name in (metadata.author or "").split(";") if name.strip())
-    return metadata.title or None, published_at, authors
+    site_name = (metadata.sitename or "").lstrip("@").strip()
+    declared = site_name if _SITE_NAME.match(site_name) else None
+    return PageMetadata(metadata.title or None, published_at, authors, declared)
 
 
 def _words(text: str) -> list[str]:
@@ -380,14 +447,16 @@ def extract_html(html: str, url: str | None = None) -> Extracted:
     tree = trafilatura.load_html(html)
     if tree is None:
         return Extracted("", None, None, ())
-    title, published_at, authors = html_metadata(tree, url or None)
+    page = html_metadata(tree, url or None)
+    title = page.title
     headline = _headline(tree)
     drop_inert_elements(tree)
     join_split_body(tree)
     document: Any = trafilatura.bare_extraction(tree, url=url or None, **_TRAFILATURA_OPTIONS)
     text = drop_repeated_title((document.text or "") if document is not None else "", title, headline)
     standfirst = shown_standfirst(tree, text) if text.strip() else None
-    return Extracted(f"{standfirst}\n{text}" if standfirst else text, title, published_at, authors)
+    text = f"{standfirst}\n{text}" if standfirst else text
+    return Extracted(text, title, page.published_at, page.authors, page.site_name)
 
 
 def clean_article(article: Article) -> Article | DeadLetter:
@@ -395,6 +464,7 @@ def clean_article(article: Article) -> Article | DeadLetter:
     title = article.title
     published_at = article.published_at
     authors = article.authors
+    declared_site = None
     if article.body is not None and article.body.strip():
         raw_text = article.body
     elif article.html is not None:
@@ -403,6 +473,7 @@ def clean_article(article: Article) -> Article | DeadLetter:
         title = title or extracted.title
         published_at = published_at or extracted.published_at
         authors = authors or extracted.authors
+        declared_site = extracted.site_name
         if not raw_text.strip():
             return DeadLetter.for_article(article, STAGE, "html_no_text", "no main text in the HTML")
     else:
@@ -411,13 +482,21 @@ def clean_article(article: Article) -> Article | DeadLetter:
     if not _VISIBLE.search(text):
         return DeadLetter.for_article(article, STAGE, "empty_body", "body is empty after cleaning")
     canonical = canonical_url(article.url)
+    domain = registered_domain(canonical)
+    title = normalise_text(repair_mojibake(title)) or None if title else None
+    site_name = normalise_text(declared_site) or None if declared_site else None
+    if title:
+        sites = [name for name in (declared_site, article.source, domain, (domain or "").split(".")[0]) if name]
+        title, named = split_site_name(title, sites)
+        site_name = site_name or named
     return article.evolve(
         article_id=_article_id(article, canonical),
         canonical_url=canonical,
-        title=normalise_text(repair_mojibake(title)) or None if title else None,
+        title=title,
+        site_name=site_name,
         published_at=published_at,
         authors=tuple(normalise_text(name) for name in authors),
-        source=article.source or registered_domain(canonical),
+        source=article.source or domain,
         language=(article.language or detect_language(text)).lower()[:2],
         text=text,
         word_count=len(text.split()),

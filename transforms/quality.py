@@ -10,6 +10,14 @@ batch over one pandas DataFrame of the batch's articles, never row by row. Each 
 * ``batch``: reported in the batch's results; with ``policy="fail"`` every article of a batch that
   breaks one goes to ``quarantine`` too (its own row failures plus the batch expectations' names),
   so nothing from a failed batch lands in ``articles``. ``warn`` (the default) only reports.
+* ``monitor``: reported only (``failed_monitors``), never quarantining, whatever the policy: a
+  property of the feed rather than a fault of its rows (the language mix, the share of copies).
+
+The stage runs *before* deduplication (see ``pipelines/ingest.py``): an article is quarantined
+before it can become another's original, so every ``duplicates.duplicate_of`` names an article
+that reached ``articles``. It therefore sees a batch's copies too, and no entities yet (the entity
+checks are the NER stage's own, and ``wirestream validate`` runs them on the lake). Each report
+also counts the batch's articles by language (``languages``), the language mix the report charts.
 
 Never a crash, never a lost record: each record keeps exactly one outcome. If validation itself
 raises (a bug, a broken suite), the error is logged and counted (``batches_not_validated``); with
@@ -41,6 +49,7 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +88,7 @@ SUITE_PATH = Path(schemas.__file__).resolve().parent / "expectations" / "article
 QUALITY = "_quality"
 VALIDATION_ERROR = "validation_error"
 UNDETERMINED = "und"
+LEVELS = ("row", "batch", "monitor")
 INDEX_COLUMNS = ["row", "article_id"]
 _LOG = logging.getLogger(__name__)
 
@@ -89,8 +99,10 @@ def load_suite(path: str | Path | None = None) -> dict[str, Any]:
     names = set()
     for expectation in suite["expectations"]:
         meta = expectation.get("meta") or {}
-        if not meta.get("name") or meta.get("level") not in ("row", "batch") or meta["name"] in names:
-            raise ValueError(f"every expectation needs a unique meta.name and meta.level row|batch: {expectation}")
+        if not meta.get("name") or meta.get("level") not in LEVELS or meta["name"] in names:
+            raise ValueError(
+                f"every expectation needs a unique meta.name and meta.level {'|'.join(LEVELS)}: {expectation}"
+            )
         names.add(meta["name"])
     return dict(suite)
 
@@ -197,6 +209,15 @@ def batch_failures(gx_result: Mapping[str, Any]) -> tuple[str, ...]:
         elif meta.get("level") == "batch" and not result.get("success"):
             names.append(str(meta.get("name")))
     return tuple(names)
+
+
+def monitor_failures(gx_result: Mapping[str, Any]) -> tuple[str, ...]:
+    """Names of failed monitor-level expectations (reported, never quarantining)."""
+    return tuple(
+        str(_meta(result).get("name"))
+        for result in gx_result.get("results", [])
+        if _meta(result).get("level") == "monitor" and not result.get("success") and not _raised(result)
+    )
 
 
 def apply_verdict(
@@ -402,6 +423,7 @@ def validate_articles(
         gx_result = validator.validate(frame)
         failed_rows = row_failures(gx_result, len(articles))
         failed_batch = batch_failures(gx_result)
+        monitors = monitor_failures(gx_result)
         outcomes = apply_verdict(element.outcomes, failed_rows, failed_batch, config.policy)
         expectations = summarise(gx_result, [a.kafka_offset for a in articles])
         error = None
@@ -409,6 +431,7 @@ def validate_articles(
         _LOG.exception("validating batch %s failed", element.batch.key)
         error = f"{type(caught).__name__}: {caught}"[:2000]
         failed_batch = (VALIDATION_ERROR,)
+        monitors = ()
         failed_rows = {}
         outcomes = apply_verdict(element.outcomes, {}, failed_batch, config.policy)
         expectations = []
@@ -434,6 +457,8 @@ def validate_articles(
                 "articles_passed": len(articles) - len(quarantined),
             },
             "failed_batch_expectations": list(failed_batch),
+            "failed_monitors": list(monitors),
+            "languages": dict(Counter(article.language or UNDETERMINED for article in articles).most_common()),
             "quarantined": [
                 {
                     "article_id": q.article.article_id,

@@ -16,6 +16,7 @@ from transforms.clean import (
     registered_domain,
     repair_mojibake,
     shown_standfirst,
+    split_site_name,
 )
 from transforms.parse import parse_record
 
@@ -177,7 +178,8 @@ def test_html_metadata_reads_json_ld_and_skips_broken_blocks() -> None:
         "university opened on Sunday, a year late and over budget, the city council said.</p></article>"
         "</body></html>"
     )
-    title, published_at, authors = html_metadata(trafilatura.load_html(html), "https://t.example/tram")
+    page = html_metadata(trafilatura.load_html(html), "https://t.example/tram")
+    title, published_at, authors = page.title, page.published_at, page.authors
     assert title == "Tram line opens"
     assert published_at is not None and published_at.date().isoformat() == "2026-10-05"
     assert authors == ("Ada Brook", "Li Wen")
@@ -278,7 +280,8 @@ def test_live_blog_metadata_comes_from_the_blog_not_its_updates() -> None:
         "<h1>Storm live: roads closed</h1><p>Several main roads are closed this morning after the storm brought "
         "down trees and power lines across the county, police said.</p></article></body></html>"
     )
-    title, published_at, authors = html_metadata(trafilatura.load_html(html))
+    page = html_metadata(trafilatura.load_html(html))
+    title, published_at, authors = page.title, page.published_at, page.authors
     assert authors == ("Ada Brook",)
     assert title == "Storm live: roads closed"
     assert published_at is not None and published_at.date().isoformat() == "2026-11-20"
@@ -325,3 +328,53 @@ def test_an_article_body_split_into_like_containers_is_read_whole() -> None:
     other = trafilatura.load_html(_chunked_page("related-story"))
     join_split_body(other)
     assert len(other.xpath("//div[@class='article__body']")[0].xpath(".//p")) == 2
+
+
+# Titles as real pages of the shared corpus give them (<title>, og:site_name, the page's domain).
+SITE_SUFFIXES = [
+    ("How RPA vendors aim to remain relevant in a world of AI agents | TechCrunch", ["TechCrunch", "techcrunch.com"]),
+    ("Nepal says 'no proof' flydubai plane suffered bird strike | Reuters", ["Reuters", "reuters.com"]),
+    ("Mexico's economy grew 1.1% in 1st quarter, 3.8% year on year | AP News", ["AP NEWS", "apnews.com"]),
+    ("Coronavirus: New York ramps up mass burials amid outbreak - BBC News", ["BBC News", "bbc.com", "bbc"]),
+    ("Despite everything, U.S. emissions dipped in 2019 | Salon.com", ["Salon", "salon.com", "salon"]),
+    ("iOS 13 will fix the FaceTime eye contact problem - The Verge", ["The Verge", "theverge.com", "theverge"]),
+    ("A Heat Shield for the Most Important Ice on Earth | The New Yorker", ["The New Yorker", "newyorker.com"]),
+    ("Apple’s M5 iPad Pro ships next week - 9to5Mac", ["9to5mac.com", "9to5mac"]),
+    ("Mark Meadows accused of timing retirement - POLITICO", ["politico.com", "politico"]),
+    ("Prince Harry and Meghan LIVE | Royal | News | Express.co.uk", ["Express.co.uk", "express.co.uk", "express"]),
+]
+
+
+@pytest.mark.parametrize(("title", "sites"), SITE_SUFFIXES)
+def test_a_site_name_is_taken_off_the_end_of_a_title(title: str, sites: list[str]) -> None:
+    stripped, site_name = split_site_name(title, sites)
+    assert site_name is not None and title == f"{stripped}{title[len(stripped) : -len(site_name)]}{site_name}"
+    assert 1 <= len(title) - len(stripped) - len(site_name) <= 3  # only the separator between them
+
+
+@pytest.mark.parametrize(
+    ("title", "sites"),
+    [
+        ("Apple unveils iPhone - live", ["apple.com", "apple"]),  # "live" is no outlet
+        ("Tony Blair: Why there has to be compromise in Ukraine", ["The Standard", "standard.co.uk"]),
+        ("Open Progress - Why collaborative thinking beats individual smarts | Open Future", ["The Economist"]),
+        ("Reuters", ["Reuters"]),  # nothing would be left
+        ("Bitcoin - a history | Part 2", ["coindesk.com", "coindesk"]),
+    ],
+)
+def test_a_title_without_the_site_name_is_kept(title: str, sites: list[str]) -> None:
+    assert split_site_name(title, sites) == (title, None)
+
+
+def test_clean_article_fills_site_name_from_the_title_or_the_page() -> None:
+    body = "Apple will ship the new tablet next week, the company said on Monday in a statement."
+    given = clean_article(_article(url="https://9to5mac.com/2025/ipad", title="New iPad ships - 9to5Mac", body=body))
+    assert isinstance(given, Article) and (given.title, given.site_name) == ("New iPad ships", "9to5Mac")
+    html = (
+        '<html><head><meta property="og:site_name" content="The Tram Times"><title>Trams return | The Tram Times'
+        "</title></head><body><article><p>" + body + " " + body + "</p></article></body></html>"
+    )
+    page = clean_article(_article(url="https://trams.example/a", html=html))
+    assert isinstance(page, Article) and (page.title, page.site_name) == ("Trams return", "The Tram Times")
+    plain = clean_article(_article(url="https://trams.example/b", title="Trams return", body=body))
+    assert isinstance(plain, Article) and (plain.title, plain.site_name) == ("Trams return", None)

@@ -148,7 +148,7 @@ def test_apply_verdict_keeps_one_outcome_per_record_in_order() -> None:
 
 def test_load_suite_refuses_unnamed_or_unlevelled_expectations(tmp_path: Path) -> None:
     suite = load_suite()
-    assert {e["meta"]["level"] for e in suite["expectations"]} == {"row", "batch"}
+    assert {e["meta"]["level"] for e in suite["expectations"]} == {"row", "batch", "monitor"}
     broken = {"name": "s", "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "x"}}]}
     (tmp_path / "s.json").write_text(json.dumps(broken))
     with pytest.raises(ValueError, match="meta.name"):
@@ -166,9 +166,7 @@ ROW_LEVEL_BREAKS = {
     "text_not_null": {"text": "", "entities": ()},
     "text_length_in_bounds": {"text": "Too short.", "word_count": 2, "entities": ()},
     "word_count_positive": {"word_count": 0},
-    "language_allowed": {"language": "fr"},
     "published_at_not_in_future": {"published_at": INGESTED_AT + dt.timedelta(hours=2)},
-    "entity_offsets_inside_text": {"entities": (Entity("Lisbon", "GPE", 70, 200, "Lisbon"),)},
 }
 
 
@@ -185,36 +183,62 @@ def test_the_suite_names_every_row_level_expectation_a_crafted_article_breaks(
     verdict = validate_articles(validator, element, config, INGESTED_AT)
     names = [o.failed_expectations if isinstance(o, Quarantined) else None for o in verdict.outcomes]
     # one expectation each: a missing text has a missing length, which the length bound leaves to text_not_null
-    assert names[:8] == [
+    assert names[:6] == [
         ("article_id_not_null",),
         ("url_not_null",),
         ("text_not_null",),
         ("text_length_in_bounds",),
         ("word_count_positive",),
-        ("language_allowed",),
         ("published_at_not_in_future",),
-        ("entity_offsets_inside_text",),
     ]
-    assert names[8:] == [None, None]
+    assert names[6:] == [None, None]
     report = verdict.report
-    assert report is not None and report["status"] == "rows_quarantined" and report["counts"]["quarantined"] == 8
+    assert report is not None and report["status"] == "rows_quarantined" and report["counts"]["quarantined"] == 6
     by_name = {entry["name"]: entry for entry in report["expectations"]}
-    assert by_name["language_allowed"]["failing_rows"] == [{"row": 5, "article_id": "a105", "kafka_offset": 105}]
+    assert by_name["url_not_null"]["failing_rows"] == [{"row": 1, "article_id": "a101", "kafka_offset": 101}]
     json.dumps(report)  # JSON-ready as it is
 
 
+def test_every_language_passes_and_the_language_mix_is_monitored(validator: SuiteValidator, tmp_path) -> None:
+    languages = ["en", "pt", "ja", "en", "ar"]
+    element = OutcomeBatch(BATCH, tuple(article(100 + i, language=code) for i, code in enumerate(languages)))
+    config = QualityConfig(lake_uri=str(tmp_path), suite=load_suite(), policy="fail", run_name="r")
+    verdict = validate_articles(validator, element, config, INGESTED_AT)
+    assert verdict.outcomes == element.outcomes  # nothing quarantined, even under the fail policy
+    report = verdict.report
+    assert report is not None and report["status"] == "passed"
+    assert report["languages"] == {"en": 2, "pt": 1, "ja": 1, "ar": 1}
+    assert report["failed_monitors"] == ["language_mix_mostly_expected"]
+
+
+def test_monitors_report_but_never_quarantine(validator: SuiteValidator, tmp_path) -> None:
+    outside = (Entity("Lisbon", "GPE", 70, 200, "Lisbon"),)
+    twins = (article(100), article(101, article_id="a100", content_hash="hash100"), article(102, entities=outside))
+    config = QualityConfig(lake_uri=str(tmp_path), suite=load_suite(), policy="fail", run_name="r")
+    verdict = validate_articles(validator, OutcomeBatch(BATCH, twins), config, INGESTED_AT)
+    assert verdict.outcomes == twins and verdict.report is not None
+    assert verdict.report["failed_monitors"] == [
+        "entity_offsets_inside_text",
+        "article_id_unique",
+        "content_duplicate_rate_at_most_10_percent",
+    ]
+
+
 def test_a_batch_level_failure_is_reported_and_the_policy_decides(validator: SuiteValidator, tmp_path) -> None:
-    twins = (article(100), article(101, article_id="a100"), article(102))
-    element = OutcomeBatch(BATCH, twins)
+    sourceless = (article(100, source=None), article(101), article(102, source=None))
+    element = OutcomeBatch(BATCH, sourceless)
     warn = QualityConfig(lake_uri=str(tmp_path), suite=load_suite(), policy="warn", run_name="r")
     verdict = validate_articles(validator, element, warn, INGESTED_AT)
     assert verdict.report is not None
     assert verdict.report["status"] == "batch_failed"
-    assert verdict.report["failed_batch_expectations"] == ["article_id_unique"]
-    assert verdict.outcomes == twins
+    assert verdict.report["failed_batch_expectations"] == ["source_null_rate_at_most_1_percent"]
+    assert verdict.outcomes == sourceless
     fail = QualityConfig(lake_uri=str(tmp_path), suite=load_suite(), policy="fail", run_name="r")
     outcomes = validate_articles(validator, element, fail, INGESTED_AT).outcomes
-    assert all(isinstance(o, Quarantined) and o.failed_expectations == ("article_id_unique",) for o in outcomes)
+    assert all(
+        isinstance(o, Quarantined) and o.failed_expectations == ("source_null_rate_at_most_1_percent",)
+        for o in outcomes
+    )
 
 
 def test_a_validation_error_passes_the_batch_under_warn_and_quarantines_it_under_fail(tmp_path) -> None:

@@ -173,6 +173,7 @@ def article_row(article: Article) -> dict[str, Any]:
         "canonical_url": article.canonical_url,
         "source": article.source,
         "title": article.title,
+        "site_name": article.site_name,
         "authors": list(article.authors),
         "text": article.text,
         "language": article.language,
@@ -185,6 +186,8 @@ def article_row(article: Article) -> dict[str, Any]:
             {"text": e.text, "label": e.label, "start": e.start, "end": e.end, "canonical": e.canonical}
             for e in article.entities
         ],
+        "ner_status": article.ner_status,
+        "ner_model": article.ner_model,
         "kafka_topic": article.kafka_topic,
         "kafka_partition": article.kafka_partition,
         "kafka_offset": article.kafka_offset,
