@@ -1,7 +1,9 @@
 """DuckDB over the lake: one view per table, Hive partitions as ``dt`` and ``hour`` columns.
 
 A table with no files yet is an empty view with the table's schema, so queries never fail just
-because, say, no dead letter has been written.
+because, say, no dead letter has been written. Files are matched by column name
+(``union_by_name``): tables gain columns over time (``site_name``, ``ner_status``), and without it
+DuckDB silently reads every file with the first file's columns, dropping the newer ones.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
             root = lake.root if lake.local else lake_uri.rstrip("/")  # DuckDB reads gs:// and s3:// itself
             pattern = f"{root}/{table}/*/*/*.parquet".replace("'", "''")
             connection.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = true)"
+                f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = true,"
+                " union_by_name = true)"
             )
         else:
             empty = (

@@ -391,3 +391,21 @@ def test_every_record_leaves_its_event_time_commit_time_and_dedup_memory_in_the_
     assert rows[2]["event_time"] is None  # the dead letter's record time was not known here
     assert len({r["committed_at"] for r in rows}) == 1
     assert covered_ranges(lake) == {("news", 0): [(0, 3)]}  # the log is not part of the accounting
+
+
+def test_files_written_before_a_column_was_added_still_read_and_compact(tmp_path) -> None:
+    """Tables gain columns (``site_name``, ``ner_status``): older files read with them null."""
+    from pipelines.query import query
+
+    lake = Lake(str(tmp_path))
+    first, second = SourceBatch("news", 0, 0, 1, 1), SourceBatch("news", 0, 1, 2, 1)
+    commit_batch(lake, first, [_article(0, first)])
+    commit_batch(lake, second, [_article(1, second).evolve(site_name="X News", ner_status="annotated")])
+    older = next((tmp_path / "articles").rglob(f"{first.key}.parquet"))
+    table = pq.read_table(older)
+    pq.write_table(table.drop_columns(["site_name", "ner_status", "ner_model"]), older)  # as an older run wrote it
+    expected = [(0, None, None), (1, "X News", "annotated")]
+    sql = "SELECT kafka_offset, site_name, ner_status FROM articles ORDER BY 1"
+    assert query(str(tmp_path), sql)[1] == expected
+    assert len(compact(lake)) == 3  # articles, entities, _records
+    assert query(str(tmp_path), sql)[1] == expected
