@@ -655,6 +655,48 @@ def configurations() -> list[Config]:
     ]
 
 
+def reaching_articles(pages: Sequence[Page]) -> dict[str, Any]:
+    """Body quality of what reaches ``articles``: ``clean_article``, then the expectation suite.
+
+    A page that cleaning dead-letters or the suite quarantines (its row-level expectations, as the
+    pipeline runs them, before deduplication) counts as an empty extraction: the score is what a
+    reader of ``articles`` gets, not what the extractor managed. All pages are validated as one
+    batch. Untimed. Imports the project (and so Beam and Great Expectations).
+    """
+    from schemas.records import Article, OutcomeBatch, Quarantined, SourceBatch
+    from transforms.clean import clean_article
+    from transforms.quality import QualityConfig, SuiteValidator, load_suite, validate_articles
+
+    prepare, _ = clean_article_extractor()
+    cleaned = []
+    for offset, page in enumerate(pages):
+        article = prepare(page).evolve(kafka_offset=offset)
+        cleaned.append(clean_article(article))
+    suite = load_suite()
+    batch = SourceBatch("bench", 0, 0, len(pages), len(pages))
+    config = QualityConfig(lake_uri="unused", suite=suite, run_name="bench")
+    verdict = validate_articles(SuiteValidator(suite), OutcomeBatch(batch, tuple(cleaned)), config, _now())
+    rows, turned_away = [], Counter()
+    for page, outcome in zip(pages, verdict.outcomes, strict=True):
+        if isinstance(outcome, Article):
+            rows.append(_score_page(page, Extraction(outcome.text, outcome.title)))
+            continue
+        why = outcome.failed_expectations if isinstance(outcome, Quarantined) else (outcome.reason,)
+        turned_away.update(why)
+        rows.append(_score_page(page, Extraction("")))
+    report: dict[str, Any] = {"reached": sum(isinstance(o, Article) for o in verdict.outcomes), "of": len(pages)}
+    report["turned_away"] = dict(turned_away)
+    for name in (FUNDUS, TRAFILATURA_EVAL):
+        selected = [r for r in rows if r["corpus"] == name]
+        if selected:
+            report[name] = _summarise(selected)
+    return report
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 
@@ -764,6 +806,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(results))
     print()
     print(format_poor_pages(results))
+    reached = None
+    if "clean_article (project)" in extractors:
+        reached = reaching_articles(corpus.pages)
+        scores = ", ".join(
+            f"{name} body F1 {reached[name]['f1']:.3f}" for name in (FUNDUS, TRAFILATURA_EVAL) if name in reached
+        )
+        print(f"\nreaching articles (clean_article + the suite): {reached['reached']}/{reached['of']} pages")
+        print(f"  {scores}; turned away: {reached['turned_away'] or 'none'}")
     if args.json:
         payload = {
             "corpus": str(root),
@@ -771,6 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python": platform.python_version(),
             "pinning": pinned,
             "results": results,
+            "reaching_articles": reached,
         }
         args.json.write_text(json.dumps(payload, indent=2, default=str), "utf-8")
         print(f"\nwrote {args.json}")

@@ -22,6 +22,7 @@ the wheel, no run-time download, ~400 docs/s).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -33,10 +34,10 @@ from typing import Any
 
 import courlan
 import ftfy
-import py3langid
 import trafilatura
 from htmldate import find_date
 from lxml import etree
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from trafilatura.json_metadata import extract_json
 from trafilatura.metadata import examine_meta, extract_title
 from trafilatura.xpaths import _ARTICLE_CONTENT_CLASS_TOKENS, _ARTICLE_CONTENT_ID_TOKENS
@@ -143,9 +144,23 @@ def registered_domain(url: str) -> str | None:
     return host.removeprefix("www.") if host else None
 
 
+@functools.cache
+def _language_identifier() -> Any:
+    """py3langid's model, choosing among the languages that have an ISO 639-1 code.
+
+    Its model also knows about 25 languages with only three-letter codes (Nigerian Pidgin,
+    Central Bikol, Ligurian, ...); on a short English text it would sometimes pick one, and a
+    three-letter code in a column of two-letter ones breaks every join on language. A copy of its
+    own, not :func:`py3langid.set_languages`, which would change the module's global identifier.
+    """
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
+    identifier.set_languages([label for label in identifier.nb_classes if len(label) == 2])
+    return identifier
+
+
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the text's language, from its first characters."""
-    language, _score = py3langid.classify(text[:LANGUAGE_SAMPLE_CHARS])
+    language, _score = _language_identifier().classify(text[:LANGUAGE_SAMPLE_CHARS])
     return str(language)
 
 

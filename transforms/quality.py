@@ -142,7 +142,7 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> Any:
     (``published_at`` minus ``ingested_at``; missing without ``published_at``) and
     ``bad_entity_offsets`` (entities with ``start < 0``, ``end > len(text)`` or ``start >= end``).
     Empty strings count as missing: parse stores ``""`` for an absent URL. A missing language
-    becomes ``und`` (ISO 639-2 "undetermined"), so that ``language_allowed`` names it: GX's
+    becomes ``und`` (ISO 639-2 "undetermined"), so that ``language_mix_mostly_expected`` counts it: GX's
     set expectations skip missing values.
     """
     import pandas as pd

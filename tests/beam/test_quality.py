@@ -20,12 +20,13 @@ pytestmark = pytest.mark.beam
 CRAFTED = SourceBatch("news", 0, 100, 110, 10)
 TWINS = SourceBatch("news", 1, 0, 3, 3)
 LETTERS = SourceBatch("news", 2, 0, 1, 1)
+SOURCELESS = "source_null_rate_at_most_1_percent"
 
 
 def _batches() -> list[OutcomeBatch]:
     crafted = [article(100 + i, batch=CRAFTED, **changes) for i, changes in enumerate(ROW_LEVEL_BREAKS.values())]
     outcomes = (*crafted, dead_letter(108), article(109, batch=CRAFTED))
-    twins = tuple(article(i, kafka_partition=1, article_id="same-id", batch=TWINS) for i in range(3))
+    twins = tuple(article(i, kafka_partition=1, source=None, batch=TWINS) for i in range(3))
     return [
         OutcomeBatch(CRAFTED, outcomes),
         OutcomeBatch(TWINS, twins),
@@ -61,7 +62,7 @@ def _run(lake: Path, policy: str) -> tuple[list, dict[str, int]]:
 def _expected(policy: str) -> list:
     names = list(ROW_LEVEL_BREAKS)
     crafted = [(100 + i, f"q:{name}") for i, name in enumerate(names)] + [(108, "dead"), (109, "article")]
-    twins = [(i, "article" if policy == "warn" else "q:article_id_unique") for i in range(3)]
+    twins = [(i, "article" if policy == "warn" else f"q:{SOURCELESS}") for i in range(3)]
     return [(0, crafted), (1, twins), (2, [(0, "dead")])]
 
 
@@ -70,18 +71,18 @@ def test_each_row_level_break_is_quarantined_by_name_and_a_batch_failure_is_repo
     assert counters == {
         "batches_with_quarantine": 1,
         "batches_failed": 1,
-        "articles_quarantined": 8,
+        "articles_quarantined": 6,
     }
     results = tmp_path / "_quality" / "results"
     assert sorted(p.name for p in results.iterdir()) == [f"{CRAFTED.key}.json", f"{TWINS.key}.json"]
     twins = json.loads((results / f"{TWINS.key}.json").read_text())
-    assert twins["status"] == "batch_failed" and twins["failed_batch_expectations"] == ["article_id_unique"]
+    assert twins["status"] == "batch_failed" and twins["failed_batch_expectations"] == [SOURCELESS]
     assert twins["run"] == "beam-warn" and twins["policy"] == "warn"
-    unique = next(e for e in twins["expectations"] if e["name"] == "article_id_unique")
+    unique = next(e for e in twins["expectations"] if e["name"] == SOURCELESS)
     assert not unique["success"] and unique["level"] == "batch"
     crafted = json.loads((results / f"{CRAFTED.key}.json").read_text())
-    assert crafted["status"] == "rows_quarantined" and crafted["counts"]["quarantined"] == 8
-    assert {q["kafka_offset"]: q["failed_expectations"] for q in crafted["quarantined"]}[105] == ["language_allowed"]
+    assert crafted["status"] == "rows_quarantined" and crafted["counts"]["quarantined"] == 6
+    assert {q["kafka_offset"]: q["failed_expectations"] for q in crafted["quarantined"]}[104] == ["word_count_positive"]
     # the stage writes the index at most every 30 s (the launcher completes it at the end of a run)
     index = (tmp_path / "_quality" / "docs" / "index.html").read_text()
     assert 'Run <span class="run-name">beam-warn</span>' in index
@@ -89,4 +90,4 @@ def test_each_row_level_break_is_quarantined_by_name_and_a_batch_failure_is_repo
 
 def test_policy_fail_quarantines_every_article_of_a_failed_batch(tmp_path: Path) -> None:
     _, counters = _run(tmp_path, "fail")
-    assert counters["batches_failed"] == 1 and counters["articles_quarantined"] == 11
+    assert counters["batches_failed"] == 1 and counters["articles_quarantined"] == 9

@@ -42,7 +42,7 @@ def _cases() -> list[tuple[bytes, str | None]]:
         (_message(0), None),
         (_message(1, language="en"), "text_length_in_bounds"),
         (_message(2), None),
-        (_message(3, language="fr"), "language_allowed"),
+        (_message(3, language="fr"), None),  # every language is kept; the language mix is a monitor
         (_message(4), None),
         (_message(5, published_at=future), "published_at_not_in_future"),
         (json.dumps({"id": "no-url-6", "body": BODIES[6]}).encode(), "url_not_null"),
@@ -73,8 +73,10 @@ def test_each_crafted_article_is_quarantined_with_the_expectation_it_breaks(qual
     }
     assert quarantined == expected
     _, articles = query(str(lake), "SELECT count(*) FROM articles")
-    assert articles[0][0] == 4
-    assert "quarantined:        4" in quality_run["result"].stdout
+    assert articles[0][0] == 5
+    assert "quarantined:        3" in quality_run["result"].stdout
+    _, languages = query(str(lake), "SELECT language, ner_status, count(*) FROM articles GROUP BY ALL ORDER BY 1")
+    assert languages == [("en", "annotated", 4), ("fr", "no_model", 1)]
 
 
 def test_batch_level_failure_is_in_the_results_json(quality_run) -> None:
@@ -86,7 +88,9 @@ def test_batch_level_failure_is_in_the_results_json(quality_run) -> None:
         assert report["run"] == quality_run["run"] and report["policy"] == "warn"
         assert report["status"] == "batch_failed"
         assert "title_null_rate_at_most_50_percent" in report["failed_batch_expectations"]
-    assert sum(report["counts"]["quarantined"] for report in reports) == 4
+    assert sum(report["counts"]["quarantined"] for report in reports) == 3
+    assert sum(report["languages"].get("fr", 0) for report in reports) == 1
+    assert any("language_mix_mostly_expected" in report["failed_monitors"] for report in reports)
 
 
 def test_data_docs_index_names_the_run_in_headless_chromium(quality_run, tmp_path: Path) -> None:

