@@ -77,6 +77,28 @@ def _cases(seed_text: str) -> list[tuple[str, bytes | None, str]]:
             "article",
         ),
         ("mojibake (repaired)", _message(body="The cafÃ© in MÃ¼nchen reopened on Monday."), "article"),
+        (
+            "lone surrogate in id",
+            json.dumps({"id": "id-\udfff", "url": f"{URL}-s1", "body": "Text."}).encode(),
+            "invalid_id",
+        ),
+        ("lone surrogate in source", _message(body="Text.", source="Wire \udfff"), "invalid_source"),
+        (
+            "lone surrogate in an author (repaired)",
+            _message(body="Oslo and Trondheim signed the rail deal on Monday.", authors=["Kari \ud800"]),
+            "article",
+        ),
+        (
+            "lone surrogate in the title (repaired)",
+            _message(body="Bergen and Stavanger signed the ferry deal on Monday.", title="Deal \udfff"),
+            "article",
+        ),
+        ("only invisible characters", _message(body="\u200b\ufeff\u00ad \u2060\u200b"), "empty_body"),
+        (
+            "Portuguese (kept, no model)",
+            _message(body="O presidente da câmara de Lisboa inaugurou na sexta-feira a nova linha de elétrico."),
+            "article",
+        ),
         ("long body under the limit (processed)", _message(body=_long_body(seed_text)), "article"),
     ]
 
@@ -114,7 +136,7 @@ def test_every_kind_of_bad_input_gets_one_dead_letter(
     for (kind, _, outcome), position in zip(cases, placed[1::2], strict=True):
         assert reasons.get(position, "article") == outcome, kind
     assert all(reasons.get(position) is None for position in placed[0::2]), "a good record was turned away"
-    assert len({outcome for *_, outcome in cases} - {"article"}) >= 19
+    assert len({outcome for *_, outcome in cases} - {"article"}) >= 19  # kinds of dead letter
     oversized = [length for _, _, reason, length in dead if reason == "oversized"]
     assert oversized == [64 * 1024]
 
@@ -122,6 +144,16 @@ def test_every_kind_of_bad_input_gets_one_dead_letter(
     texts = {text[:60] for _, text in repaired}
     assert "Oslo and Bergen signed the deal." in texts
     assert "The café in München reopened on Monday." in texts
+    _, odd = query(
+        str(lake),
+        "SELECT language, ner_status, title, authors FROM articles WHERE language = 'pt' OR title LIKE 'Deal%'"
+        " OR text LIKE 'Oslo and Trondheim%' ORDER BY 1, 3",
+    )
+    assert odd == [
+        ("en", "annotated", "Deal \ufffd", []),
+        ("en", "annotated", None, ["Kari \ufffd"]),
+        ("pt", "no_model", None, []),
+    ]
     _, long_rows = query(
         str(lake),
         """
