@@ -5,6 +5,10 @@ the quality summaries in ``LAKE/_quality/summaries/*.json``; charts are drawn wi
 inlined as SVG, text kept as text. The page has no script, no stylesheet, image or font from
 elsewhere: it fetches nothing when it is opened, so it can be mailed or archived as one file.
 
+A chart over time has a real time axis (``pipelines.report_axis``): bars sit where their hour, day
+or month is, so a gap of years looks like years; a span with too many hours or days for readable
+bars is counted per coarser bin, and the chart's caption says so.
+
 A table the lake does not have yet (no dead letter ever written, say) or a lake without quality
 results gives its section a "no data" note instead of a chart; nothing is drawn from no rows.
 """
@@ -23,11 +27,14 @@ from typing import Any
 import duckdb
 import pyarrow.fs as pafs
 
+from pipelines.report_axis import advance, axis_limits, bin_count, bin_unit, time_ticks
 from schemas import arrow
 from transforms.io.lake import Lake
 
 DEFAULT_REPORT = ("_report", "index.html")
 TOP = 15  # bars in a ranked chart
+MAX_BARS = 120  # bars on a time axis (about 4.5 pt each on a 9-inch chart); more bins are merged into coarser ones
+TIME_CHART_SIZE = (9.0, 3.4)  # inches
 # spaCy's numeric and temporal labels: "two" and "Monday" are in most articles and name nothing
 NOT_NAMED = ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY")
 COLOURS = {"passed": "#4c9a2a", "rows_quarantined": "#e0a100", "batch_failed": "#c0392b", "error": "#6c3483"}
@@ -46,6 +53,21 @@ class Chart:
     legend: bool = False  # also for a single series, when its name says what the colour means
 
 
+@dataclass(frozen=True)
+class TimeChart:
+    """Bars on a real time axis: one per ``unit`` bin, starting at ``starts`` (naive, UTC), placed by time."""
+
+    title: str
+    unit: str  # a ``pipelines.report_axis.UNITS`` unit
+    starts: Sequence[dt.datetime]
+    series: dict[str, Sequence[float]]
+    y_label: str = ""
+    x_label: str = ""
+    caption: str = ""  # shown under the chart: what one bar is
+    legend: bool = False
+    overlay: bool = False  # each series drawn over the ones before it (give the largest first), not stacked
+
+
 @dataclass
 class Section:
     """One part of the report: a heading, a sentence, charts and tables, or why there is no data."""
@@ -53,7 +75,7 @@ class Section:
     key: str
     title: str
     intro: str = ""
-    charts: list[Chart] = field(default_factory=list)
+    charts: list[Chart | TimeChart] = field(default_factory=list)
     tables: list[tuple[str, list[str], list[tuple[Any, ...]]]] = field(default_factory=list)
     no_data: str | None = None
 
@@ -97,6 +119,31 @@ def overview(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Sectio
     return section
 
 
+def _span(
+    connection: duckdb.DuckDBPyConnection, moment: str, source: str, parameters: Sequence[Any] = ()
+) -> tuple[dt.datetime, dt.datetime] | None:
+    """The first and last ``moment`` (a naive UTC timestamp expression) in ``source``; None when it has none."""
+    first, last = _rows(connection, f"SELECT min({moment}), max({moment}) FROM {source}", parameters)[0]
+    return None if first is None else (first, last)
+
+
+def _bars_caption(unit: str, finest: str, span: tuple[dt.datetime, dt.datetime], times: str, none: str) -> str:
+    """What one bar of a time chart is, and why when it is coarser than ``finest``.
+
+    ``times`` names the moments counted ("publication times"), ``none`` says what a gap means
+    ("no article was published").
+    """
+    first, last = span
+    text = f"One bar per {unit}" + (" (weeks start on Monday)" if unit == "week" else "")
+    text += f" on a time axis: a gap between bars is time in which {none}."
+    if unit != finest:
+        text += (
+            f" The {times}, {first:%Y-%m-%d} to {last:%Y-%m-%d}, span {bin_count(first, last, finest):,}"
+            f" {finest}s, too many for readable bars, so they are counted per {unit}."
+        )
+    return text
+
+
 def articles_over_time(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Section:
     """Articles per hour of ingestion time, and per day of publication when the lake has it."""
     section = Section(
@@ -104,7 +151,8 @@ def articles_over_time(connection: duckdb.DuckDBPyConnection, present: set[str])
         "Articles per hour",
         "Kept articles (`articles`) by the hour they were ingested (`ingested_at`, UTC), the time the "
         "pipeline's default partitions come from; every article has it. Publication time "
-        "(`published_at`) is optional in the input, so it is shown per day, for the articles that have it.",
+        "(`published_at`) is optional in the input, so it is shown per day, for the articles that have it. "
+        "Both charts have a time axis; a span too long for a bar per hour or day is counted per coarser bin.",
     )
     if "articles" not in present:
         section.no_data = _missing("articles")
@@ -114,17 +162,24 @@ def articles_over_time(connection: duckdb.DuckDBPyConnection, present: set[str])
         "SELECT strftime(date_trunc('hour', ingested_at AT TIME ZONE 'UTC'), '%Y-%m-%d %H:00'), count(*)"
         " FROM articles GROUP BY 1 ORDER BY 1",
     )
-    if not hours:
+    ingested = _span(connection, "ingested_at AT TIME ZONE 'UTC'", "articles")
+    if not hours or ingested is None:
         section.no_data = "No data: the `articles` table has no rows."
         return section
-    labels = [label for label, _ in hours]
+    unit = bin_unit(*ingested, finest="hour", max_bins=MAX_BARS)
+    bins = _rows(
+        connection,
+        f"SELECT date_trunc('{unit}', ingested_at AT TIME ZONE 'UTC'), count(*) FROM articles GROUP BY 1 ORDER BY 1",
+    )
     section.charts.append(
-        Chart(
-            "Articles per hour of ingestion (UTC)",
-            labels,
-            {"articles": [n for _, n in hours]},
-            horizontal=False,
+        TimeChart(
+            f"Articles per {unit} of ingestion (UTC)",
+            unit,
+            [start for start, _ in bins],
+            {"articles": [n for _, n in bins]},
             y_label="articles",
+            x_label="ingested_at (UTC)",
+            caption=_bars_caption(unit, "hour", ingested, "ingestion times", "no article was ingested"),
         )
     )
     section.tables.append(("Articles per ingestion hour", ["hour (UTC)", "articles"], hours))
@@ -134,14 +189,23 @@ def articles_over_time(connection: duckdb.DuckDBPyConnection, present: set[str])
         " WHERE published_at IS NOT NULL GROUP BY 1 ORDER BY 1",
     )
     undated = _rows(connection, "SELECT count(*) FROM articles WHERE published_at IS NULL")[0][0]
-    if days:
+    published = _span(connection, "published_at AT TIME ZONE 'UTC'", "articles")
+    if published is not None:
+        unit = bin_unit(*published, finest="day", max_bins=MAX_BARS)
+        bins = _rows(
+            connection,
+            f"SELECT date_trunc('{unit}', published_at AT TIME ZONE 'UTC'), count(*) FROM articles"
+            " WHERE published_at IS NOT NULL GROUP BY 1 ORDER BY 1",
+        )
         section.charts.append(
-            Chart(
-                "Articles per day of publication (UTC)",
-                [d for d, _ in days],
-                {"articles": [n for _, n in days]},
-                horizontal=False,
+            TimeChart(
+                f"Articles per {unit} of publication (UTC)",
+                unit,
+                [start for start, _ in bins],
+                {"articles": [n for _, n in bins]},
                 y_label="articles",
+                x_label="published_at (UTC)",
+                caption=_bars_caption(unit, "day", published, "publication times", "no article was published"),
             )
         )
     section.tables.append(
@@ -368,25 +432,30 @@ def quality_over_time(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Sect
         " CAST(validated_at AS TIMESTAMPTZ) AS validated_at, failed_batch_expectations"
         f" FROM read_json('{pattern}', union_by_name = true)"
     )
-    by_hour = _rows(
-        connection,
-        "SELECT strftime(date_trunc('hour', validated_at AT TIME ZONE 'UTC'), '%Y-%m-%d %H:00'), status, count(*)"
-        " FROM quality GROUP BY 1, 2 ORDER BY 1, 2",
-    )
-    hours = sorted({hour for hour, _, _ in by_hour})
-    statuses = [s for s in COLOURS if any(status == s for _, status, _ in by_hour)]
-    statuses += sorted({status for _, status, _ in by_hour} - set(statuses))
-    counts = {(hour, status): n for hour, status, n in by_hour}
-    section.charts.append(
-        Chart(
-            "Validated batches per hour by status",
-            hours,
-            {status: [counts.get((hour, status), 0) for hour in hours] for status in statuses},
-            horizontal=False,
-            y_label="batches",
-            legend=True,
+    validated = _span(connection, "validated_at AT TIME ZONE 'UTC'", "quality")
+    if validated is not None:
+        unit = bin_unit(*validated, finest="hour", max_bins=MAX_BARS)
+        by_bin = _rows(
+            connection,
+            f"SELECT date_trunc('{unit}', validated_at AT TIME ZONE 'UTC'), status, count(*)"
+            " FROM quality WHERE validated_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
         )
-    )
+        starts = sorted({start for start, _, _ in by_bin})
+        statuses = [s for s in COLOURS if any(status == s for _, status, _ in by_bin)]
+        statuses += sorted({status for _, status, _ in by_bin} - set(statuses))
+        counts = {(start, status): n for start, status, n in by_bin}
+        section.charts.append(
+            TimeChart(
+                f"Validated batches per {unit} by status",
+                unit,
+                starts,
+                {status: [counts.get((start, status), 0) for start in starts] for status in statuses},
+                y_label="batches",
+                x_label="validated_at (UTC)",
+                caption=_bars_caption(unit, "hour", validated, "validation times", "no batch was validated"),
+                legend=True,
+            )
+        )
     runs = _rows(
         connection,
         "SELECT run, min(validated_at), count(*), count(*) FILTER (WHERE status = 'passed'),"
@@ -440,26 +509,40 @@ def latency(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Section:
         return section
     source = f"'{lake.uri.rstrip('/')}/{arrow.RECORD_LOG_TABLE}/*/*/*.parquet'" if "://" in lake.uri else "?"
     parameters = [] if "://" in lake.uri else [files]
+    records = (
+        "(SELECT committed_at AT TIME ZONE 'UTC' AS committed, epoch_ms(committed_at) - epoch_ms(event_time) AS ms"
+        f" FROM read_parquet({source}, hive_partitioning = false) WHERE event_time IS NOT NULL)"
+    )
     rows = _rows(
         connection,
-        "SELECT strftime(date_trunc('hour', committed_at AT TIME ZONE 'UTC'), '%Y-%m-%d %H:00') AS hour,"
+        "SELECT strftime(date_trunc('hour', committed), '%Y-%m-%d %H:00') AS hour,"
         " count(*), round(quantile_cont(ms, 0.5) / 1000, 2), round(quantile_cont(ms, 0.95) / 1000, 2),"
-        " round(max(ms) / 1000, 2) FROM (SELECT committed_at, epoch_ms(committed_at) - epoch_ms(event_time) AS ms"
-        f" FROM read_parquet({source}, hive_partitioning = false) WHERE event_time IS NOT NULL)"
-        " GROUP BY 1 ORDER BY 1",
+        f" round(max(ms) / 1000, 2) FROM {records} GROUP BY 1 ORDER BY 1",
         parameters,
     )
-    if not rows:
+    committed = _span(connection, "committed", records, parameters)
+    if not rows or committed is None:
         section.no_data = "No data: no committed record has a known event time."
         return section
+    unit = bin_unit(*committed, finest="hour", max_bins=MAX_BARS)
+    bins = _rows(
+        connection,
+        f"SELECT date_trunc('{unit}', committed), round(quantile_cont(ms, 0.95) / 1000, 2),"
+        f" round(quantile_cont(ms, 0.5) / 1000, 2) FROM {records} GROUP BY 1 ORDER BY 1",
+        parameters,
+    )
     section.charts.append(
-        Chart(
-            "Latency per hour of commit (s)",
-            [hour for hour, *_ in rows],
-            {"p50": [p50 for _, _, p50, _, _ in rows], "p95": [p95 for _, _, _, p95, _ in rows]},
-            horizontal=False,
+        TimeChart(
+            f"Latency per {unit} of commit (s)",
+            unit,
+            [start for start, _, _ in bins],
+            {"p95": [p95 for _, p95, _ in bins], "p50": [p50 for _, _, p50 in bins]},
             y_label="seconds",
+            x_label="committed_at (UTC)",
+            caption=_bars_caption(unit, "hour", committed, "commit times", "no record was committed")
+            + " The p50 bar is drawn over the p95 bar, not stacked on it.",
             legend=True,
+            overlay=True,
         )
     )
     section.tables.append(("Latency per hour of commit", ["hour (UTC)", "records", "p50 s", "p95 s", "max s"], rows))
@@ -502,6 +585,18 @@ def _time(value: Any) -> str:
     return str(value)
 
 
+def _svg_element(figure: Any, key: str, title: str) -> str:
+    """The figure as an inline ``<svg>`` element: text kept as text, element ids prefixed by ``key``."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE: it is inline HTML now
+    svg = re.sub(r'\bid="([^"]+)"', rf'id="{key}-\1"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{key}-\1)", svg)
+    svg = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{key}-\1"', svg)
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{html.escape(title)}" ', 1)
+
+
 def render_chart(chart: Chart, key: str) -> str:
     """The chart as an inline ``<svg>`` element: text kept as text, element ids prefixed by ``key``."""
     import matplotlib
@@ -540,16 +635,58 @@ def render_chart(chart: Chart, key: str) -> str:
                 axes.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside, not over bars
             axes.spines[["top", "right"]].set_visible(False)
             figure.tight_layout()
-            buffer = io.StringIO()
-            figure.savefig(buffer, format="svg", metadata={"Date": None})
+            return _svg_element(figure, key, chart.title)
         finally:
             plt.close(figure)
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE: it is inline HTML now
-    svg = re.sub(r'\bid="([^"]+)"', rf'id="{key}-\1"', svg)
-    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{key}-\1)", svg)
-    svg = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{key}-\1"', svg)
-    return svg.replace("<svg ", f'<svg role="img" aria-label="{html.escape(chart.title)}" ', 1)
+
+
+def _days(at: dt.datetime) -> float:
+    """A naive UTC time as days since 1970, the time axis' coordinate."""
+    return (at - dt.datetime(1970, 1, 1)) / dt.timedelta(days=1)
+
+
+def render_time_chart(chart: TimeChart, key: str, font_size: float = 9.0) -> str:
+    """The chart as an inline ``<svg>``: bars where their bins are in time, ticks from ``time_ticks``.
+
+    The tick labels are chosen for the axis' width as laid out, so they never overlap.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    starts = [_days(start) for start in chart.starts]
+    spans = [_days(advance(start, chart.unit)) - _days(start) for start in chart.starts]
+    lefts = [start + 0.075 * span for start, span in zip(starts, spans, strict=True)]  # a gap between bins
+    widths = [0.85 * span for span in spans]
+    start, end = axis_limits(chart.starts[0], chart.starts[-1], chart.unit)
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": key, "font.size": font_size}):
+        figure, axes = plt.subplots(figsize=TIME_CHART_SIZE)
+        try:
+            offsets = [0.0] * len(starts)
+            for index, (name, values) in enumerate(chart.series.items()):
+                bottom = [0.0] * len(starts) if chart.overlay else offsets
+                colour = COLOURS.get(name, f"C{index}")
+                axes.bar(lefts, values, widths, bottom, align="edge", label=name, color=colour)
+                offsets = [o + v for o, v in zip(offsets, values, strict=True)]
+            if all(float(value).is_integer() for series in chart.series.values() for value in series):
+                axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+            axes.set_xlim(_days(start), _days(end))
+            axes.set_xlabel(chart.x_label)
+            axes.set_ylabel(chart.y_label)
+            axes.set_title(chart.title)
+            if len(chart.series) > 1 or chart.legend:
+                axes.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside, not over bars
+            axes.spines[["top", "right"]].set_visible(False)
+            axes.set_xticks([(starts[0] + starts[-1]) / 2], ["0"])  # holds the label row's height for the layout
+            figure.tight_layout()
+            width = axes.get_position().width * figure.get_figwidth() * 72  # in points, as the SVG draws it
+            ticks = time_ticks(start, end, width, font_size)
+            axes.set_xticks([_days(tick.at) for tick in ticks], [tick.label for tick in ticks])
+            return _svg_element(figure, key, chart.title)
+        finally:
+            plt.close(figure)
 
 
 _CSS = """
@@ -559,6 +696,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: left; }
 td.number { text-align: right; }
 figure { margin: 0.5em 0; }
+figcaption { font-size: 0.85em; color: #555; }
 figure svg { max-width: 100%; height: auto; }
 p.no-data { background: #f4f4f4; border-left: 4px solid #999; padding: 0.5em 1em; }
 nav a { margin-right: 1em; }
@@ -598,7 +736,12 @@ def render_html(lake_uri: str, sections: Sequence[Section], generated_at: dt.dat
         if section.no_data:
             parts.append(f'<p class="no-data">{_inline(section.no_data)}</p>')
         for index, chart in enumerate(section.charts):
-            parts.append(f'<figure class="chart">{render_chart(chart, f"{section.key}-{index}")}</figure>')
+            key = f"{section.key}-{index}"
+            if isinstance(chart, TimeChart):
+                svg = f"{render_time_chart(chart, key)}<figcaption>{_inline(chart.caption)}</figcaption>"
+            else:
+                svg = render_chart(chart, key)
+            parts.append(f'<figure class="chart">{svg}</figure>')
         for caption, columns, rows in section.tables:
             parts.append(f'<table class="{section.key}"><caption>{html.escape(caption)}</caption><tr>')
             parts.append("".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")

@@ -118,6 +118,30 @@ def test_dead_letters_quarantine_duplicates_and_quality_match_the_lake(dom: str,
     assert f"{latency[0][1]}</td>" in _section(dom, "latency")
 
 
+def _tick_labels(figure: str) -> list[str]:
+    return re.findall(r'<g id="[^"]*-xtick_\d+">.*?<text\b[^>]*>([^<]*)</text>', figure, re.S)
+
+
+def test_charts_over_time_have_a_time_axis_and_say_what_a_bar_is(dom: str, event_time_lake) -> None:
+    hours, days = re.findall(r'<figure class="chart">(.*?)</figure>', _section(dom, "articles-per-hour"), re.S)
+    assert "<figcaption>One bar per hour on a time axis" in hours  # the run took minutes, not days
+    assert "<figcaption>One bar per day on a time axis" in days
+    hour_labels = _tick_labels(hours)
+    assert hour_labels and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:00", hour_labels[0]), hour_labels
+    assert all(re.fullmatch(r"(\d{4}-\d\d-\d\d )?\d\d:00", label) for label in hour_labels), hour_labels
+    _, span = query(
+        str(event_time_lake["lake"]),
+        "SELECT min(published_at AT TIME ZONE 'UTC')::DATE, max(published_at AT TIME ZONE 'UTC')::DATE FROM articles",
+    )
+    first, last = span[0]
+    assert (first.isoformat(), last.isoformat()) == ("2026-11-22", "2026-11-24")  # the demo articles' days
+    # a tick at each midnight from the first bar's start to the last bar's end; only the first says the year
+    assert _tick_labels(days) == ["2026-11-22", "11-23", "11-24", "11-25"]
+    latency = _section(dom, "latency")
+    assert "The p50 bar is drawn over the p95 bar, not stacked on it." in latency
+    assert "<figcaption>One bar per hour on a time axis" in _section(dom, "quality")
+
+
 class _Links(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
