@@ -73,7 +73,22 @@ def assert_each_once(lake: Path, expected: set[tuple[str, int, int]]) -> Counter
     assert not missing and not extra, (sorted(missing)[:5], sorted(extra)[:5])
     doubled = [key for key, count in counts.items() if count > 1]
     assert not doubled, doubled[:5]
+    assert_links_resolve(lake)
     return counts
+
+
+def assert_links_resolve(lake: Path) -> None:
+    """Every ``duplicate_of`` names an article in ``articles``, and no ``article_id`` is there twice."""
+    from pipelines.query import query
+
+    _, dangling = query(
+        str(lake),
+        "SELECT d.article_id, d.duplicate_of, d.method FROM duplicates d"
+        " ANTI JOIN articles a ON a.article_id = d.duplicate_of ORDER BY ALL",
+    )
+    assert not dangling, f"{len(dangling)} duplicate_of name no article: {dangling[:5]}"
+    _, twice = query(str(lake), "SELECT article_id, count(*) FROM articles GROUP BY 1 HAVING count(*) > 1")
+    assert not twice, f"article_id more than once in articles: {twice[:5]}"
 
 
 def start_streaming(lake: Path, topic: str, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
