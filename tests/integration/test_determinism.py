@@ -11,8 +11,9 @@ restarted; (e) a bounded run beside CPU-heavy processes.
 
 Every record's decision (article; duplicate of which article, and how; quarantined, and for which
 expectations; dead letter, and why) must be the same in all five lakes, no lake may hold an
-``article_id`` twice in ``articles``, and every ``duplicate_of`` names an article in ``articles``. Named-entity recognition plays no part in these decisions, so
-the runs use a blank spaCy pipeline to keep the test short; everything else is the real pipeline.
+``article_id`` twice in ``articles``, and every ``duplicate_of`` names an article in
+``articles``. Named-entity recognition plays no part in these decisions, so the runs use a blank
+spaCy pipeline to keep the test short; everything else is the real pipeline.
 """
 
 from __future__ import annotations
