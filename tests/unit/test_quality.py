@@ -52,7 +52,7 @@ def article(offset: int = 100, **changes: object) -> Article:
         text=TEXT,
         word_count=len(TEXT.split()),
         content_hash=f"hash{offset}",
-        entities=(Entity("Lisbon", "GPE", 13, 19, "Lisbon"),),
+        entities=(Entity("Lisbon", "GPE", 13, 19, "Lisbon", "lisbon"),),
     )
     return base.evolve(**changes)
 
@@ -81,7 +81,10 @@ def test_frame_has_one_row_per_article_and_the_derived_columns() -> None:
     articles = [
         article(100),
         article(
-            101, url="", published_at=None, entities=(Entity("x", "ORG", 70, 90, "x"), Entity("y", "ORG", 5, 5, "y"))
+            101,
+            url="",
+            published_at=None,
+            entities=(Entity("x", "ORG", 70, 90, "x", "x"), Entity("y", "ORG", 5, 5, "y", "y")),
         ),
         article(102, published_at=future, text=""),
     ]
@@ -168,7 +171,7 @@ ROW_LEVEL_BREAKS = {
     "word_count_positive": {"word_count": 0},
     "language_allowed": {"language": "fr"},
     "published_at_not_in_future": {"published_at": INGESTED_AT + dt.timedelta(hours=2)},
-    "entity_offsets_inside_text": {"entities": (Entity("Lisbon", "GPE", 70, 200, "Lisbon"),)},
+    "entity_offsets_inside_text": {"entities": (Entity("Lisbon", "GPE", 70, 200, "Lisbon", "lisbon"),)},
 }
 
 
