@@ -9,6 +9,11 @@ match a gold entity; the pipeline's offsets, which refer to the cleaned text, ar
 the raw text through the alignment of the two strings. Micro-averaged precision, recall and F1.
 re3d labels nominal mentions ("the Army") too, so both scores sit well below spaCy's OntoNotes
 figures; what matters here is that the pipeline loses nothing against bare spaCy.
+
+Canonical forms are scored on the hand-judged cases in ``tests/unit/canonical_cases.json`` (real
+mentions from every corpus page; see its ``about``): *precision* is the share of the mentions the
+rule lengthens that get a right longer name, *recall* the share of the mentions that have one
+that get it. The rule only sees each case's own mentions, as ``canonicalise`` would in the article.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import glob
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+CANONICAL_CASES = ROOT / "tests" / "unit" / "canonical_cases.json"
 GOLD_TYPES = {"Person": "PERSON", "Organisation": "ORG", "Location": "LOC"}
 SPACY_TYPES = {"PERSON": "PERSON", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC"}
 
@@ -110,6 +117,26 @@ def compare(corpus: Path, nlp: Any) -> tuple[int, dict[str, set[Span]]]:
     return len(documents), {"gold": gold, "bare": bare, "bare_on_clean": bare_on_clean, "pipeline": pipeline}
 
 
+def canonical_scores(canonicalise: Callable[[Sequence[tuple[str, str, int, int]]], Any], cases: list[dict]) -> dict:
+    """Counts over judged cases: ``cases``, ``lengthened``, ``right_lengthened``, ``should_lengthen``."""
+    from schemas.entity_keys import strip_possessive
+
+    def fold(text: str) -> str:
+        return " ".join(strip_possessive(text).casefold().split())
+
+    counts = {"cases": len(cases), "lengthened": 0, "right_lengthened": 0, "should_lengthen": 0}
+    for case in cases:
+        texts = [case["mention"], *case["same"], *case["other"]]
+        got = fold(
+            canonicalise([(text, case["label"], 10 * i, 10 * i + 1) for i, text in enumerate(texts)])[0].canonical
+        )
+        lengthened = got != fold(case["mention"])
+        counts["lengthened"] += lengthened
+        counts["right_lengthened"] += lengthened and got in {fold(form) for form in case["same"]}
+        counts["should_lengthen"] += bool(case["same"])
+    return counts
+
+
 def main() -> int:
     corpus = Path(os.environ.get("WIRESTREAM_CORPUS", ROOT.parent / "shared" / "corpus"))
     if not (corpus / "re3d").is_dir():
@@ -126,6 +153,16 @@ def main() -> int:
         print(f"{name:26} precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  ({len(predicted)} predicted)")
     print(f"spans where the pipeline differs from bare spaCy on the text it annotates: {len(bare_on_clean ^ pipeline)}")
     print(f"spans where cleaning changed bare spaCy's answer: {len(bare ^ bare_on_clean)}")
+
+    from transforms.entities import canonicalise
+
+    cases = json.loads(CANONICAL_CASES.read_text("utf-8"))["cases"]
+    counts = canonical_scores(canonicalise, cases)
+    lengthened, right, should = counts["lengthened"], counts["right_lengthened"], counts["should_lengthen"]
+    print(
+        f"canonical forms on {counts['cases']} judged corpus cases: precision {right / lengthened:.3f} "
+        f"({right}/{lengthened} lengthened), recall {right / should:.3f} ({right}/{should} that have a longer name)"
+    )
     return 0
 
 

@@ -25,8 +25,8 @@ from pipelines.options import (
 from transforms.io.kafka_security import KafkaSecurityError
 
 EXAMPLE_QUERY = (
-    "SELECT canonical, label, count(DISTINCT article_id) AS articles FROM entities "
-    "WHERE label IN ('PERSON', 'ORG', 'GPE') GROUP BY ALL ORDER BY articles DESC, canonical LIMIT 5"
+    "SELECT key, label, count(DISTINCT article_id) AS articles FROM entities "
+    "WHERE label IN ('PERSON', 'ORG', 'GPE') GROUP BY ALL ORDER BY articles DESC, key LIMIT 5"
 )
 
 
@@ -106,7 +106,8 @@ def _config_parsers() -> dict[str, argparse.ArgumentParser]:
 
 def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str]) -> str:
     from pipelines.ingest import lake_files
-    from pipelines.query import connect, format_table
+    from pipelines.query import connect, format_table, keyed_entities
+    from pipelines.report import top_named_entities
     from schemas import arrow
     from transforms.io.lake import Lake
 
@@ -144,11 +145,10 @@ def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str
         ).fetchall()
         lines.append("    by reason: " + ", ".join(f"{reason} ×{count}" for reason, count in reasons))
     if by_table.get("entities"):
-        top = connection.execute(
-            "SELECT canonical, label, count(*) FROM read_parquet(?) GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 10",
-            [by_table["entities"]],
-        ).fetchall()
-        lines.append("  top entities: " + ", ".join(f"{text} ({label}) ×{count}" for text, label, count in top))
+        files = ", ".join("'" + path.replace("'", "''") + "'" for path in by_table["entities"])
+        keyed_entities(connection, "run_entities", f"read_parquet([{files}], union_by_name = true)")
+        top = top_named_entities(connection, "run_entities", 10, by="mentions")
+        lines.append("  top entities: " + ", ".join(f"{text} ({label}) ×{count}" for text, label, _, count in top))
     if by_table.get(arrow.RECORD_LOG_TABLE):
         latency = connection.execute(
             "SELECT quantile_cont(ms, 0.5), quantile_cont(ms, 0.95), max(ms) FROM ("

@@ -1,9 +1,10 @@
 """DuckDB over the lake: one view per table, Hive partitions as ``dt`` and ``hour`` columns.
 
 A table with no files yet is an empty view with the table's schema, so queries never fail just
-because, say, no dead letter has been written. Files are matched by column name
-(``union_by_name``): tables gain columns over time (``site_name``, ``ner_status``), and without it
-DuckDB silently reads every file with the first file's columns, dropping the newer ones.
+because, say, no dead letter has been written. Files are read by column name
+(``union_by_name``), so a lake holding files from before a column was added (``entities.key``)
+still reads, with NULL where the older files have no value; the ``entities`` view fills in
+``key`` from ``canonical`` for those rows with the pipeline's own rule (:func:`keyed_entities`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,24 @@ import duckdb
 import pyarrow as pa
 
 from schemas import arrow
+from schemas.entity_keys import entity_key
 from transforms.io.lake import Lake
+
+
+def keyed_entities(connection: duckdb.DuckDBPyConnection, name: str, source: str) -> None:
+    """Create view ``name``: the entity mentions of relation ``source``, every one with a ``key``.
+
+    Rows written before the ``key`` column existed (files without it, or merged into newer files
+    with NULL there) get ``entity_key(canonical)``, computed in Python only for those rows.
+    """
+    if not connection.execute("SELECT 1 FROM duckdb_functions() WHERE function_name = 'entity_key'").fetchall():
+        connection.create_function("entity_key", entity_key, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"))
+    columns = {row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    if "key" in columns:
+        select = f"SELECT * REPLACE (coalesce(key, entity_key(canonical)) AS key) FROM {source}"
+    else:
+        select = f"SELECT *, entity_key(canonical) AS key FROM {source}"
+    connection.execute(f"CREATE VIEW {name} AS {select}")
 
 
 def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
@@ -26,10 +44,11 @@ def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
         if files:
             root = lake.root if lake.local else lake_uri.rstrip("/")  # DuckDB reads gs:// and s3:// itself
             pattern = f"{root}/{table}/*/*/*.parquet".replace("'", "''")
-            connection.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = true,"
-                " union_by_name = true)"
-            )
+            source = f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+            if table == "entities":
+                keyed_entities(connection, table, source)
+            else:
+                connection.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
         else:
             empty = (
                 schema.empty_table()

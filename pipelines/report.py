@@ -29,14 +29,13 @@ import pyarrow.fs as pafs
 
 from pipelines.report_axis import advance, axis_limits, bin_count, bin_unit, time_ticks
 from schemas import arrow
+from schemas.entity_keys import NOT_NAMED
 from transforms.io.lake import Lake
 
 DEFAULT_REPORT = ("_report", "index.html")
 TOP = 15  # bars in a ranked chart
 MAX_BARS = 120  # bars on a time axis (about 4.5 pt each on a 9-inch chart); more bins are merged into coarser ones
 TIME_CHART_SIZE = (9.0, 3.4)  # inches
-# spaCy's numeric and temporal labels: "two" and "Monday" are in most articles and name nothing
-NOT_NAMED = ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY")
 COLOURS = {"passed": "#4c9a2a", "rows_quarantined": "#e0a100", "batch_failed": "#c0392b", "error": "#6c3483"}
 
 
@@ -214,15 +213,50 @@ def articles_over_time(connection: duckdb.DuckDBPyConnection, present: set[str])
     return section
 
 
+def top_named_entities(
+    connection: duckdb.DuckDBPyConnection, relation: str, limit: int, by: str = "articles"
+) -> list[tuple[Any, ...]]:
+    """``(entity, label, articles, mentions)`` for the entities of ``relation`` named most.
+
+    One row per ``key`` and label, so every spelling of an entity counts together ("US", "U.S.",
+    "the United States"), shown by its most frequent canonical form (ties: the first in sort
+    order). Numbers and times (:data:`schemas.entity_keys.NOT_NAMED`) are left out. Ordered by
+    ``by`` (``articles`` or ``mentions``), then the other count, then entity and label.
+    """
+    if by not in ("articles", "mentions"):
+        raise ValueError(f"by must be 'articles' or 'mentions', not {by!r}")
+    then = "mentions" if by == "articles" else "articles"
+    return _rows(
+        connection,
+        f"""
+        WITH named AS (
+            SELECT key, label, canonical, article_id FROM {relation} WHERE label NOT IN (SELECT unnest(?))
+        ),
+        shown AS (
+            SELECT key, label, first(canonical ORDER BY forms DESC, canonical) AS entity
+            FROM (SELECT key, label, canonical, count(*) AS forms FROM named GROUP BY ALL)
+            GROUP BY ALL
+        )
+        SELECT shown.entity, named.label, count(DISTINCT named.article_id) AS articles, count(*) AS mentions
+        FROM named JOIN shown USING (key, label)
+        GROUP BY named.key, named.label, shown.entity
+        ORDER BY {by} DESC, {then} DESC, shown.entity, named.label
+        LIMIT ?
+        """,
+        [list(NOT_NAMED), limit],
+    )
+
+
 def top_entities(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Section:
-    """The most mentioned entities as written, and the canonical entities found in most articles."""
+    """The most mentioned entities as written, and the entities (all spellings together) in most articles."""
     section = Section(
         "top-entities",
         "Top entities",
-        "Entity mentions as the text says them (`entities.text`, with spaCy's label), and canonical "
-        "entities (`canonical`: the article's fullest form, e.g. Austin → Lloyd Austin) by the number "
-        "of distinct articles that name them. Numbers and times (spaCy's " + ", ".join(NOT_NAMED) + ") are left "
-        "out: they would top every list without naming anything.",
+        "Entity mentions as the text says them (`entities.text`, with spaCy's label), and entities by the "
+        "number of distinct articles that name them: every spelling of one entity counted together "
+        '(`key`: "US", "U.S." and "the United States" are one), each shown by its most frequent '
+        "canonical form (the article's fullest name, e.g. Austin → Lloyd Austin). Numbers and times "
+        "(spaCy's " + ", ".join(NOT_NAMED) + ") are left out: they would top every list without naming anything.",
     )
     if "entities" not in present:
         section.no_data = _missing("entities")
@@ -233,12 +267,7 @@ def top_entities(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Se
         " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT ?",
         [list(NOT_NAMED), TOP],
     )
-    canonical = _rows(
-        connection,
-        "SELECT canonical, label, count(DISTINCT article_id) AS articles, count(*) AS mentions FROM entities"
-        " WHERE label NOT IN (SELECT unnest(?)) GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT ?",
-        [list(NOT_NAMED), TOP],
-    )
+    named = top_named_entities(connection, "entities", TOP)
     if not mentions:
         section.no_data = "No data: the `entities` table has no named entities."
         return section
@@ -252,14 +281,14 @@ def top_entities(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Se
     )
     section.charts.append(
         Chart(
-            f"Top {len(canonical)} canonical entities by articles",
-            [f"{text} ({label})" for text, label, *_ in canonical],
-            {"articles": [row[2] for row in canonical]},
+            f"Top {len(named)} entities by articles",
+            [f"{text} ({label})" for text, label, *_ in named],
+            {"articles": [row[2] for row in named]},
             x_label="articles",
         )
     )
     section.tables.append(("Top entities (mentions)", ["entity", "label", "mentions"], mentions))
-    section.tables.append(("Top canonical entities", ["canonical entity", "label", "articles", "mentions"], canonical))
+    section.tables.append(("Top entities (all spellings)", ["entity", "label", "articles", "mentions"], named))
     return section
 
 

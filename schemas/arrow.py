@@ -23,6 +23,7 @@ ENTITY_STRUCT = pa.struct(
         pa.field("start", pa.int32()),
         pa.field("end", pa.int32()),
         pa.field("canonical", pa.string()),
+        pa.field("key", pa.string()),
     ]
 )
 
@@ -57,6 +58,7 @@ ENTITIES = pa.schema(
         pa.field("start", pa.int32()),
         pa.field("end", pa.int32()),
         pa.field("canonical", pa.string()),
+        pa.field("key", pa.string()),
         pa.field("published_at", TIMESTAMP),
         pa.field("source", pa.string()),
     ]

@@ -62,6 +62,9 @@ class Entity:
     start: int
     end: int
     canonical: str
+    """The article's fullest name of the entity (see ``transforms/entities.py``)."""
+    key: str
+    """``entity_key(canonical)``: the same for every spelling of one entity (``schemas/entity_keys.py``)."""
 
 
 @dataclass(frozen=True)

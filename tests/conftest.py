@@ -9,10 +9,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.options import prism_binary
-from schemas.records import KafkaRecord, SourceBatch
+from schemas import arrow
+from schemas.records import Article, KafkaRecord, SourceBatch
+from transforms.entities import canonicalise
+from transforms.io.lake import Lake, commit_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "infra" / "kafka" / "kafka.sh"
@@ -77,3 +82,79 @@ def prism() -> Path:
 @pytest.fixture
 def topic() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def _article(offset: int, batch: SourceBatch, mentions: list[tuple[str, str]]) -> Article:
+    text = " ".join(text for text, _ in mentions)
+    found, start = [], 0
+    for name, label in mentions:
+        found.append((name, label, start, start + len(name)))
+        start += len(name) + 1
+    return Article(
+        article_id=f"a{offset}",
+        url=f"https://x.example/{offset}",
+        title=None,
+        body=None,
+        html=None,
+        published_at=None,
+        source="x.example",
+        language="en",
+        ingested_at=INGESTED_AT,
+        kafka_topic=batch.topic,
+        kafka_partition=batch.partition,
+        kafka_offset=offset,
+        batch=batch,
+        raw_value=b"{}",
+        raw_key=None,
+        canonical_url=f"https://x.example/{offset}",
+        text=text,
+        word_count=len(text.split()),
+        content_hash=f"h{offset}",
+        entities=canonicalise(found),
+    )
+
+
+@pytest.fixture
+def lake_from_before_keys(tmp_path: Path) -> Path:
+    """A lake whose first batch was written before the ``key`` column (files without it) and whose
+    second batch has it: "U.S." (old), "US" and "the United States" (new) are one entity."""
+    write_lake_from_before_keys(tmp_path)
+    return tmp_path
+
+
+def write_lake_from_before_keys(tmp_path: Path) -> None:
+    """See :func:`lake_from_before_keys`."""
+    old, new = SourceBatch("news", 0, 0, 2, 2), SourceBatch("news", 0, 2, 4, 2)
+    lake = Lake(str(tmp_path))
+    commit_batch(
+        lake,
+        old,
+        [
+            _article(0, old, [("U.S.", "GPE")] * 3 + [("two", "CARDINAL")] * 4 + [("Lloyd Austin", "PERSON")]),
+            _article(1, old, [("U.S.", "GPE")]),
+        ],
+    )
+    for path in tmp_path.glob(f"*/dt=*/hour=*/{old.key}.parquet"):
+        table = pq.ParquetFile(path).read()  # the file alone, without Hive columns from its folders
+        if "key" in table.column_names:
+            table = table.drop_columns(["key"])
+        if "entities" in table.column_names:
+            without_key = [
+                [{k: v for k, v in e.items() if k != "key"} for e in row] for row in table["entities"].to_pylist()
+            ]
+            struct = pa.list_(pa.struct([f for f in arrow.ENTITY_STRUCT if f.name != "key"]))
+            table = table.set_column(table.column_names.index("entities"), "entities", pa.array(without_key, struct))
+        pq.write_table(table, path)
+    commit_batch(
+        lake,
+        new,
+        [
+            _article(2, new, [("US", "GPE")] * 3 + [("the United States", "GPE")] + [("one", "CARDINAL")] * 5),
+            _article(
+                3,
+                new,
+                [("Britain", "GPE"), ("the United Kingdom", "GPE"), ("Austin", "PERSON")]
+                + [("Lloyd Austin", "PERSON")],
+            ),
+        ],
+    )

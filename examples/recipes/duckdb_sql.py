@@ -4,6 +4,12 @@
 
 Both queries filter on the Hive partition column ``dt`` so DuckDB opens only the matching
 folders' files: ``EXPLAIN`` shows it as ``File Filters`` and ``Scanning Files: k/n``.
+
+Entities are counted by ``key`` and label, so "US", "U.S." and "the United States" are one
+entity, shown by its most frequent canonical form that day; numbers and times are left out.
+Files written before the ``key`` column existed are read too: ``union_by_name`` and an empty
+branch with a ``key`` column give their rows a NULL key, which ``entity_key`` (the pipeline's own
+rule, registered as a Python function) fills in from ``canonical``, for those rows only.
 """
 
 from __future__ import annotations
@@ -15,15 +21,27 @@ from typing import Any
 
 import duckdb
 
-NOT_NAMED = ["DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"]
+from schemas.entity_keys import NOT_NAMED, entity_key
 
 TOP_ENTITIES_PER_DAY = """
-SELECT dt, canonical, label, count(DISTINCT article_id) AS articles, count(*) AS mentions
-FROM read_parquet($lake || '/entities/*/*/*.parquet', hive_partitioning = true)
-WHERE dt BETWEEN $first AND $last AND label NOT IN (SELECT unnest($not_named))
-GROUP BY dt, canonical, label
-QUALIFY row_number() OVER (PARTITION BY dt ORDER BY articles DESC, mentions DESC, canonical, label) <= $top
-ORDER BY dt, articles DESC, mentions DESC, canonical, label
+WITH named AS (
+    SELECT dt, coalesce(key, entity_key(canonical)) AS key, canonical, label, article_id
+    FROM (
+        SELECT * FROM read_parquet($lake || '/entities/*/*/*.parquet', hive_partitioning = true, union_by_name = true)
+        UNION ALL BY NAME SELECT NULL::VARCHAR AS key WHERE false
+    )
+    WHERE dt BETWEEN $first AND $last AND label NOT IN (SELECT unnest($not_named))
+),
+shown AS (
+    SELECT dt, key, label, first(canonical ORDER BY forms DESC, canonical) AS entity
+    FROM (SELECT dt, key, label, canonical, count(*) AS forms FROM named GROUP BY ALL)
+    GROUP BY ALL
+)
+SELECT dt, entity, label, count(DISTINCT article_id) AS articles, count(*) AS mentions
+FROM named JOIN shown USING (dt, key, label)
+GROUP BY dt, key, entity, label
+QUALIFY row_number() OVER (PARTITION BY dt ORDER BY articles DESC, mentions DESC, entity, label) <= $top
+ORDER BY dt, articles DESC, mentions DESC, entity, label
 """
 
 # Kept articles of the chosen days and every copy of them, whatever day the copy arrived (copies
@@ -65,10 +83,16 @@ def _parameters(lake: str, first: dt.date, last: dt.date, **more: Any) -> dict[s
     return {"lake": lake.rstrip("/"), "first": first, "last": last, **more}
 
 
+def _connect() -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    connection.create_function("entity_key", entity_key, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"))
+    return connection
+
+
 def top_entities_per_day(lake: str, first: dt.date, last: dt.date, top: int = 5) -> list[tuple[Any, ...]]:
-    """(dt, canonical, label, articles, mentions): the ``top`` named entities of each day."""
-    with duckdb.connect() as connection:
-        parameters = _parameters(lake, first, last, top=top, not_named=NOT_NAMED)
+    """(dt, entity, label, articles, mentions): the ``top`` named entities of each day."""
+    with _connect() as connection:
+        parameters = _parameters(lake, first, last, top=top, not_named=list(NOT_NAMED))
         return connection.execute(TOP_ENTITIES_PER_DAY, parameters).fetchall()
 
 
@@ -80,8 +104,8 @@ def story_spread(lake: str, first: dt.date, last: dt.date) -> list[tuple[Any, ..
 
 def files_scanned(lake: str, first: dt.date, last: dt.date) -> tuple[int, int]:
     """(files read, files in the table) for the entity query, from DuckDB's own plan."""
-    with duckdb.connect() as connection:
-        parameters = _parameters(lake, first, last, top=5, not_named=NOT_NAMED)
+    with _connect() as connection:
+        parameters = _parameters(lake, first, last, top=5, not_named=list(NOT_NAMED))
         plan = "\n".join(row[1] for row in connection.execute("EXPLAIN " + TOP_ENTITIES_PER_DAY, parameters).fetchall())
     match = re.search(r"Scanning Files: (\d+)/(\d+)", plan)
     if not match:
@@ -98,8 +122,8 @@ def main() -> None:
     args = parser.parse_args()
     read, total = files_scanned(args.lake, args.first, args.last)
     print(f"top entities per day ({read} of {total} entity files read):")
-    for day, canonical, label, articles, mentions in top_entities_per_day(args.lake, args.first, args.last):
-        print(f"  {day}  {canonical} ({label}): {articles} articles, {mentions} mentions")
+    for day, entity, label, articles, mentions in top_entities_per_day(args.lake, args.first, args.last):
+        print(f"  {day}  {entity} ({label}): {articles} articles, {mentions} mentions")
     print("story spread:")
     for article_id, title, source, copies, outlets, first_seen, last_seen in story_spread(
         args.lake, args.first, args.last

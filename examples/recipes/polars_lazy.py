@@ -5,6 +5,11 @@
 ``scan_parquet(..., hive_partitioning=True)`` reads ``dt`` as a date and ``hour`` as an integer;
 a filter on them is applied to the folder names before any file is opened, which the optimised
 plan (``LazyFrame.explain()``) shows as the list of files the scan will read.
+
+Entities are counted by ``key`` and label, so "US", "U.S." and "the United States" are one
+entity, shown by its most frequent canonical form that day; numbers and times are left out. The
+scan is given the table's schema with ``missing_columns="insert"``, so files written before the
+``key`` column existed read with a NULL key, filled in by the pipeline's own rule.
 """
 
 from __future__ import annotations
@@ -16,28 +21,58 @@ from typing import Any
 
 import polars as pl
 
-NOT_NAMED = ["DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"]
+from schemas import arrow
+from schemas.entity_keys import NOT_NAMED, entity_key
+
+ENTITIES_SCHEMA = pl.DataFrame(arrow.ENTITIES.empty_table()).schema
 
 
 def entities(lake: str, first: dt.date, last: dt.date) -> pl.LazyFrame:
     """The entity mentions of the chosen days, lazily."""
-    scan = pl.scan_parquet(f"{lake.rstrip('/')}/entities/*/*/*.parquet", hive_partitioning=True)
+    scan = pl.scan_parquet(
+        f"{lake.rstrip('/')}/entities/*/*/*.parquet",
+        hive_partitioning=True,
+        schema=ENTITIES_SCHEMA,
+        missing_columns="insert",
+    )
     return scan.filter(pl.col("dt").is_between(first, last))
 
 
+def keyed(mentions: pl.DataFrame) -> pl.DataFrame:
+    """``mentions`` with ``key`` filled in where older files have none (once per distinct name)."""
+    missing = mentions.filter(pl.col("key").is_null())["canonical"].unique().to_list()
+    if not missing:
+        return mentions
+    keys = {name: entity_key(name) for name in missing}
+    return mentions.with_columns(pl.coalesce("key", pl.col("canonical").replace_strict(keys, default=None)))
+
+
 def top_entities_per_day(lake: str, first: dt.date, last: dt.date, top: int = 5) -> list[tuple[Any, ...]]:
-    """(dt, canonical, label, articles, mentions): the ``top`` named entities of each day."""
-    counts = (
+    """(dt, entity, label, articles, mentions): the ``top`` named entities of each day."""
+    mentions = keyed(
         entities(lake, first, last)
-        .filter(~pl.col("label").is_in(NOT_NAMED))
-        .group_by("dt", "canonical", "label")
+        .filter(~pl.col("label").is_in(list(NOT_NAMED)))
+        .select("dt", "key", "canonical", "label", "article_id")
+        .collect()
+    )
+    shown = (
+        mentions.group_by("dt", "key", "label", "canonical")
+        .agg(forms=pl.len())
+        .sort(["forms", "canonical"], descending=[True, False])
+        .group_by("dt", "key", "label", maintain_order=True)
+        .first()
+        .select("dt", "key", "label", entity="canonical")
+    )
+    counts = (
+        mentions.group_by("dt", "key", "label")
         .agg(articles=pl.col("article_id").n_unique(), mentions=pl.len())
-        .sort(["dt", "articles", "mentions", "canonical", "label"], descending=[False, True, True, False, False])
+        .join(shown, on=["dt", "key", "label"])
+        .sort(["dt", "articles", "mentions", "entity", "label"], descending=[False, True, True, False, False])
         .group_by("dt", maintain_order=True)
         .head(top)
-        .select("dt", "canonical", "label", "articles", "mentions")
+        .select("dt", "entity", "label", "articles", "mentions")
     )
-    return list(counts.collect().iter_rows())
+    return list(counts.iter_rows())
 
 
 def plan(lake: str, first: dt.date, last: dt.date) -> str:
@@ -61,8 +96,8 @@ def main() -> None:
     parser.add_argument("--last", type=dt.date.fromisoformat, required=True)
     args = parser.parse_args()
     print(plan(args.lake, args.first, args.last))
-    for day, canonical, label, articles, mentions in top_entities_per_day(args.lake, args.first, args.last):
-        print(f"  {day}  {canonical} ({label}): {articles} articles, {mentions} mentions")
+    for day, entity, label, articles, mentions in top_entities_per_day(args.lake, args.first, args.last):
+        print(f"  {day}  {entity} ({label}): {articles} articles, {mentions} mentions")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import pytest
 
 from examples.recipes import duckdb_sql, polars_lazy, pyarrow_dataset
 from pipelines.report import resolve_clusters
+from schemas.entity_keys import NOT_NAMED, entity_key
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -37,24 +38,32 @@ def _rows(lake: Path, table: str, first: dt.date | None = None, last: dt.date | 
     return [row for path in _files(lake, table, first, last) for row in pq.read_table(path).to_pylist()]
 
 
-def _expected_top_entities(lake: Path, top: int = 5) -> list[tuple[Any, ...]]:
-    """The same figure from the files themselves: the day is the folder's name."""
+def _expected_top_entities(
+    lake: Path, top: int = 5, first: dt.date = FIRST, last: dt.date = LAST
+) -> list[tuple[Any, ...]]:
+    """The same figure from the files themselves: the day is the folder's name, an entity is its key
+    and label (the pipeline's rule where a file has no key), shown by its most frequent canonical form."""
     mentions: Counter[tuple[dt.date, str, str]] = Counter()
+    forms: Counter[tuple[dt.date, str, str, str]] = Counter()
     articles: dict[tuple[dt.date, str, str], set[str]] = {}
-    for path in _files(lake, "entities", FIRST, LAST):
+    for path in _files(lake, "entities", first, last):
         day = dt.date.fromisoformat(path.parent.parent.name.removeprefix("dt="))
-        for row in pq.read_table(path).to_pylist():
-            if row["label"] in duckdb_sql.NOT_NAMED:
+        for row in pq.ParquetFile(path).read().to_pylist():
+            if row["label"] in NOT_NAMED:
                 continue
-            key = (day, row["canonical"], row["label"])
+            key = (day, row.get("key") or entity_key(row["canonical"]), row["label"])
             mentions[key] += 1
+            forms[(*key, row["canonical"])] += 1
             articles.setdefault(key, set()).add(row["article_id"])
-    ranked = sorted(mentions, key=lambda k: (k[0], -len(articles[k]), -mentions[k], k[1], k[2]))
+    shown: dict[tuple[dt.date, str, str], str] = {}
+    for (day, key, label, form), _ in sorted(forms.items(), key=lambda item: (-item[1], item[0][3])):
+        shown.setdefault((day, key, label), form)
+    ranked = sorted(mentions, key=lambda k: (k[0], -len(articles[k]), -mentions[k], shown[k], k[2]))
     rows, taken = [], Counter[dt.date]()
     for key in ranked:
         if taken[key[0]] < top:
             taken[key[0]] += 1
-            rows.append((*key, len(articles[key]), mentions[key]))
+            rows.append((key[0], shown[key], key[2], len(articles[key]), mentions[key]))
     return rows
 
 
@@ -65,6 +74,24 @@ def test_three_libraries_and_the_files_agree_on_top_entities_per_day(event_time_
     assert duckdb_sql.top_entities_per_day(str(lake), FIRST, LAST) == expected
     assert pyarrow_dataset.top_entities_per_day(str(lake), FIRST, LAST) == expected
     assert polars_lazy.top_entities_per_day(str(lake), FIRST, LAST) == expected
+
+
+@pytest.mark.parametrize("keys", ["some files without", "no file with"])
+def test_the_recipes_count_every_spelling_once_also_in_a_lake_from_before_keys(
+    lake_from_before_keys: Path, keys: str
+) -> None:
+    lake, day = lake_from_before_keys, dt.date(2026, 11, 24)
+    if keys == "no file with":
+        for path in lake.glob("*/dt=*/hour=*/news+0+0000000000000000002+*.parquet"):
+            path.unlink()
+    expected = _expected_top_entities(lake, 5, day, day)
+    assert expected == (
+        [(day, "U.S.", "GPE", 3, 8), (day, "Lloyd Austin", "PERSON", 2, 3), (day, "Britain", "GPE", 1, 2)]
+        if keys == "some files without"
+        else [(day, "U.S.", "GPE", 2, 4), (day, "Lloyd Austin", "PERSON", 1, 1)]
+    )
+    for recipe in (duckdb_sql, pyarrow_dataset, polars_lazy):
+        assert recipe.top_entities_per_day(str(lake), day, day) == expected, recipe.__name__
 
 
 def test_a_filter_on_dt_reads_only_that_days_files(event_time_lake) -> None:

@@ -44,7 +44,7 @@ def _article(offset: int, batch: SourceBatch, ingested_at: dt.datetime = T0) -> 
         text="Lloyd Austin spoke.",
         word_count=3,
         content_hash="h",
-        entities=(Entity("Lloyd Austin", "PERSON", 0, 12, "Lloyd Austin"),),
+        entities=(Entity("Lloyd Austin", "PERSON", 0, 12, "Lloyd Austin", "lloyd austin"),),
     )
 
 
@@ -61,6 +61,12 @@ def test_commit_writes_every_table_with_its_schema(tmp_path) -> None:
     for table in ("articles", "entities", "dead_letters"):
         path = tmp_path / table / "dt=2026-11-24" / "hour=09" / name
         assert pq.read_schema(path).equals(arrow.TABLES[table], check_metadata=False), table
+    folder = tmp_path / "entities" / "dt=2026-11-24" / "hour=09"
+    assert pq.read_table(folder / name, columns=["canonical", "key"]).to_pylist() == 2 * [
+        {"canonical": "Lloyd Austin", "key": "lloyd austin"}
+    ]
+    entities = pq.read_table(tmp_path / "articles" / "dt=2026-11-24" / "hour=09" / name)["entities"].to_pylist()
+    assert [e["key"] for article in entities for e in article] == ["lloyd austin", "lloyd austin"]
     assert not (tmp_path / STAGING).exists() or not any((tmp_path / STAGING).iterdir())
     assert covered_ranges(lake) == {("news", 2): [(10, 13)]}
     count = (

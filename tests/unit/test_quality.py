@@ -52,7 +52,7 @@ def article(offset: int = 100, **changes: object) -> Article:
         text=TEXT,
         word_count=len(TEXT.split()),
         content_hash=f"hash{offset}",
-        entities=(Entity("Lisbon", "GPE", 13, 19, "Lisbon"),),
+        entities=(Entity("Lisbon", "GPE", 13, 19, "Lisbon", "lisbon"),),
     )
     return base.evolve(**changes)
 
@@ -81,7 +81,10 @@ def test_frame_has_one_row_per_article_and_the_derived_columns() -> None:
     articles = [
         article(100),
         article(
-            101, url="", published_at=None, entities=(Entity("x", "ORG", 70, 90, "x"), Entity("y", "ORG", 5, 5, "y"))
+            101,
+            url="",
+            published_at=None,
+            entities=(Entity("x", "ORG", 70, 90, "x", "x"), Entity("y", "ORG", 5, 5, "y", "y")),
         ),
         article(102, published_at=future, text=""),
     ]
@@ -212,7 +215,7 @@ def test_every_language_passes_and_the_language_mix_is_monitored(validator: Suit
 
 
 def test_monitors_report_but_never_quarantine(validator: SuiteValidator, tmp_path) -> None:
-    outside = (Entity("Lisbon", "GPE", 70, 200, "Lisbon"),)
+    outside = (Entity("Lisbon", "GPE", 70, 200, "Lisbon", "lisbon"),)
     twins = (article(100), article(101, article_id="a100", content_hash="hash100"), article(102, entities=outside))
     config = QualityConfig(lake_uri=str(tmp_path), suite=load_suite(), policy="fail", run_name="r")
     verdict = validate_articles(validator, OutcomeBatch(BATCH, twins), config, INGESTED_AT)

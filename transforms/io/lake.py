@@ -183,7 +183,7 @@ def article_row(article: Article) -> dict[str, Any]:
         "content_hash": article.content_hash,
         "cluster_id": article.cluster_id or article.article_id,
         "entities": [
-            {"text": e.text, "label": e.label, "start": e.start, "end": e.end, "canonical": e.canonical}
+            {"text": e.text, "label": e.label, "start": e.start, "end": e.end, "canonical": e.canonical, "key": e.key}
             for e in article.entities
         ],
         "ner_status": article.ner_status,
@@ -203,6 +203,7 @@ def _entity_rows(article: Article) -> Iterator[dict[str, Any]]:
             "start": entity.start,
             "end": entity.end,
             "canonical": entity.canonical,
+            "key": entity.key,
             "published_at": article.published_at,
             "source": article.source,
         }
