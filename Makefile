@@ -65,6 +65,7 @@ test: setup chromium lint ## lint, then unit, Beam and integration tests (real b
 bench: setup ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost
 	$(BIN)/python -m benchmarks.validators
 	$(BIN)/python -m benchmarks.cleaning
+	$(BIN)/python -m benchmarks.content_rules
 	$(BIN)/python -m benchmarks.dedup
 	$(BIN)/python -m benchmarks.entities
 	$(BIN)/python -m benchmarks.entity_quality

@@ -52,12 +52,12 @@ STORY_SPREAD = """
 WITH RECURSIVE
 kept AS (
     SELECT article_id, title, source, ingested_at
-    FROM read_parquet($lake || '/articles/*/*/*.parquet', hive_partitioning = true)
+    FROM read_parquet($lake || '/articles/*/*/*.parquet', hive_partitioning = true, union_by_name = true)
     WHERE dt BETWEEN $first AND $last
 ),
 copies AS (
     SELECT article_id, duplicate_of, source, ingested_at, kafka_topic, kafka_partition, kafka_offset
-    FROM read_parquet($lake || '/duplicates/*/*/*.parquet', hive_partitioning = true)
+    FROM read_parquet($lake || '/duplicates/*/*/*.parquet', hive_partitioning = true, union_by_name = true)
 ),
 chain AS (
     SELECT kafka_topic, kafka_partition, kafka_offset, source, ingested_at, duplicate_of AS points_to, 0 AS steps
