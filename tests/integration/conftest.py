@@ -18,7 +18,7 @@ from pipelines.produce import produce
 from tests.integration.helpers import run_until_caught_up
 
 # Two articles the expectation suite quarantines, so that quarantine has rows with real reasons.
-QUARANTINED = [
+EXTRA_ARTICLES = [
     {
         "url": "https://www.lepetitquai.example/rotterdam",
         "language": "fr",
@@ -36,13 +36,14 @@ QUARANTINED = [
 
 @pytest.fixture(scope="session")
 def event_time_lake(bootstrap_servers: str, corpus: Path, prism: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The demo input (seed article, demo articles incl. a near copy and two broken records) plus two
-    articles that get quarantined, run with ``--partition-by event_time``."""
+    """The demo input (seed article, demo articles incl. a near copy and two broken records) plus a
+    French article (kept, with no NER model for it) and an id-only one (quarantined: no URL), run
+    with ``--partition-by event_time``."""
     topic = f"lake-{uuid.uuid4().hex[:10]}"
     lake = tmp_path_factory.mktemp("event-time-lake")
     values = [json.dumps(seed_message(corpus)).encode()]
     values += [line for line in DEMO_ARTICLES.read_bytes().splitlines() if line.strip()]
-    values += [json.dumps(message).encode() for message in QUARANTINED]
+    values += [json.dumps(message).encode() for message in EXTRA_ARTICLES]
     keys = [b"k%d" % (i % 3) for i in range(len(values))]
     placed = produce(values, bootstrap_servers, topic, partitions=3, keys=keys)
     run_name = f"it-{topic}"

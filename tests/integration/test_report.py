@@ -135,9 +135,9 @@ def test_charts_over_time_have_a_time_axis_and_say_what_a_bar_is(dom: str, event
         "SELECT min(published_at AT TIME ZONE 'UTC')::DATE, max(published_at AT TIME ZONE 'UTC')::DATE FROM articles",
     )
     first, last = span[0]
-    assert (first.isoformat(), last.isoformat()) == ("2026-11-22", "2026-11-24")  # the demo articles' days
+    assert (first.isoformat(), last.isoformat()) == ("2026-11-21", "2026-11-24")  # the demo articles' days
     # a tick at each midnight from the first bar's start to the last bar's end; only the first says the year
-    assert _tick_labels(days) == ["2026-11-22", "11-23", "11-24", "11-25"]
+    assert _tick_labels(days) == ["2026-11-21", "11-22", "11-23", "11-24", "11-25"]
     latency = _section(dom, "latency")
     assert "The p50 bar is drawn over the p95 bar, not stacked on it." in latency
     assert "<figcaption>One bar per hour on a time axis" in _section(dom, "quality")
