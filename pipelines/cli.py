@@ -20,6 +20,8 @@ from pipelines.options import (
     DEFAULT_TOPIC,
     add_kafka_security_args,
     kafka_security,
+    refuse_secret_options,
+    unknown_options,
     with_local_defaults,
 )
 from transforms.io.kafka_security import KafkaSecurityError
@@ -51,7 +53,9 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=_HelpFormatter)
+    return argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=_HelpFormatter, allow_abbrev=False
+    )
 
 
 def _add_config_arg(parser: argparse.ArgumentParser, command: str) -> None:
@@ -69,7 +73,7 @@ def run_parser() -> argparse.ArgumentParser:
 
     parser = _parser(
         "wirestream run",
-        "Run the ingest pipeline: Kafka -> parse -> clean -> deduplicate -> entities -> quality -> lake. "
+        "Run the ingest pipeline: Kafka -> parse -> clean -> quality -> deduplicate -> entities -> lake. "
         "Every Apache Beam pipeline option (--runner, --flink_master, ...) passes through.",
     )
     _add_config_arg(parser, "run")
@@ -188,6 +192,11 @@ def _run(argv: Sequence[str]) -> int:
         args = with_local_defaults(expand_config(argv, "run", _config_parsers()))
     except ConfigError as error:
         print(f"wirestream run: {error}", file=sys.stderr)
+        return 2
+    refuse_secret_options(args)  # before the unknown-option check: its message says what to use instead
+    unknown = unknown_options(args)
+    if unknown:
+        print(f"wirestream run: {'; '.join(unknown)}; see wirestream run --help", file=sys.stderr)
         return 2
     lake = PipelineOptions(args).view_as(IngestOptions).lake
     from pipelines.lifecycle import LakeBusyError, StopSignals

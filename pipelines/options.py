@@ -180,6 +180,41 @@ class IngestOptions(PipelineOptions):
 _SECRET_OPTIONS = ("--kafka-sasl-password", "--kafka-ssl-password")
 
 
+def known_option_names() -> frozenset[str]:
+    """Every ``--option`` ``wirestream run`` understands: its own and every Beam pipeline option."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    classes: set[type[PipelineOptions]] = set()
+    pending: list[type[PipelineOptions]] = [PipelineOptions]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            if subclass not in classes:
+                classes.add(subclass)
+                pending.append(subclass)
+    parser = _BeamArgumentParser(add_help=False, allow_abbrev=False, conflict_handler="resolve")
+    for options_class in classes:
+        options_class._add_argparse_args(parser)
+    return frozenset(name for action in parser._actions for name in action.option_strings)
+
+
+def unknown_options(argv: Sequence[str]) -> list[str]:
+    """One message per ``--option`` in ``argv`` that neither wirestream nor Beam knows, with a guess.
+
+    Beam passes an unknown option through with a warning and the run goes ahead without it: a
+    mistyped ``--topik`` would read the default topic. Abbreviations are not accepted either.
+    """
+    import difflib
+
+    known = known_option_names()
+    messages = []
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if name.startswith("--") and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+            messages.append(f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+    return messages
+
+
 _LANGUAGE_CODE = re.compile(r"^([a-z]{2}|\*)$")
 
 

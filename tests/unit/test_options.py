@@ -72,3 +72,14 @@ def test_dedup_settings_come_from_the_options_and_a_bad_shard_count_stops_the_ru
     assert config.index_shards == 4 and config.ttl_seconds == 7200.0
     with pytest.raises(SystemExit, match="index_shards must be between 1 and 65536, not 0"):
         dedup_config(PipelineOptions(["--dedup-shards=0"]).view_as(IngestOptions))
+
+
+def test_a_mistyped_option_is_named_with_a_guess_and_beam_options_pass() -> None:
+    from pipelines.options import unknown_options
+
+    good = ["--lake=/l", "--topic", "t", "--runner=FlinkRunner", "--flink_master=h:8081", "--experiments=x"]
+    assert unknown_options([*good, "--prism_location=/p", "--dedup-jaccard=0.5", "--dedup_jaccard=0.5"]) == []
+    assert unknown_options(["--topik=t2", "--lake", "/l"]) == ["unknown option --topik (did you mean --topic?)"]
+    assert unknown_options(["--dedup-jacard=0.5"]) == ["unknown option --dedup-jacard (did you mean --dedup-jaccard?)"]
+    assert unknown_options(["--top=t"]) == ["unknown option --top (did you mean --topic?)"]  # no abbreviations
+    assert unknown_options(["--zzzz"]) == ["unknown option --zzzz"]
