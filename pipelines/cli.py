@@ -20,6 +20,7 @@ from pipelines.options import (
     DEFAULT_TOPIC,
     add_kafka_security_args,
     kafka_security,
+    out_of_range,
     refuse_secret_options,
     unknown_options,
     with_local_defaults,
@@ -198,7 +199,12 @@ def _run(argv: Sequence[str]) -> int:
     if unknown:
         print(f"wirestream run: {'; '.join(unknown)}; see wirestream run --help", file=sys.stderr)
         return 2
-    lake = PipelineOptions(args).view_as(IngestOptions).lake
+    ingest = PipelineOptions(args).view_as(IngestOptions)
+    bad = out_of_range(ingest)
+    if bad:
+        print(f"wirestream run: {'; '.join(bad)}", file=sys.stderr)
+        return 2
+    lake = ingest.lake
     from pipelines.lifecycle import LakeBusyError, StopSignals
     from transforms.io.kafka import KafkaUnreachableError
     from transforms.io.lake import LakeUnwritableError

@@ -215,6 +215,32 @@ def unknown_options(argv: Sequence[str]) -> list[str]:
     return messages
 
 
+# (option, lowest, highest): the numeric options of ``wirestream run`` and the values that make sense.
+RANGES: tuple[tuple[str, float, float], ...] = (
+    ("ner_batch_size", 1, 100_000),
+    ("ner_workers", 1, 64),
+    ("max_record_bytes", 1024, 2**31 - 1),
+    ("max_batch_records", 1, 1_000_000),
+    ("lake_retry_seconds", 0, 7 * 24 * 3600),
+    ("dedup_ttl_hours", 0, 24 * 365 * 10),
+    ("dedup_jaccard", 0, 1),
+    ("dedup_containment", 0, 1),
+    ("dedup_shards", 1, 65536),
+    ("progress_interval", 0.1, 24 * 3600),
+)
+
+
+def out_of_range(options: IngestOptions) -> list[str]:
+    """One message per numeric option outside the values that make sense (``--dedup-jaccard 5``)."""
+    messages = []
+    for name, lowest, highest in RANGES:
+        value = getattr(options, name, None)
+        if value is not None and not lowest <= value <= highest:
+            flag = "--" + name.replace("_", "-")
+            messages.append(f"{flag} {value:g} is out of range: give {lowest:g} to {highest:g}")
+    return messages
+
+
 _LANGUAGE_CODE = re.compile(r"^([a-z]{2}|\*)$")
 
 

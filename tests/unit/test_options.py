@@ -83,3 +83,19 @@ def test_a_mistyped_option_is_named_with_a_guess_and_beam_options_pass() -> None
     assert unknown_options(["--dedup-jacard=0.5"]) == ["unknown option --dedup-jacard (did you mean --dedup-jaccard?)"]
     assert unknown_options(["--top=t"]) == ["unknown option --top (did you mean --topic?)"]  # no abbreviations
     assert unknown_options(["--zzzz"]) == ["unknown option --zzzz"]
+
+
+def test_numeric_options_out_of_range_are_named() -> None:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.options import IngestOptions, out_of_range
+
+    def problems(*argv: str) -> list[str]:
+        return out_of_range(PipelineOptions(["--lake=/l", *argv]).view_as(IngestOptions))
+
+    assert problems() == []
+    assert problems("--dedup-jaccard=5", "--ner-workers=0") == [
+        "--ner-workers 0 is out of range: give 1 to 64",
+        "--dedup-jaccard 5 is out of range: give 0 to 1",
+    ]
+    assert problems("--max-batch-records=-3") == ["--max-batch-records -3 is out of range: give 1 to 1e+06"]
