@@ -230,6 +230,10 @@ RANGES: tuple[tuple[str, float, float], ...] = (
 )
 
 
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
 def out_of_range(options: IngestOptions) -> list[str]:
     """One message per numeric option outside the values that make sense (``--dedup-jaccard 5``)."""
     messages = []
@@ -237,7 +241,7 @@ def out_of_range(options: IngestOptions) -> list[str]:
         value = getattr(options, name, None)
         if value is not None and not lowest <= value <= highest:
             flag = "--" + name.replace("_", "-")
-            messages.append(f"{flag} {value:g} is out of range: give {lowest:g} to {highest:g}")
+            messages.append(f"{flag} {_number(value)} is out of range: give {_number(lowest)} to {_number(highest)}")
     return messages
 
 

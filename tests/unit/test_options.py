@@ -98,4 +98,4 @@ def test_numeric_options_out_of_range_are_named() -> None:
         "--ner-workers 0 is out of range: give 1 to 64",
         "--dedup-jaccard 5 is out of range: give 0 to 1",
     ]
-    assert problems("--max-batch-records=-3") == ["--max-batch-records -3 is out of range: give 1 to 1e+06"]
+    assert problems("--max-batch-records=-3") == ["--max-batch-records -3 is out of range: give 1 to 1,000,000"]
