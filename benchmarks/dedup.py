@@ -9,10 +9,15 @@ The data, built from ``../shared/corpus`` (nothing in it is written by us):
 * copies of each story as a wire republication would make them: the page's main text as our
   cleaning stage extracts it (a different extraction method), the page's whole visible text
   (boilerplate: navigation, footers, related links), the first 40–70 % of the text (truncated),
-  and a lightly edited copy (about 3 % of words replaced, one sentence dropped; the title is not
-  part of the text, so a new headline changes nothing);
+  a lightly edited copy (about 3 % of words replaced, one sentence dropped; the title is not
+  part of the text, so a new headline changes nothing), and, for stories of 150 words or more,
+  an *excerpt*: a contiguous run of 15–60 % of the story's words taken after its first 30 words
+  (so it does not start like the story), wrapped in a lead-in and a tail from another story, so
+  that 72–100 % of the excerpt's words lie in the story;
 * hard negatives come free: several stories per outlet (fundus publishers, re3d sources) on
-  the same topics, which must not be merged.
+  the same topics, which must not be merged; and *briefs*: 40–120 words of a re3d document kept
+  out of the stream (every sixth), ending with one 10–25-word sentence lifted from a story of the
+  stream. A brief is a story of its own: naming the story it shares a sentence with is wrong.
 
 All copies are shuffled into one stream (seeded). An article is truly a duplicate when an earlier
 article of the stream belongs to the same story; a predicted duplicate is right when the article
@@ -74,6 +79,27 @@ def _truncate(text: str, rng: random.Random) -> str:
     return " ".join(tokens[: max(1, int(len(tokens) * rng.uniform(0.4, 0.7)))])
 
 
+def _excerpt(text: str, filler: str, rng: random.Random) -> str:
+    """15–60 % of ``text``'s words, contiguous, from after its first 30, 72–100 % of the result."""
+    tokens, other = text.split(), filler.split()
+    length = max(40, int(len(tokens) * rng.uniform(0.15, 0.6)))
+    start = rng.randrange(30, max(31, len(tokens) - length))
+    core = tokens[start : start + length]
+    extra = int(len(core) * (1 - rng.uniform(0.72, 1.0)))
+    lead = rng.randrange(0, max(1, len(other) - extra))
+    wrap = other[lead : lead + extra]
+    return " ".join(wrap[: extra // 2] + core + wrap[extra // 2 :])
+
+
+def _brief(text: str, lifted: str, rng: random.Random) -> str:
+    """40–120 words of ``text`` ending with a 10–25-word run of ``lifted``."""
+    tokens, other = text.split(), lifted.split()
+    length, sentence = rng.randrange(40, 121), rng.randrange(10, 26)
+    start = rng.randrange(0, max(1, len(tokens) - length))
+    at = rng.randrange(0, max(1, len(other) - sentence))
+    return " ".join(tokens[start : start + length] + other[at : at + sentence])
+
+
 def _edit(text: str, rng: random.Random) -> str:
     sentences = [s for s in text.replace("\n", " ").split(". ") if s]
     if len(sentences) > 3:
@@ -94,20 +120,32 @@ def build_stream(root: Path, seed: int = 1) -> list[Doc]:
         base = page.expected_text if page.expected_text else extracted
         others = [("extracted", extracted)] if page.expected_text else []
         stories.append((page.page_id, outlet, base, [*others, ("boilerplate", _visible_text(page.html))]))
+    held_out: list[tuple[str, str, str]] = []
+    documents = 0
     for path in sorted(glob.glob(str(root / "re3d" / "*" / "documents.json"))):
         outlet = Path(path).parent.name
         for line in Path(path).read_text("utf-8").splitlines():
             if line.strip():
                 document = json.loads(line)
-                stories.append((f"re3d/{document['_id']}", outlet, document["text"], []))
+                documents += 1
+                entry = (f"re3d/{document['_id']}", outlet, document["text"])
+                if documents % 6 == 0:
+                    held_out.append(entry)
+                else:
+                    stories.append((*entry, []))
+    stories = [story for story in stories if len(story[2].split()) >= 40]
     docs = []
     for story, outlet, base, copies in stories:
-        if len(base.split()) < 40:
-            continue
         docs.append(Doc(story, outlet, "original", base))
         docs.extend(Doc(story, outlet, name, text) for name, text in copies if text.strip())
         docs.append(Doc(story, outlet, "truncated", _truncate(base, rng)))
         docs.append(Doc(story, outlet, "edited", _edit(base, rng)))
+        if len(base.split()) >= 150:
+            other = rng.choice([entry for entry in stories if entry[0] != story])
+            docs.append(Doc(story, outlet, "excerpt", _excerpt(base, other[2], rng)))
+    for story, outlet, text in held_out:
+        if len(text.split()) >= 40:
+            docs.append(Doc(f"brief/{story}", outlet, "brief", _brief(text, rng.choice(stories)[2], rng)))
     rng.shuffle(docs)
     return docs
 
@@ -238,6 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             by_variant.setdefault(doc.variant, [0, 0])[1] += 1
         seen.add(doc.story)
     print("wirestream recall by kind of copy: " + ", ".join(f"{k} {h}/{n}" for k, (h, n) in sorted(by_variant.items())))
+    briefs = [earlier for doc, earlier in zip(docs, ours, strict=True) if doc.variant == "brief"]
+    chained = sum(earlier is not None and ours[earlier] is not None for earlier in ours)
+    print(
+        f"wirestream briefs taken for duplicates: {sum(e is not None for e in briefs)}/{len(briefs)}; "
+        f"duplicates naming an article that is itself a duplicate: {chained}"
+    )
     state, memory = state_bytes_per_article(docs, config)
     print(f"per article remembered: {state:.0f} bytes of keyed state, {memory:.0f} bytes of worker memory")
     return 0
