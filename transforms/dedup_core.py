@@ -70,12 +70,13 @@ __all__ = [
     "verify",
 ]
 
+_ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"  # what bytes.split() splits on
 _FOLD = bytes.maketrans(
-    string.ascii_uppercase.encode() + string.punctuation.encode(),
-    string.ascii_lowercase.encode() + b" " * len(string.punctuation),
+    string.ascii_uppercase.encode() + string.punctuation.encode() + _ASCII_WHITESPACE,
+    string.ascii_lowercase.encode() + b" " * (len(string.punctuation) + len(_ASCII_WHITESPACE)),
 )
 _WHITESPACE = np.zeros(256, dtype=bool)
-_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+_WHITESPACE[list(_ASCII_WHITESPACE)] = True
 _TABULATION_POSITIONS = 16
 _TABULATION = np.random.default_rng(20261125).integers(0, 2**64, size=(_TABULATION_POSITIONS, 256), dtype=np.uint64)
 _TABULATION[:, _WHITESPACE] = 0
@@ -189,20 +190,20 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     what ``bytes.split`` would give: runs of non-whitespace bytes.
     """
     encoded = [text.encode("utf-8") for text in texts]
-    data = np.frombuffer(b" ".join(encoded).translate(_FOLD), dtype=np.uint8)
+    data = np.frombuffer(b" ".join(encoded).translate(_FOLD), dtype=np.uint8)  # any whitespace is now b" "
     if not len(data):
         return np.zeros(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.int64)
-    space = _WHITESPACE[data]
+    space = data == ord(" ")
     starts_mask = ~space
     starts_mask[1:] &= space[:-1]
     starts = np.flatnonzero(starts_mask)
     if not len(starts):
         return np.zeros(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.int64)
-    word_of_byte = np.cumsum(starts_mask, dtype=np.int32)
-    word_of_byte -= 1
-    np.maximum(word_of_byte, 0, out=word_of_byte)
+    first = np.zeros(len(data), dtype=np.int32)  # the first byte of each byte's word
+    first[starts] = starts
+    np.maximum.accumulate(first, out=first)
     position = np.arange(len(data), dtype=np.int32)
-    position -= starts.astype(np.int32)[word_of_byte]
+    position -= first
     position &= _TABULATION_POSITIONS - 1
     position <<= 8
     position |= data
