@@ -12,14 +12,15 @@ The data, built from ``../shared/corpus`` (nothing in it is written by us):
   a lightly edited copy (about 3 % of words replaced, one sentence dropped; the title is not
   part of the text, so a new headline changes nothing), and, for stories of 150 words or more,
   an *excerpt*: a contiguous run of 15–60 % of the story's words taken after its first 30 words
-  (so it does not start like the story), wrapped in a lead-in and a tail from another story, so
-  that 72–100 % of the excerpt's words lie in the story;
+  (so it does not start like the story), wrapped in a lead-in and a tail taken from texts kept
+  out of the stream, so that 72–100 % of the excerpt's words lie in the story;
 * hard negatives come free: several stories per outlet (fundus publishers, re3d sources) on
   the same topics, which must not be merged; and *briefs*: 40–120 words of a re3d document kept
   out of the stream (every sixth), ending with one 10–25-word sentence lifted from a story of the
   stream. A brief is a story of its own: naming the story it shares a sentence with is wrong.
 
-All copies are shuffled into one stream (seeded). An article is truly a duplicate when an earlier
+All copies are shuffled into one stream (seeded), each stamped with its place in it as its event
+time, so "earlier" means earlier in the stream. An article is truly a duplicate when an earlier
 article of the stream belongs to the same story; a predicted duplicate is right when the article
 it names belongs to the same story. Precision, recall and F1 are over those predictions; docs/s
 covers the whole job per document (tokens, shingles, MinHash, index, verification), best of
@@ -141,8 +142,7 @@ def build_stream(root: Path, seed: int = 1) -> list[Doc]:
         docs.append(Doc(story, outlet, "truncated", _truncate(base, rng)))
         docs.append(Doc(story, outlet, "edited", _edit(base, rng)))
         if len(base.split()) >= 150:
-            other = rng.choice([entry for entry in stories if entry[0] != story])
-            docs.append(Doc(story, outlet, "excerpt", _excerpt(base, other[2], rng)))
+            docs.append(Doc(story, outlet, "excerpt", _excerpt(base, rng.choice(held_out)[2], rng)))
     for story, outlet, text in held_out:
         if len(text.split()) >= 40:
             docs.append(Doc(f"brief/{story}", outlet, "brief", _brief(text, rng.choice(stories)[2], rng)))
@@ -172,7 +172,9 @@ def run_ours(docs: Sequence[Doc], config: DedupConfig) -> list[int | None]:
     tickets = []
     for start in range(0, len(docs), 100):
         chunk = docs[start : start + 100]
-        refs = [ArticleRef(str(start + i), d.text, "", "", "bench", 0, start + i) for i, d in enumerate(chunk)]
+        refs = [
+            ArticleRef(str(start + i), d.text, "", "", "bench", 0, start + i, start + i) for i, d in enumerate(chunk)
+        ]
         batch = fingerprint(refs, time_us=start, batch_key=str(start), config=config)
         for ticket in batch:
             index.add(ticket)
