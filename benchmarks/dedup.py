@@ -35,6 +35,7 @@ import argparse
 import glob
 import json
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -226,16 +227,26 @@ def state_bytes_per_article(docs: Sequence[Doc], config: DedupConfig) -> tuple[f
     return state / len(tickets), memory / len(tickets)
 
 
-def _timed_pair(jobs: Sequence[Callable[[], list[int | None]]], repeat: int) -> list[tuple[list[int | None], float]]:
-    """Each job's result and best time; the jobs take turns, so both see the same machine load."""
+def _timed_pair(
+    jobs: Sequence[Callable[[], list[int | None]]], repeat: int
+) -> tuple[list[tuple[list[int | None], float]], list[float]]:
+    """Each job's result and best time, and the second job's time over the first's in each turn.
+
+    The jobs take turns, so both see the same machine load; the per-turn ratios show how much the
+    load (and this VM's drifting CPU speed) moved the ratio of the best times.
+    """
     best = [float("inf")] * len(jobs)
     results: list[list[int | None]] = [[] for _ in jobs]
+    ratios = []
     for _ in range(repeat):
+        seconds = []
         for index, job in enumerate(jobs):
             started = time.perf_counter()
             results[index] = job()
-            best[index] = min(best[index], time.perf_counter() - started)
-    return list(zip(results, best, strict=True))
+            seconds.append(time.perf_counter() - started)
+            best[index] = min(best[index], seconds[-1])
+        ratios.append(seconds[-1] / seconds[0])
+    return list(zip(results, best, strict=True)), ratios
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -258,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"config: {config.shingle_size}-word shingles, {config.num_perm} permutations, {config.bands} bands × "
         f"{config.rows} rows, Jaccard ≥ {config.jaccard_threshold} or containment ≥ {config.containment_threshold}"
     )
-    (ours, ours_s), (theirs, theirs_s) = _timed_pair(
+    ((ours, ours_s), (theirs, theirs_s)), ratios = _timed_pair(
         [lambda: run_ours(docs, config), lambda: run_datasketch(docs, config)], args.repeat
     )
     rows = [("wirestream (rensa + LSH + verify)", ours, ours_s), ("datasketch MinHashLSH", theirs, theirs_s)]
@@ -268,7 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{name:36} {score['precision']:9.3f} {score['recall']:7.3f} {score['f1']:6.3f} {len(docs) / seconds:9.0f}"
         )
-    print(f"throughput ratio wirestream / datasketch: {theirs_s / ours_s:.1f}×")
+    print(
+        f"throughput ratio wirestream / datasketch: {theirs_s / ours_s:.1f}× (best times; "
+        f"per turn {min(ratios):.1f}–{max(ratios):.1f}×, median {statistics.median(ratios):.1f}×)"
+    )
     by_variant: dict[str, list[int]] = {}
     seen: set[str] = set()
     for doc, earlier in zip(docs, ours, strict=True):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
+from pathlib import Path
 
 import pytest
 
 from transforms.dedup_core import (
+    KEY_ANCHOR,
+    KEY_PREFIX,
     ArticleRef,
     DedupConfig,
     DedupIndex,
@@ -59,7 +63,7 @@ def _tickets(texts: list[str], time_us: int = 0, urls: list[str] | None = None, 
 def test_identical_texts_share_every_key_and_are_exactly_similar() -> None:
     base = _text(300, 1)
     one, two = _tickets([base, base])
-    assert set(one.keys) == set(two.keys) and len(one.keys) == CONFIG.bands + 1  # bands + prefix
+    assert set(one.keys) == set(two.keys) and len(one.keys) == CONFIG.bands + 1 + CONFIG.anchors  # + prefix
     assert similarity(one, two) == (1.0, 1.0)
 
 
@@ -251,3 +255,80 @@ def test_the_index_decides_the_same_whatever_the_arrival_order() -> None:
 def test_impossible_band_layouts_are_refused(bands: int, rows: int) -> None:
     with pytest.raises(ValueError):
         DedupConfig(bands=bands, rows=rows)
+
+
+@pytest.mark.parametrize("changes", [{"anchors": 65}, {"anchors": -1}, {"anchor_words": 3}])
+def test_impossible_anchor_settings_are_refused(changes: dict) -> None:
+    with pytest.raises(ValueError):
+        DedupConfig(**changes)
+
+
+def _re3d_texts(corpus: Path) -> list[str]:
+    """The corpus's re3d documents, longest first."""
+    texts = []
+    for path in sorted((corpus / "re3d").glob("*/documents.json")):
+        texts += [json.loads(line)["text"] for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return sorted(texts, key=lambda text: -len(text.split()))
+
+
+def test_an_excerpt_from_inside_a_long_article_meets_it_under_an_anchor_and_duplicates_it(corpus: Path) -> None:
+    """Real articles of 450+ words; excerpts of 15–35 % of their words from past the first 30, every
+    other one wrapped in words of another article (so 80 % of it lies in the long one). They do not
+    start alike and their Jaccard similarity is far below the threshold: the anchors pair them, and
+    the containment estimate decides."""
+    texts = [text for text in _re3d_texts(corpus) if len(text.split()) >= 450]
+    assert len(texts) >= 6
+    rng = random.Random(7)
+    decided = []
+    for number, text in enumerate(texts[:6]):
+        words = text.split()
+        for share in (0.15, 0.25, 0.35):
+            length = int(len(words) * share)
+            start = rng.randrange(30, len(words) - length)
+            filler = texts[-1 - number].split()[: length // 4 if number % 2 else 0]
+            excerpt = " ".join(filler[: len(filler) // 2] + words[start : start + length] + filler[len(filler) // 2 :])
+            original, copy = _tickets([text, excerpt])
+            shared = {key[:1] for key in set(original.keys) & set(copy.keys)}
+            assert KEY_ANCHOR in shared and KEY_PREFIX not in shared, (number, share)
+            assert similarity(original, copy)[0] < CONFIG.jaccard_threshold
+            index = DedupIndex(CONFIG)
+            index.add(original)
+            index.add(copy)
+            match = index.decision(copy)
+            decided.append(match is not None and match.earlier is original and match.method == "near")
+    # one wrapped 15 % excerpt (true containment 0.8) is estimated at 0.69 and kept
+    assert decided.count(True) == 17, decided
+
+
+def test_a_short_text_sharing_a_sentence_with_a_long_one_is_not_its_duplicate(corpus: Path) -> None:
+    """40–120 words of one real article ending with a 10–25-word sentence of a long one: they may
+    meet under an anchor of that sentence, and the containment estimate can be high (a few
+    one-byte minima agree by the shared sentence alone), but too few minima agree to trust it."""
+    texts = _re3d_texts(corpus)
+    long_ones, short_sources = texts[:10], texts[20:60]
+    rng = random.Random(11)
+    met = claimed = 0
+    for number, source in enumerate(short_sources):
+        long_text = long_ones[number % len(long_ones)].split()
+        sentence = rng.randrange(10, 26)
+        at = rng.randrange(0, len(long_text) - sentence)
+        brief = " ".join(source.split()[: rng.randrange(40, 121)] + long_text[at : at + sentence])
+        original, copy = _tickets([" ".join(long_text), brief])
+        met += bool(set(original.keys) & set(copy.keys))
+        claimed += verify(original, copy, KEY_ANCHOR, CONFIG) is not None
+    assert met >= 5  # the anchors did pair some of them
+    assert claimed == 0
+
+
+def test_an_articles_keys_do_not_depend_on_its_batch(corpus: Path) -> None:
+    texts = _re3d_texts(corpus)[:40]
+    together = _tickets(texts)
+    for position in (0, 17, 39):
+        (alone,) = fingerprint(
+            [ArticleRef(f"id{position}", texts[position], "", "", "news", 0, position, 1000 * position)],
+            0,
+            "news+0+batch",
+            CONFIG,
+        )
+        assert alone.keys == together[position].keys
+        assert sum(key[:1] == KEY_ANCHOR for key in alone.keys) == CONFIG.anchors
