@@ -23,7 +23,7 @@ All copies are shuffled into one stream (seeded), each stamped with its place in
 time, so "earlier" means earlier in the stream. An article is truly a duplicate when an earlier
 article of the stream belongs to the same story; a predicted duplicate is right when the article
 it names belongs to the same story. Precision, recall and F1 are over those predictions; docs/s
-covers the whole job per document (tokens, shingles, MinHash, index, verification), best of
+covers the whole job per document (tokens, shingles, MinHash, index, verification, roots), best of
 ``--repeat`` runs taken in turns, both libraries on the same stream in the same process. Also printed: bytes
 per article the Beam stages remember, in keyed state (index shard entries, plus the ticket) and in worker
 memory (the shards' in-memory copies).
@@ -38,6 +38,7 @@ import random
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +47,12 @@ from benchmarks.cleaning import FUNDUS, corpus_dir, load_corpus
 from transforms.dedup_core import (
     SHARD_ENTRY,
     ArticleRef,
+    ClusterRoots,
     DedupConfig,
     DedupIndex,
+    Link,
     ShardIndex,
+    encode_links,
     encode_ticket,
     fingerprint,
     key_number,
@@ -168,7 +172,7 @@ def _score(docs: Sequence[Doc], predicted: Sequence[int | None]) -> dict[str, fl
 
 
 def run_ours(docs: Sequence[Doc], config: DedupConfig) -> list[int | None]:
-    """Our rule: fingerprint in batches of 100 (as the stage does), index, decide."""
+    """Our rule: fingerprint in batches of 100 (as the stage does), index, decide; the article named is the root."""
     index = DedupIndex(config)
     tickets = []
     for start in range(0, len(docs), 100):
@@ -180,8 +184,8 @@ def run_ours(docs: Sequence[Doc], config: DedupConfig) -> list[int | None]:
         for ticket in batch:
             index.add(ticket)
         tickets.extend(batch)
-    decisions = [index.decision(ticket) for ticket in tickets]
-    return [None if match is None else int(match.earlier.article_id) for match in decisions]
+    named = [index.duplicate_of(ticket) for ticket in tickets]
+    return [None if article_id is None else int(article_id) for article_id in named]
 
 
 def run_datasketch(docs: Sequence[Doc], config: DedupConfig) -> list[int | None]:
@@ -211,19 +215,29 @@ def state_bytes_per_article(docs: Sequence[Doc], config: DedupConfig) -> tuple[f
     """Mean bytes an article leaves behind in the Beam stages: ``(keyed state, worker memory)``.
 
     Keyed state: a 25-byte shard entry per index key, plus the ticket under its 8-byte record id
-    (URL and content-hash keys included). Worker memory: the shard copies' entries, measured on a
-    :class:`ShardIndex` holding all of them (the entry plus its key in the search array).
+    (URL and content-hash keys included), plus its link in the clusters' bag. Worker memory: the
+    shard copies' entries, measured on a :class:`ShardIndex` holding all of them (the entry plus
+    its key in the search array), plus its root in the clusters' copy (:class:`ClusterRoots`,
+    measured with ``tracemalloc``). Article ids are 24 characters, as the pipeline makes them.
     """
     refs = [
-        ArticleRef(str(i), d.text, f"https://{d.outlet}/{i}", f"{i:032x}", "bench", 0, i) for i, d in enumerate(docs)
+        ArticleRef(f"{i:024x}", d.text, f"https://{d.outlet}/{i}", f"{i:032x}", "bench", 0, i)
+        for i, d in enumerate(docs)
     ]
     tickets = fingerprint(refs, time_us=0, batch_key="news+0+0000000000000000000+0000000000000000100", config=config)
+    links = [Link.kept(ticket) for ticket in tickets]
     state = sum(len(ticket.keys) * SHARD_ENTRY.itemsize + 8 + 1 + len(encode_ticket(ticket)) for ticket in tickets)
+    state += len(encode_links(links))
     index = ShardIndex()
     for ticket in tickets:
         for key in ticket.keys:
             index.add(key_number(key), (ticket.record_id, ticket.time_us, ticket.seed))
     memory = index.entries().nbytes + len(index) * 8
+    tracemalloc.start()
+    roots = ClusterRoots()
+    roots.add(links)
+    memory += tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
     return state / len(tickets), memory / len(tickets)
 
 

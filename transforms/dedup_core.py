@@ -9,21 +9,43 @@ The rule
     (its record's event time: the Kafka record timestamp, see :mod:`transforms.io.kafka`), a
     128-permutation MinHash of its text's word shingles (computed with rensa, kept as one byte
     per permutation: "b-bit minwise hashing"), and its *index keys*: the canonical URL, the
-    content hash, the first words of the text (truncated copies), and ``bands`` LSH band keys of
-    ``rows`` MinHash values each. Articles are totally ordered by :func:`order`: by event time,
-    then by a tie-break drawn from the content (a hash of the canonical URL and the content
-    hash), then by record id (topic, partition and offset); articles a previous run decided
-    ("seeds", remembered in the lake's ``_records/``) take their place in the same order, and are
-    never decided again. The order is a function of the records alone: never of batch size, of which worker
-    saw what first, or of when a record was read. An article is a duplicate of the *earliest*
-    article before it, within ``ttl_seconds`` of event time, that
+    content hash, the first words of the text (truncated copies), ``bands`` LSH band keys of
+    ``rows`` MinHash values each, and ``anchors`` anchor keys, the smallest hashes of its runs of
+    ``anchor_words`` words (:func:`anchor_keys`: an excerpt cut from anywhere in a longer text
+    shares some with it, however low their Jaccard similarity). Articles are totally ordered by
+    :func:`order`: by event time, then by a tie-break drawn from the content (a hash of the
+    canonical URL and the content hash), then by record id (topic, partition and offset);
+    articles a previous run decided ("seeds", remembered in the lake's ``_records/``) take their
+    place in the same order, and are never decided again. The order is a function of the records
+    alone: never of batch size, of which worker saw what first, or of when a record was read. An
+    article is a duplicate when an article before it, within ``ttl_seconds`` of event time (its
+    *match*; the earliest one is its best match),
 
     * shares its canonical URL or content hash (method ``exact``), or
-    * shares an LSH band or the prefix key, and whose estimated Jaccard similarity is at least
-      ``jaccard_threshold``, or whose estimated containment (how much of the shorter text lies in
-      the longer) is at least ``containment_threshold`` (method ``near``).
+    * shares an LSH band, the prefix key or an anchor key, and whose estimated Jaccard
+      similarity is at least ``jaccard_threshold``, or whose estimated containment (how much of
+      the shorter text lies in the longer) is at least ``containment_threshold``, the shorter
+      having ``min_words`` shingles and the Jaccard estimate reaching ``containment_min_jaccard``
+      (method ``near``). That floor is the limit of one-byte MinHash containment: for a text
+      under about 7 % of the longer one's size the estimate rests on a few agreeing minima, and a
+      short article sharing one sentence with a long one could pass; such excerpts are kept.
 
     Every other live article is kept; it heads its own cluster (``cluster_id`` = its id).
+
+Links resolve to kept articles
+    A duplicate names the kept article heading the cluster of the article it matched, never a
+    duplicate: in a chain A < B < C where B duplicates A and C matches only B, C's
+    ``duplicate_of`` is A's id. Formally, the *root* of a kept article is itself, and the root of
+    a duplicate is the root of its best match's ``earlier`` (:func:`best_match`: the earliest
+    article it matched); each step goes to an earlier article, so every chain ends at a kept
+    one, and the answer is a function of the content like every decision here. ``similarity`` and
+    ``method`` still describe the pair the article actually matched (C with B above), not C
+    with A, which may be less alike: a cluster is what chains of such pairs join, so its members
+    can drift apart along a chain (within the TTL of each other pair by pair). A seed's root is
+    the one its run recorded in the lake (``Ticket.root``, kept in ``_records/`` since this
+    rule); for a memory written before, the seed is taken for its own root, as the old rule did.
+    :meth:`DedupIndex.duplicate_of` answers it in one process, :class:`ClusterRoots` from links
+    arriving in any order (the Beam stage's way).
 
 The sharded index
     The Beam stage keeps index keys in ``index_shards`` shards: :func:`probes_by_shard` groups a
@@ -48,14 +70,18 @@ import numpy as np
 import rensa
 
 __all__ = [
+    "ClusterRoots",
     "DedupConfig",
     "DedupIndex",
+    "Link",
     "Match",
     "ShardIndex",
     "Ticket",
+    "decode_links",
     "decode_memory",
     "decode_probes",
     "decode_ticket",
+    "encode_links",
     "encode_memory",
     "encode_probes",
     "encode_ticket",
@@ -67,6 +93,8 @@ __all__ = [
     "order",
     "probes_by_shard",
     "record_id",
+    "remember_root",
+    "seed_root",
     "verify",
 ]
 
@@ -147,7 +175,9 @@ class Ticket:
 
     ``time_us`` is its record's event time; ``seed`` marks an article a previous run decided;
     ``tie`` breaks ties of event time by the content (:func:`content_tie`); ``signature`` one
-    byte per MinHash permutation; ``size`` its number of shingles; ``keys`` its index keys.
+    byte per MinHash permutation; ``size`` its number of shingles; ``keys`` its index keys;
+    ``root``, for a seed, the kept article heading its cluster as its run decided (its own id when
+    it was kept; empty when not known: a live article, or a memory written before roots were kept).
     """
 
     record_id: int
@@ -160,6 +190,7 @@ class Ticket:
     signature: bytes
     size: int
     keys: tuple[bytes, ...] = ()
+    root: str = ""
 
 
 def order(ticket: Ticket) -> tuple[int, int, int]:
@@ -436,13 +467,18 @@ _TICKET_HEAD = struct.Struct("<qq?QqI")
 
 
 def encode_ticket(ticket: Ticket) -> bytes:
-    """A compact byte form of a ticket, without its keys (what state and messages carry)."""
+    """A compact byte form of a ticket, without its keys (what state and messages carry).
+
+    The root comes last, as its length and bytes: forms written before it existed end before
+    it, and :func:`decode_ticket` reads them with an empty root.
+    """
     article_id = ticket.article_id.encode()
     batch_key = ticket.batch_key.encode()
+    root = ticket.root.encode()
     head = _TICKET_HEAD.pack(ticket.record_id, ticket.time_us, ticket.seed, ticket.tie, ticket.offset, ticket.size)
     return b"".join(
         [head, bytes([len(ticket.signature)]), ticket.signature, struct.pack("<HH", len(article_id), len(batch_key))]
-        + [article_id, batch_key]
+        + [article_id, batch_key, struct.pack("<H", len(root)), root]
     )
 
 
@@ -457,14 +493,23 @@ def decode_ticket(data: bytes) -> Ticket:
     at += 4
     article_id = data[at : at + id_length].decode()
     batch_key = data[at + id_length : at + id_length + key_length].decode()
-    return Ticket(record, time_us, seed, tie, article_id, batch_key, offset, signature, size)
+    at += id_length + key_length
+    root = ""
+    if at < len(data):
+        (root_length,) = struct.unpack_from("<H", data, at)
+        root = data[at + 2 : at + 2 + root_length].decode()
+    return Ticket(record, time_us, seed, tie, article_id, batch_key, offset, signature, size, root=root)
 
 
 _KEYS_HEAD = struct.Struct("<IH")
 
 
 def encode_memory(ticket: Ticket) -> bytes:
-    """A ticket with its index keys, as the lake remembers it for later runs (``_records/``)."""
+    """A ticket with its index keys, as the lake remembers it for later runs (``_records/``).
+
+    Give the ticket its ``root`` (:func:`remember_root`) before the lake keeps it, so that a
+    later run knows which kept article an article that matches this one must name.
+    """
     encoded = encode_ticket(ticket)
     keys = b"".join(bytes([len(key)]) + key for key in ticket.keys)
     return _KEYS_HEAD.pack(len(encoded), len(ticket.keys)) + encoded + keys
@@ -482,6 +527,11 @@ def decode_memory(data: bytes, seed: bool = True) -> Ticket:
         keys.append(data[at + 1 : at + 1 + size])
         at += 1 + size
     return dataclasses.replace(ticket, keys=tuple(keys), seed=seed)
+
+
+def remember_root(memory: bytes, root: str) -> bytes:
+    """A memory (:func:`encode_memory`) with its article's root set: what the lake keeps once it is decided."""
+    return encode_memory(dataclasses.replace(decode_memory(memory, seed=False), root=root))
 
 
 SHARD_ENTRY = np.dtype([("key", "<u8"), ("record", "<i8"), ("time_us", "<i8"), ("seed", "u1")])
@@ -724,12 +774,177 @@ def verify(first: Ticket, second: Ticket, via: bytes, config: DedupConfig) -> Ma
 
 
 def best_match(matches: Iterable[Match]) -> Match | None:
-    """The match with the earliest ``earlier`` (exact preferred on a tie): what the article duplicates."""
+    """The match with the earliest ``earlier`` (exact preferred on a tie): the article's own decision."""
     return min(matches, key=lambda m: (order(m.earlier), m.method != "exact"), default=None)
 
 
+def seed_root(ticket: Ticket) -> str:
+    """The kept article heading a seed's cluster: as its run recorded it, else (an old memory) itself."""
+    return ticket.root or ticket.article_id
+
+
+@dataclass(frozen=True)
+class Link:
+    """One live article's own decision, before the kept article heading its cluster is known.
+
+    ``matched`` is the record id of the article it matched best (:func:`best_match`), None when it
+    is kept, with that article's time and id; ``matched_root`` is that article's root when already
+    known (a seed's, :func:`seed_root`), else empty; ``similarity`` and ``method`` describe the
+    pair. A kept article's link is its bare ticket fields (:meth:`kept`).
+    """
+
+    record_id: int
+    time_us: int
+    article_id: str
+    batch_key: str
+    offset: int
+    matched: int | None = None
+    matched_time_us: int = 0
+    matched_id: str = ""
+    matched_root: str = ""
+    similarity: float = 0.0
+    method: str = ""
+
+    @classmethod
+    def kept(cls, ticket: Ticket) -> Link:
+        """The link of ``ticket``'s article as if it were kept."""
+        return cls(ticket.record_id, ticket.time_us, ticket.article_id, ticket.batch_key, ticket.offset)
+
+    def to(self, best: Match | None) -> Link:
+        """The article's link once its best match is known (None: it is kept)."""
+        if best is None:
+            return dataclasses.replace(self, matched=None, matched_time_us=0, matched_id="", matched_root="")
+        earlier = best.earlier
+        return dataclasses.replace(
+            self,
+            matched=earlier.record_id,
+            matched_time_us=earlier.time_us,
+            matched_id=earlier.article_id,
+            matched_root=seed_root(earlier) if earlier.seed else "",
+            similarity=best.similarity,
+            method=best.method,
+        )
+
+
+class ClusterRoots:
+    """The roots of live articles' clusters, found from their links in whatever order they come.
+
+    ``add`` settles each link whose matched article's root is known (kept articles at once; a
+    link waits for the link of the live article it matched) and returns every link it settles,
+    those that waited included, with its root. The Beam stage keeps one of these for the whole
+    stream (:class:`transforms.dedup._LinkClustersFn`); :meth:`DedupIndex.duplicate_of` gives the
+    same answers in one process (tested). Roots are kept per record with its time, so that
+    :meth:`prune` can drop those no later article can match (beyond the TTL). A link whose
+    matched article was forgotten so (it would have to arrive more than a TTL out of event-time
+    order) settles on that article's own id rather than wait for ever.
+    """
+
+    def __init__(self, forgotten_before: int | None = None) -> None:
+        self._roots: dict[int, tuple[str, int]] = {}
+        self._waiting: dict[int, list[Link]] = {}
+        self.waiting = 0
+        self.forgotten_before = forgotten_before
+
+    def __len__(self) -> int:
+        return len(self._roots) + self.waiting
+
+    def add(self, links: Iterable[Link]) -> list[tuple[Link, str]]:
+        """Take in links; the ``(link, root)`` of each link settled now."""
+        settled: list[tuple[Link, str]] = []
+        for new in links:
+            if new.matched is None:
+                root = new.article_id
+            elif new.matched_root:
+                root = new.matched_root
+            elif new.matched in self._roots:
+                root = self._roots[new.matched][0]
+            elif self.forgotten_before is not None and new.matched_time_us < self.forgotten_before:
+                root = new.matched_id
+            else:
+                self._waiting.setdefault(new.matched, []).append(new)
+                self.waiting += 1
+                continue
+            pending = [(new, root)]
+            while pending:
+                done, root = pending.pop()
+                self._roots[done.record_id] = (root, done.time_us)
+                settled.append((done, root))
+                for waiter in self._waiting.pop(done.record_id, ()):
+                    self.waiting -= 1
+                    pending.append((waiter, root))
+        return settled
+
+    def prune(self, older_than_us: int) -> int:
+        """Forget the roots of articles before ``older_than_us`` (links still waiting stay); how many went."""
+        old = [record for record, (_, time_us) in self._roots.items() if time_us < older_than_us]
+        for record in old:
+            del self._roots[record]
+        self.forgotten_before = max(older_than_us, self.forgotten_before or older_than_us)
+        return len(old)
+
+    def snapshot(self) -> list[Link]:
+        """Links that rebuild this state in an empty one: each root as a kept link, then those waiting."""
+        kept = [Link(record, time_us, root, "", -1) for record, (root, time_us) in self._roots.items()]
+        return kept + [waiter for waiters in self._waiting.values() for waiter in waiters]
+
+
+_LINK_HEAD = struct.Struct("<qqq?qqdHHHHB")
+
+
+def encode_links(links: Iterable[Link]) -> bytes:
+    """A compact byte form of links (what the cluster step's state keeps and its messages carry)."""
+    parts = []
+    for item in links:
+        texts = [item.article_id, item.batch_key, item.matched_id, item.matched_root, item.method]
+        encoded = [text.encode() for text in texts]
+        head = _LINK_HEAD.pack(
+            item.record_id,
+            item.time_us,
+            item.offset,
+            item.matched is not None,
+            item.matched or 0,
+            item.matched_time_us,
+            item.similarity,
+            *(len(text) for text in encoded),
+        )
+        parts += [head, *encoded]
+    return b"".join(parts)
+
+
+def decode_links(data: bytes) -> list[Link]:
+    """The inverse of :func:`encode_links`."""
+    links = []
+    at = 0
+    while at < len(data):
+        record, time_us, offset, has_match, matched, matched_time, similarity, *lengths = _LINK_HEAD.unpack_from(
+            data, at
+        )
+        at += _LINK_HEAD.size
+        texts = []
+        for length in lengths:
+            texts.append(data[at : at + length].decode())
+            at += length
+        article_id, batch_key, matched_id, root, method = texts
+        links.append(
+            Link(
+                record,
+                time_us,
+                article_id,
+                batch_key,
+                offset,
+                matched if has_match else None,
+                matched_time,
+                matched_id,
+                root,
+                similarity,
+                method,
+            )
+        )
+    return links
+
+
 class DedupIndex:
-    """The rule in one process: add tickets in any order, then ask which are duplicates.
+    """The rule in one process: add tickets in any order, then ask which are duplicates and of what.
 
     Used by tests and benchmarks; it also shows the decision does not depend on arrival order.
     """
@@ -763,5 +978,22 @@ class DedupIndex:
                 self._matches[match.later.record_id].append(match)
 
     def decision(self, ticket: Ticket) -> Match | None:
-        """What ``ticket`` duplicates, or None when it is kept."""
+        """The pair that makes ``ticket`` a duplicate (its best match), or None when it is kept."""
         return best_match(self._matches.get(ticket.record_id, ()))
+
+    def duplicate_of(self, ticket: Ticket) -> str | None:
+        """The ``article_id`` of the kept article heading ``ticket``'s cluster, or None when it is kept itself.
+
+        Follows best matches back to an article that is kept (or to a seed, whose root its run
+        recorded); each step goes to an earlier article, so the walk ends.
+        """
+        match = self.decision(ticket)
+        if match is None:
+            return None
+        earlier = match.earlier
+        while not earlier.seed:
+            step = self.decision(earlier)
+            if step is None:
+                return earlier.article_id
+            earlier = step.earlier
+        return seed_root(earlier)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import random
+import struct
 from pathlib import Path
 
 import pytest
@@ -13,14 +15,18 @@ from transforms.dedup_core import (
     KEY_ANCHOR,
     KEY_PREFIX,
     ArticleRef,
+    ClusterRoots,
     DedupConfig,
     DedupIndex,
+    Link,
     ShardIndex,
     Ticket,
     best_match,
+    decode_links,
     decode_memory,
     decode_probes,
     decode_ticket,
+    encode_links,
     encode_memory,
     encode_probes,
     encode_ticket,
@@ -29,6 +35,7 @@ from transforms.dedup_core import (
     key_number,
     match_shard,
     probes_by_shard,
+    remember_root,
     shard_rows,
     similarity,
     verify,
@@ -128,10 +135,18 @@ def test_seeds_keep_their_place_in_the_order_and_are_never_decided_again() -> No
     assert verify(earlier_seed, Ticket(**{**earlier_seed.__dict__, "record_id": 98}), b"h", CONFIG) is None
 
 
-def test_the_lake_remembers_a_ticket_with_its_keys() -> None:
+def test_the_lake_remembers_a_ticket_with_its_keys_and_root_and_reads_memories_written_before_roots() -> None:
     (ticket,) = _tickets([_text(120, 12)], time_us=1_700_000_000_000_000, urls=["https://a.example/x"])
     assert decode_memory(encode_memory(ticket)) == Ticket(**{**ticket.__dict__, "seed": True})
     assert decode_memory(encode_memory(ticket), seed=False) == ticket
+    decided = remember_root(encode_memory(ticket), "the-kept-one")
+    assert decode_memory(decided) == Ticket(**{**ticket.__dict__, "seed": True, "root": "the-kept-one"})
+    # The form written before roots: the ticket ended with its batch key (no root length after it).
+    old_ticket = encode_ticket(ticket)[:-2]
+    keys = b"".join(bytes([len(key)]) + key for key in ticket.keys)
+    old_memory = struct.pack("<IH", len(old_ticket), len(ticket.keys)) + old_ticket + keys
+    assert decode_memory(old_memory) == Ticket(**{**ticket.__dict__, "seed": True})
+    assert decode_ticket(old_ticket).root == ""
 
 
 def test_tickets_and_shard_probes_round_trip_through_their_byte_forms() -> None:
@@ -332,3 +347,91 @@ def test_an_articles_keys_do_not_depend_on_its_batch(corpus: Path) -> None:
         )
         assert alone.keys == together[position].keys
         assert sum(key[:1] == KEY_ANCHOR for key in alone.keys) == CONFIG.anchors
+
+
+def _chain_texts(corpus: Path, length: int = 120, copies: int = 6, documents: int = 4) -> list[list[str]]:
+    """Chains of real text: windows of ``length`` words sliding by a third, so each window shares
+    two thirds of its words with the next (a near duplicate) and a third with the one after."""
+    chains = []
+    for text in _re3d_texts(corpus)[:documents]:
+        words = text.split()
+        step = length // 3
+        chains.append([" ".join(words[i * step : i * step + length]) for i in range(copies)])
+    return chains
+
+
+def test_a_duplicate_names_the_kept_article_heading_the_cluster_of_the_one_it_matched(corpus: Path) -> None:
+    """A < B < C: B matches A, C matches only B. C names A, with the similarity of the pair C–B."""
+    a, b, c = _chain_texts(corpus, copies=3, documents=1)[0]
+    first, second, third = _tickets([a, b, c])
+    assert verify(first, third, KEY_ANCHOR, CONFIG) is None  # C does not match A
+    index = DedupIndex(CONFIG)
+    for ticket in (third, first, second):
+        index.add(ticket)
+    assert index.decision(second).earlier is first and index.duplicate_of(second) == "id0"
+    matched = index.decision(third)
+    assert matched.earlier is second and index.duplicate_of(third) == "id0"
+    assert matched.similarity == verify(second, third, KEY_ANCHOR, CONFIG).similarity
+    assert index.duplicate_of(first) is None
+
+
+def test_every_duplicate_names_a_kept_article_whatever_the_arrival_and_the_links_order(corpus: Path) -> None:
+    """Chains of six copies from four real articles, with exact re-sends, in event-time order;
+    arrival shuffled. Without roots a third of the duplicates would name another duplicate."""
+    rng = random.Random(5)
+    texts = [text for chain in _chain_texts(corpus) for text in chain]
+    texts += [texts[i] for i in rng.sample(range(len(texts)), 6)]  # exact re-sends, later
+    tickets = _tickets(texts, hashes=[hashlib.sha256(text.encode()).hexdigest() for text in texts])
+    arrival = tickets[:]
+    rng.shuffle(arrival)
+    index = DedupIndex(CONFIG)
+    for ticket in arrival:
+        index.add(ticket)
+    kept = {t.article_id for t in tickets if index.decision(t) is None}
+    named = {t.article_id: index.duplicate_of(t) for t in tickets if index.decision(t) is not None}
+    assert len(kept) == 4 and len(named) == len(tickets) - 4
+    assert set(named.values()) <= kept
+    via_duplicate = [t for t in tickets if index.decision(t) and index.decision(t).earlier.article_id not in kept]
+    assert len(via_duplicate) >= len(named) // 3  # the old rule's dangling links
+    links = [Link.kept(t).to(index.decision(t)) for t in tickets]
+    for _ in range(5):
+        rng.shuffle(links)
+        roots = ClusterRoots()
+        settled = {link.article_id: root for link, root in roots.add(decode_links(encode_links(links)))}
+        assert roots.waiting == 0 and len(settled) == len(tickets)
+        assert {i: r for i, r in settled.items() if i not in kept} == named
+        assert {i for i, r in settled.items() if i == r} == kept
+
+
+def test_a_seed_brings_the_root_its_run_recorded(corpus: Path) -> None:
+    """B, decided by an earlier run as a duplicate of A, is a seed now (A beyond reach); C matches
+    only B and names A. A memory written before roots were kept makes the seed its own root."""
+    a, b, c = _chain_texts(corpus, copies=3, documents=1)[0]
+    _, second, third = _tickets([a, b, c])
+    remembered = remember_root(encode_memory(second), "id0")
+    for memory, root in ((remembered, "id0"), (encode_memory(second), "id1")):
+        seed = decode_memory(memory)
+        index = DedupIndex(CONFIG)
+        index.add(seed)
+        index.add(third)
+        assert index.decision(third).earlier == seed and index.duplicate_of(third) == root
+        assert ClusterRoots().add([Link.kept(third).to(index.decision(third))])[0][1] == root
+
+
+def test_cluster_roots_wait_for_the_link_they_need_and_forget_old_roots() -> None:
+    def linked(record: int, time_s: int, matched: int | None = None) -> Link:
+        if matched is None:
+            return Link(record, time_s * 10**6, f"a{record}", "b", record)
+        return Link(record, time_s * 10**6, f"a{record}", "b", record, matched, (time_s - 1) * 10**6, f"a{matched}")
+
+    roots = ClusterRoots()
+    assert roots.add([linked(4, 4, 3), linked(3, 3, 2)]) == [] and roots.waiting == 2
+    settled = roots.add([linked(2, 2, 1), linked(1, 1)])
+    assert sorted((link.record_id, root) for link, root in settled) == [(1, "a1"), (2, "a1"), (3, "a1"), (4, "a1")]
+    assert roots.waiting == 0 and len(roots) == 4
+    assert roots.prune(3 * 10**6) == 2 and roots.forgotten_before == 3 * 10**6
+    rebuilt = ClusterRoots(roots.forgotten_before)
+    rebuilt.add(roots.snapshot())
+    assert rebuilt.add([linked(5, 5, 4)])[0][1] == "a1"
+    # A link to a forgotten article settles on that article rather than wait for ever.
+    assert rebuilt.add([linked(6, 2, 1)])[0][1] == "a1" and rebuilt.waiting == 0
