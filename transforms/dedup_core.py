@@ -43,7 +43,8 @@ Links resolve to kept articles
     with A, which may be less alike: a cluster is what chains of such pairs join, so its members
     can drift apart along a chain (within the TTL of each other pair by pair). A seed's root is
     the one its run recorded in the lake (``Ticket.root``, kept in ``_records/`` since this
-    rule); for a memory written before, the seed is taken for its own root, as the old rule did.
+    rule); a memory written before has none, and the Beam stage reads it from the seed's
+    ``duplicates`` row (:class:`transforms.dedup.LakeSeeds`), else takes the seed for its own root.
     :meth:`DedupIndex.duplicate_of` answers it in one process, :class:`ClusterRoots` from links
     arriving in any order (the Beam stage's way).
 
@@ -359,9 +360,11 @@ def anchor_keys(lengths: np.ndarray, runs: np.ndarray, config: DedupConfig) -> l
     values, documents = values[distinct], documents[distinct]
     found = np.bincount(documents, minlength=len(lengths))
     first = np.concatenate([[0], np.cumsum(found)[:-1]])
-    raw = values.astype(">u8").tobytes()
+    # each key: the kind byte over the value's top byte (the smallest values' top bits are zeros)
+    raw = ((values & np.uint64(2**56 - 1)) | np.uint64(KEY_ANCHOR[0] << 56)).astype(">u8").tobytes()
+    flat = [raw[at : at + 8] for at in range(0, len(raw), 8)]
     for document, (at, count) in enumerate(zip(first.tolist(), np.minimum(found, wanted).tolist(), strict=True)):
-        keys[document] = [KEY_ANCHOR + raw[8 * i + 1 : 8 * i + 8] for i in range(at, at + count)]
+        keys[document] = flat[at : at + count]
     offsets = np.concatenate([[0], np.cumsum(per_document)])
     for document in np.flatnonzero(thinned & (found < wanted)).tolist():
         smallest = np.unique(every[offsets[document] : offsets[document + 1]])[:wanted]
@@ -384,11 +387,9 @@ def band_keys(signatures: np.ndarray, config: DedupConfig) -> list[list[bytes]]:
     packed = np.zeros((count, config.bands), dtype=[("band", "u1"), ("hash", "<u4")])
     packed["band"] = np.arange(config.bands, dtype=np.uint8)
     packed["hash"] = mixed
-    keys = []
-    for document in packed:
-        raw = document.tobytes()
-        keys.append([raw[i : i + 5] for i in range(0, len(raw), 5)])
-    return keys
+    raw = packed.tobytes()
+    every = [raw[at : at + 5] for at in range(0, len(raw), 5)]
+    return [every[first : first + config.bands] for first in range(0, len(every), config.bands)]
 
 
 def index_keys(

@@ -2,17 +2,19 @@
 
 One topic holds real article texts from ``../shared/corpus`` with the copies a wire republication
 makes (the dedup benchmark's stream: originals, other extractions of the same page, whole-page
-boilerplate, truncations, edited copies), plus exact re-sends and broken records. The same topic is
-read into five lakes:
+boilerplate, truncations, edited copies, excerpts, and briefs sharing a sentence with a story),
+plus exact re-sends and broken records. The same topic is read into five lakes:
 
 (a) a bounded run; (b) a bounded run with another ``--max-batch-records``; (c) a streaming run
 while the records are produced in trickles; (d) a streaming run killed with ``kill -9`` twice and
 restarted; (e) a bounded run beside CPU-heavy processes.
 
 Every record's decision (article; duplicate of which article, and how; quarantined, and for which
-expectations; dead letter, and why) must be the same in all five lakes, and no lake may hold an
-``article_id`` twice in ``articles``. Named-entity recognition plays no part in these decisions, so
-the runs use a blank spaCy pipeline to keep the test short; everything else is the real pipeline.
+expectations; dead letter, and why) must be the same in all five lakes, no lake may hold an
+``article_id`` twice in ``articles``, and every ``duplicate_of`` must be an ``article_id`` in
+``articles`` (none of this topic's duplicates repeats a quarantined article). Named-entity
+recognition plays no part in these decisions, so the runs use a blank spaCy pipeline to keep the
+test short; everything else is the real pipeline.
 """
 
 from __future__ import annotations
@@ -186,3 +188,7 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
     for name, lake in lakes.items():
         _, doubled = query(str(lake), "SELECT article_id FROM articles GROUP BY 1 HAVING count(*) > 1")
         assert doubled == [], (name, doubled[:5])
+        _, dangling = query(
+            str(lake), "SELECT duplicate_of FROM duplicates WHERE duplicate_of NOT IN (SELECT article_id FROM articles)"
+        )
+        assert dangling == [], (name, len(dangling), dangling[:5])
