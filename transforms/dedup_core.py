@@ -342,17 +342,18 @@ def anchor_keys(lengths: np.ndarray, runs: np.ndarray, config: DedupConfig) -> l
     mixed ^= runs[gap:]
     mixed ^= mixed >> np.uint64(31)
     per_document = np.maximum(lengths - span + 1, 0)
-    documents = np.repeat(np.arange(len(lengths)), per_document)
-    index = np.repeat(_document_starts(lengths) - np.cumsum(np.concatenate([[0], per_document[:-1]])), per_document)
-    index += np.arange(len(index), dtype=np.int64)
-    every = mixed[index]
+    starts = _document_starts(lengths)
     # Only the values below about 3 × wanted / count of their document can be among its smallest;
     # a document left with fewer than ``wanted`` distinct ones (it repeats itself) is done in full.
+    # Position i of ``mixed`` is the run starting at word i: its document's, unless it runs over the end.
     limit = np.full(len(lengths), np.iinfo(np.uint64).max, dtype=np.uint64)
     thinned = per_document > 4 * wanted
     limit[thinned] = (3 * wanted / per_document[thinned] * 2.0**64).astype(np.uint64)
-    keep = every <= limit[documents]
-    values, documents = every[keep], documents[keep]
+    positions = np.flatnonzero(mixed <= np.repeat(limit, lengths)[: len(mixed)])
+    documents = np.searchsorted(starts, positions, side="right") - 1
+    inside = positions - starts[documents] < per_document[documents]
+    positions, documents = positions[inside], documents[inside]
+    values = mixed[positions]
     order = np.lexsort((values, documents))
     values, documents = values[order], documents[order]
     distinct = np.ones(len(values), dtype=bool)
@@ -365,9 +366,9 @@ def anchor_keys(lengths: np.ndarray, runs: np.ndarray, config: DedupConfig) -> l
     flat = [raw[at : at + 8] for at in range(0, len(raw), 8)]
     for document, (at, count) in enumerate(zip(first.tolist(), np.minimum(found, wanted).tolist(), strict=True)):
         keys[document] = flat[at : at + count]
-    offsets = np.concatenate([[0], np.cumsum(per_document)])
     for document in np.flatnonzero(thinned & (found < wanted)).tolist():
-        smallest = np.unique(every[offsets[document] : offsets[document + 1]])[:wanted]
+        start = starts[document]
+        smallest = np.unique(mixed[start : start + per_document[document]])[:wanted]
         keys[document] = [KEY_ANCHOR + value.to_bytes(8, "big")[1:] for value in smallest.tolist()]
     return keys
 
@@ -722,7 +723,7 @@ def similarity(a: Ticket, b: Ticket) -> tuple[float, float]:
         return 0.0, 0.0
     # the bytes that agree are the zero bytes of the two signatures XORed (as integers: no numpy call per pair)
     differ = int.from_bytes(a.signature[:length], "little") ^ int.from_bytes(b.signature[:length], "little")
-    rate = (length - len(differ.to_bytes(length, "little").replace(b"\0", b""))) / length
+    rate = differ.to_bytes(length, "little").count(0) / length
     jaccard = max(0.0, (rate - 1 / 256) / (1 - 1 / 256))
     smaller = min(a.size, b.size)
     if smaller <= 0:
@@ -961,17 +962,20 @@ class DedupIndex:
         A pair met under several keys is verified once, as met under an exact key if any.
         """
         met: dict[int, tuple[Ticket, bytes]] = {}
-        by_key = self._by_key
+        bucket_of = self._by_key.setdefault
         for key in ticket.keys:
-            bucket = by_key.get(key)
-            if bucket is None:
-                by_key[key] = [ticket]
-                continue
-            via = key[:1]
-            for other in bucket:
-                earlier = met.get(other.record_id)
-                if earlier is None or (via in EXACT_KEYS and earlier[1] not in EXACT_KEYS):
-                    met[other.record_id] = (other, via)
+            bucket = bucket_of(key, [])
+            if bucket:
+                via = key[:1]
+                if via in EXACT_KEYS:
+                    for other in bucket:
+                        earlier = met.get(other.record_id)
+                        if earlier is None or earlier[1] not in EXACT_KEYS:
+                            met[other.record_id] = (other, via)
+                else:
+                    for other in bucket:
+                        if other.record_id not in met:
+                            met[other.record_id] = (other, via)
             bucket.append(ticket)
         for other, via in met.values():
             match = verify(ticket, other, via, self.config)
