@@ -611,10 +611,13 @@ class _LinkDuplicatesFn(beam.DoFn):
         if total is None or count < total:
             return
         stored = list(items.read())
+        batch = next(item for item in stored if isinstance(item, OutcomeBatch))
+        pairs = [pair for item in stored if isinstance(item, list) for pair in item]
+        if {link.offset for link, _ in pairs} != {article.kafka_offset for article in batch.articles()}:
+            return  # a link came twice (it cannot, but a count alone would not tell): wait for the rest
         for state in (items, expected, settled):
             state.clear()
-        batch = next(item for item in stored if isinstance(item, OutcomeBatch))
-        result = apply_links(batch, [pair for item in stored if isinstance(item, list) for pair in item])
+        result = apply_links(batch, pairs)
         for outcome in result.outcomes:
             if isinstance(outcome, Duplicate):
                 (self._exact if outcome.method == "exact" else self._near).inc()
