@@ -343,12 +343,12 @@ def anchor_keys(lengths: np.ndarray, runs: np.ndarray, config: DedupConfig) -> l
     mixed ^= mixed >> np.uint64(31)
     per_document = np.maximum(lengths - span + 1, 0)
     starts = _document_starts(lengths)
-    # Only the values below about 3 × wanted / count of their document can be among its smallest;
+    # Only the values below about 2 × wanted / count of their document can be among its smallest;
     # a document left with fewer than ``wanted`` distinct ones (it repeats itself) is done in full.
     # Position i of ``mixed`` is the run starting at word i: its document's, unless it runs over the end.
     limit = np.full(len(lengths), np.iinfo(np.uint64).max, dtype=np.uint64)
     thinned = per_document > 4 * wanted
-    limit[thinned] = (3 * wanted / per_document[thinned] * 2.0**64).astype(np.uint64)
+    limit[thinned] = (2 * wanted / per_document[thinned] * 2.0**64).astype(np.uint64)
     positions = np.flatnonzero(mixed <= np.repeat(limit, lengths)[: len(mixed)])
     documents = np.searchsorted(starts, positions, side="right") - 1
     inside = positions - starts[documents] < per_document[documents]
@@ -360,12 +360,14 @@ def anchor_keys(lengths: np.ndarray, runs: np.ndarray, config: DedupConfig) -> l
     distinct[1:] = (values[1:] != values[:-1]) | (documents[1:] != documents[:-1])
     values, documents = values[distinct], documents[distinct]
     found = np.bincount(documents, minlength=len(lengths))
-    first = np.concatenate([[0], np.cumsum(found)[:-1]])
+    chosen = np.arange(len(values)) - np.concatenate([[0], np.cumsum(found)[:-1]])[documents] < wanted
     # each key: the kind byte over the value's top byte (the smallest values' top bits are zeros)
-    raw = ((values & np.uint64(2**56 - 1)) | np.uint64(KEY_ANCHOR[0] << 56)).astype(">u8").tobytes()
+    raw = ((values[chosen] & np.uint64(2**56 - 1)) | np.uint64(KEY_ANCHOR[0] << 56)).astype(">u8").tobytes()
     flat = [raw[at : at + 8] for at in range(0, len(raw), 8)]
-    for document, (at, count) in enumerate(zip(first.tolist(), np.minimum(found, wanted).tolist(), strict=True)):
+    at = 0
+    for document, count in enumerate(np.minimum(found, wanted).tolist()):
         keys[document] = flat[at : at + count]
+        at += count
     for document in np.flatnonzero(thinned & (found < wanted)).tolist():
         start = starts[document]
         smallest = np.unique(mixed[start : start + per_document[document]])[:wanted]
