@@ -252,7 +252,7 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     position &= _TABULATION_POSITIONS - 1
     position <<= 8
     position |= data
-    values = _TABULATION.take(position)  # whitespace bytes weigh nothing
+    values = _TABULATION[position]  # whitespace bytes weigh nothing (indexing: faster than take here)
     hashes = np.add.reduceat(values, starts)
     text_starts = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum([len(e) + 1 for e in encoded], out=text_starts[1:])
