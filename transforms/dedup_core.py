@@ -264,9 +264,13 @@ def _runs(word_hashes: np.ndarray, size: int) -> np.ndarray:
     """The hash of every run of ``size`` consecutive words of ``word_hashes`` (crossing documents)."""
     count = max(len(word_hashes) - size + 1, 0)
     combined = np.zeros(count, dtype=np.uint64)
-    for j in range(size):
-        combined ^= word_hashes[j : j + count] * _MIXERS[j]
-        combined = (combined << np.uint64(13)) | (combined >> np.uint64(51))
+    scratch = np.empty(count, dtype=np.uint64)
+    for j in range(size):  # combined = rotate_left(combined ^ word * mixer, 13), in place
+        np.multiply(word_hashes[j : j + count], _MIXERS[j], out=scratch)
+        combined ^= scratch
+        np.right_shift(combined, np.uint64(51), out=scratch)
+        combined <<= np.uint64(13)
+        combined |= scratch
     return combined
 
 
