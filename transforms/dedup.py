@@ -2,31 +2,42 @@
 
 ``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]``: every batch comes out with the
 same records, each live article either kept (``cluster_id`` = its own id) or replaced by a
-:class:`~schemas.records.Duplicate` naming the earlier article it repeats. The rule (what counts
-as a duplicate, and of what) is in :mod:`transforms.dedup_core`; this module runs it in Beam.
+:class:`~schemas.records.Duplicate` naming the kept article heading its cluster. The rule (what
+counts as a duplicate, and of what) is in :mod:`transforms.dedup_core`; this module runs it in Beam.
 
-How it runs (four steps, three of them keyed)
+How it runs (six steps, five of them keyed)
     1. ``Fingerprint`` (stateless) makes a :class:`Ticket` per live article and sends: the batch
-       to step 4 (keyed by batch); the ticket to step 3 (keyed by record id); and to step 2, for
-       each of the ``index_shards`` shards its articles' index keys (URL, content hash, prefix,
-       LSH bands) fall in, one message with those articles and keys.
+       to step 6 (keyed by batch); the batch's articles, as links (:class:`Link`), to step 4
+       (keyed by batch); the ticket to step 3 (keyed by record id); and to step 2, for each of
+       the ``index_shards`` shards its articles' index keys (URL, content hash, prefix, LSH
+       bands, anchors) fall in, one message with those articles and keys.
     2. ``MatchShards``, keyed by shard, keeps the shard's entries (index key, record id, time,
        seed flag; 25 bytes each) in a bag and a copy of them in worker memory. Each probe meets
        every entry under its keys within the TTL and sends the pair to step 3 under the *entry's*
        record id, carrying the probe's ticket; then it is added itself. Whichever of the two
        arrives second finds the first, so every pair that shares a key meets, in whichever order
        the workers saw them. One keyed element per batch and shard, not one per index key (about
-       35 an article): on Prism each keyed element and state access is a round trip from the SDK,
+       50 an article): on Prism each keyed element and state access is a round trip from the SDK,
        and one per index key cost more than NER itself (see the README's entity benchmark).
     3. ``VerifyCandidates``, keyed by record id, holds that article's ticket (its one-byte
        MinHash and where its batch is). It verifies each pair against it (:func:`verify`) and
-       sends a decision to the batch of the *later* article of the pair (by :func:`order`).
-    4. ``ApplyDecisions``, keyed by batch, holds the batch until the watermark passes its latest
-       article's event time (:func:`release_time`), then replaces each article that has a
-       decision by a ``Duplicate`` of the earliest match.
+       sends the match to the batch of the *later* article of the pair (by :func:`order`), and,
+       when the earlier one is live and in another batch, to that batch too, as a request.
+    4. ``DecideArticles``, keyed by batch, gathers its articles' matches; once the watermark
+       passes its latest article's event time (:func:`release_time`) it sends each article's link
+       (kept, or its best match) to step 5. A request makes it send an article's link earlier,
+       as soon as the watermark passes that article's time (see "Links in time" below).
+    5. ``LinkClusters``, one key for the whole stream, finds each link's root
+       (:class:`ClusterRoots`: kept articles are their own; a duplicate's is the root of the
+       article it matched, known once that article's link has come) and sends the settled
+       links to their batches. It holds only links and roots (tens of bytes an article), in a
+       bag mirrored in worker memory like the shards, pruned of roots two TTLs old.
+    6. ``LinkDuplicates``, keyed by batch, holds the batch until every live article's link is
+       settled, then replaces each duplicate by a ``Duplicate`` of its root, and records the root
+       in the article's memory for later runs.
 
 Invariants (each holds on any Beam runner: they rest on the model's watermark, not on scheduling)
-    * One outcome per record: step 4 emits exactly the batch it received, each article kept or
+    * One outcome per record: step 6 emits exactly the batch it received, each article kept or
       turned into a duplicate; nothing is added or dropped (the lake sink checks it again).
     * Complete before release. An article's event time ``e`` is its Kafka record's timestamp as
       the source orders it; within a partition the source never emits a record with ``e`` behind
@@ -34,31 +45,46 @@ Invariants (each holds on any Beam runner: they rest on the model's watermark, n
       of steps 2 and 3 carries the timestamp of one of the two batches of its pair, so a message
       that can decide article B (paired with an A that orders before it, so ``e(A) <= e(B)``) is
       stamped no later than ``e(B)``; and every article that orders before B was emitted before
-      the watermark passed ``e(B)``. Released when the watermark passes the batch's latest
-      ``e``, a batch has every decision it will ever get. Pending elements and timers hold the
-      watermark on every runner; bag state does not, and nothing here relies on it.
+      the watermark passed ``e(B)``. Step 4 sends B's link only once the watermark has passed
+      ``e(B)``: it has every match it will ever get.
+    * Links resolve: every ``duplicate_of`` is the id of a kept article (or of a seed's root, kept
+      by an earlier run). Step 5 sees every live article's link, so a chain A < B < C (C matched
+      only B, B matched A) settles C on A whatever the order the links arrive in; a seed's root
+      comes with its memory.
+    * Links in time (so the batch still holds the watermark at or below its own time, which
+      ``MarkComplete`` relies on). A batch X is released at ``r(X)``, its latest ``e`` (to the
+      millisecond above). C in X needs B's link, B in batch Y that may be released later. The
+      match (C, B) reaches Y stamped no later than ``e(C)``, and Y sets a timer at the later of
+      ``e(B)`` and that stamp (both below ``r(X)``) to send B's link then; B in turn has asked
+      for A's link no later than ``e(B)``. So every link C's root depends on is sent stamped no
+      later than ``r(X)``, and until the last of them reaches step 6, one of them, or a timer
+      below ``r(X)``, holds the watermark there. Steps 5 and 6 emit while processing the message
+      that completes a batch, with that message's timestamp; never late.
     * Deterministic: :func:`~transforms.dedup_core.order` ranks articles by event time, a
       content tie-break and record coordinates, all read from the records; batch size,
-      arrival, bundle order and workers change when a pair meets, never which article is kept.
-    * State is the truth: a shard's in-memory copy is used only while it carries the token last
-      written to the shard's state (each element writes a new one), so a copy left stale by a
-      failed bundle, another worker or a restart is rebuilt from the bag, never trusted. This
-      relies on a key being in one bundle at a time, which Beam runners guarantee (Prism holds a
-      key back from new bundles while one has it).
+      arrival, bundle order and workers change when a pair meets, never which article is kept
+      or which one a duplicate names.
+    * State is the truth: a shard's (and the clusters') in-memory copy is used only while it
+      carries the token last written to its state (each element writes a new one), so a copy
+      left stale by a failed bundle, another worker or a restart is rebuilt from the bag, never
+      trusted. This relies on a key being in one bundle at a time, which Beam runners guarantee
+      (Prism holds a key back from new bundles while one has it).
     * Bounded: a ticket expires ``ttl_seconds`` (event time) after its article, and a shard's
       entries ``ttl_seconds`` after the shard's newest one, by an event-time timer that clears
       without reading; a shard that is never quiet that long is pruned of entries older than two
-      TTLs as it grows. State per article is measured by ``benchmarks/dedup.py``.
+      TTLs as it grows, and so are the roots of step 5. Steps 4 and 6 forget a batch once it has
+      gone on. State per article is measured by ``benchmarks/dedup.py``.
     * Restart-safe: runner state does not outlive a run here, so it is rebuilt from the lake at
-      start. Every article a batch brought to this stage (kept, duplicate or later quarantined)
-      is committed with that batch into ``_records/`` as its ticket and keys; a new run reads them
-      back within the TTL as *seeds*. A seed keeps its place in :func:`order` and is never decided
-      again, so a record read again after a ``kill -9`` meets exactly the articles it would have
-      met had the run gone on, and gets the same decision.
+      start. Every article a batch brought to this stage is committed with that batch into
+      ``_records/`` as its ticket, keys and root; a new run reads them back within the TTL as
+      *seeds*. A seed keeps its place in :func:`order` and is never decided again, so a record
+      read again after a ``kill -9`` meets exactly the articles it would have met had the run
+      gone on, and gets the same decision and the same root.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
@@ -77,32 +103,39 @@ from schemas import arrow
 from schemas.records import Article, Duplicate, Outcome, OutcomeBatch
 from transforms.dedup_core import (
     ArticleRef,
+    ClusterRoots,
     DedupConfig,
+    Link,
     Match,
     ShardIndex,
     Ticket,
     best_match,
     chunks,
+    decode_links,
     decode_memory,
     decode_probes,
     decode_ticket,
+    encode_links,
     encode_memory,
     encode_probes,
     encode_ticket,
     fingerprint,
     match_shard,
     probes_by_shard,
+    record_id,
+    remember_root,
     shard_rows,
     verify,
 )
 
-__all__ = ["DedupConfig", "Deduplicate", "LakeSeeds", "apply_matches", "release_time"]
+__all__ = ["DedupConfig", "Deduplicate", "LakeSeeds", "apply_links", "release_time"]
 
 STAGE = "dedup"
 _LOG = logging.getLogger(__name__)
-_TO_BATCH, _TO_RECORD, _TO_INDEX, _UNTOUCHED = "to_batch", "to_record", "to_index", "untouched"
+_TO_BATCH, _TO_DECIDE, _TO_RECORD, _TO_INDEX, _UNTOUCHED = "to_batch", "to_decide", "to_record", "to_index", "untouched"
 _TICKET, _CANDIDATE = b"T", b"C"
 _SEED_TIME = Timestamp(0)
+_CLUSTERS = b"clusters"  # the one key of LinkClusters
 
 
 def _ref(article: Article) -> ArticleRef:
@@ -118,32 +151,39 @@ def _ref(article: Article) -> ArticleRef:
     )
 
 
-def release_time(element: OutcomeBatch, timestamp: Timestamp) -> Timestamp:
-    """When a batch may be decided: once the watermark passes its latest article's event time.
+def _after(micros: int) -> int:
+    """The next whole millisecond after ``micros`` (runners keep timers to the millisecond)."""
+    return (micros // 1000 + 1) * 1000
+
+
+def release_time(links: Iterable[Link], timestamp: Timestamp) -> Timestamp:
+    """When a batch's articles are all decided: once the watermark passes its latest article's event time.
 
     Every message that can decide one of its articles is stamped no later than that article's
-    event time (see the module docstring), and runners keep timers to the millisecond, so the
-    release is the next whole millisecond after the latest of those times and the batch's own.
+    event time (see the module docstring), so the release is the next whole millisecond after
+    the latest of those times and the batch's own.
     """
-    latest = max([timestamp.micros, *(article.event_us for article in element.articles())])
-    return Timestamp(micros=(latest // 1000 + 1) * 1000)
+    return Timestamp(micros=_after(max([timestamp.micros, *(link.time_us for link in links)])))
 
 
-def apply_matches(element: OutcomeBatch, matches: Iterable[Match]) -> OutcomeBatch:
-    """The batch with each article that has a match turned into a ``Duplicate`` of its best match."""
-    by_offset: dict[int, list[Match]] = {}
-    for match in matches:
-        by_offset.setdefault(match.later.offset, []).append(match)
+def apply_links(element: OutcomeBatch, settled: Iterable[tuple[Link, str]]) -> OutcomeBatch:
+    """The batch with each live article kept or turned into a ``Duplicate`` of its root, as its link says.
+
+    Every live article must have its settled ``(link, root)``; its memory learns its root.
+    """
+    by_offset = {link.offset: (link, root) for link, root in settled}
     outcomes: list[Outcome] = []
     for outcome in element.outcomes:
         if not isinstance(outcome, Article):
             outcomes.append(outcome)
             continue
-        best = best_match(by_offset.get(outcome.kafka_offset, ()))
-        if best is None:
+        link, root = by_offset[outcome.kafka_offset]
+        if outcome.dedup_memory:
+            outcome = outcome.evolve(dedup_memory=remember_root(outcome.dedup_memory, root))
+        if link.matched is None:
             outcomes.append(outcome.evolve(cluster_id=outcome.article_id))
         else:
-            outcomes.append(Duplicate(outcome, best.earlier.article_id, best.similarity, best.method))
+            outcomes.append(Duplicate(outcome, root, link.similarity, link.method))
     return OutcomeBatch(element.batch, tuple(outcomes))
 
 
@@ -172,6 +212,7 @@ class _FingerprintFn(beam.DoFn):
         key = element.batch.key
         tickets = fingerprint([_ref(a) for a in articles], timestamp.micros, key, self._config)
         yield pvalue.TaggedOutput(_TO_BATCH, (key.encode(), _with_memories(element, tickets)))
+        yield pvalue.TaggedOutput(_TO_DECIDE, (key.encode(), encode_links(Link.kept(t) for t in tickets)))
         yield from _ticket_messages(tickets, self._config)
 
 
@@ -342,17 +383,208 @@ class _VerifyCandidatesFn(beam.DoFn):
         if match is not None:
             self._verified.inc()
             yield match.later.batch_key.encode(), match
+            earlier = match.earlier
+            if not earlier.seed and earlier.batch_key != match.later.batch_key:
+                yield earlier.batch_key.encode(), match  # the later article's root needs its link in time
 
     @userstate.on_timer(EXPIRY)
     def expire(self, items: Any = beam.DoFn.StateParam(ITEMS)) -> None:
         items.clear()
 
 
-class _ApplyDecisionsFn(beam.DoFn):
-    """Keyed by batch: hold the batch until the watermark passes its time, then apply its matches."""
+class _DecideArticlesFn(beam.DoFn):
+    """Keyed by batch: gather the batch's matches; send each article's link once it is decided.
+
+    Its articles (their kept links) and their matches wait in ``ITEMS``; ``RELEASE`` fires when
+    the watermark passes the batch's latest article and sends every link not sent yet. A match
+    whose *earlier* article is here (the later one is in another batch) is a request: that
+    batch needs this article's link no later than its own release, so ``EARLY`` fires at the
+    later of the article's time and the request's stamp and sends the links of the articles
+    before it (decided: the watermark has passed them). ``EARLY_AT`` is when ``EARLY`` stands,
+    ``REQUESTS`` the times still asked for, ``SENT`` the records sent early.
+    """
 
     ITEMS = userstate.BagStateSpec("items", coders.PickleCoder())
+    SENT = userstate.BagStateSpec("sent", coders.VarIntCoder())
+    REQUESTS = userstate.BagStateSpec("requests", coders.VarIntCoder())
+    EARLY_AT = userstate.ReadModifyWriteStateSpec("early_at", coders.VarIntCoder())
     RELEASE = userstate.TimerSpec("release", TimeDomain.WATERMARK)
+    EARLY = userstate.TimerSpec("early", TimeDomain.WATERMARK)
+
+    def __init__(self) -> None:
+        self._early = beam.metrics.Metrics.counter(STAGE, "links_sent_early")
+
+    def process(
+        self,
+        element: tuple[bytes, bytes | Match],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        items: Any = beam.DoFn.StateParam(ITEMS),
+        requests: Any = beam.DoFn.StateParam(REQUESTS),
+        early_at: Any = beam.DoFn.StateParam(EARLY_AT),
+        release: Any = beam.DoFn.TimerParam(RELEASE),
+        early: Any = beam.DoFn.TimerParam(EARLY),
+    ) -> None:
+        batch, item = element
+        if isinstance(item, bytes):  # the batch's articles
+            items.add(item)
+            release.set(release_time(decode_links(item), timestamp))
+        elif item.later.batch_key.encode() == batch:
+            items.add(item)
+        else:  # a request for the link of item.earlier, one of ours
+            due = max(_after(item.earlier.time_us), _after(timestamp.micros - 1))
+            requests.add(due)
+            standing = early_at.read()
+            if standing is None or due < standing:
+                early.set(Timestamp(micros=due))
+                early_at.write(due)
+
+    @userstate.on_timer(EARLY)
+    def send_early(
+        self,
+        timestamp: Any = beam.DoFn.TimestampParam,
+        items: Any = beam.DoFn.StateParam(ITEMS),
+        sent: Any = beam.DoFn.StateParam(SENT),
+        requests: Any = beam.DoFn.StateParam(REQUESTS),
+        early_at: Any = beam.DoFn.StateParam(EARLY_AT),
+        early: Any = beam.DoFn.TimerParam(EARLY),
+    ) -> Iterator[tuple[bytes, bytes]]:
+        now = timestamp.micros
+        later = [due for due in requests.read() if due > now]
+        requests.clear()
+        early_at.clear()
+        if later:
+            for due in later:
+                requests.add(due)
+            early.set(Timestamp(micros=min(later)))
+            early_at.write(min(later))
+        stored = list(items.read())
+        if not any(isinstance(item, bytes) for item in stored):
+            return  # released already (the articles always come before a request is due)
+        done = set(sent.read())
+        links = [link for link in _links(stored) if link.time_us < now and link.record_id not in done]
+        for link in links:
+            sent.add(link.record_id)
+        if links:
+            self._early.inc(len(links))
+            yield _CLUSTERS, encode_links(links)
+
+    @userstate.on_timer(RELEASE)
+    def release(
+        self,
+        items: Any = beam.DoFn.StateParam(ITEMS),
+        sent: Any = beam.DoFn.StateParam(SENT),
+        requests: Any = beam.DoFn.StateParam(REQUESTS),
+        early_at: Any = beam.DoFn.StateParam(EARLY_AT),
+        early: Any = beam.DoFn.TimerParam(EARLY),
+    ) -> Iterator[tuple[bytes, bytes]]:
+        stored = list(items.read())
+        done = set(sent.read())
+        for state in (items, sent, requests, early_at):
+            state.clear()
+        early.clear()
+        links = [link for link in _links(stored) if link.record_id not in done]
+        if links:
+            yield _CLUSTERS, encode_links(links)
+
+
+def _links(stored: Iterable[bytes | Match]) -> list[Link]:
+    """A batch's links from its stored articles and matches: each article kept unless it has a match."""
+    matches: dict[int, list[Match]] = {}
+    articles: list[Link] = []
+    for item in stored:
+        if isinstance(item, bytes):
+            articles += decode_links(item)
+        else:
+            matches.setdefault(item.later.record_id, []).append(item)
+    return [article.to(best_match(matches.get(article.record_id, ()))) for article in articles]
+
+
+class _ClusterCache:
+    """The worker's copy of the clusters' roots (one key), with the token of the state it mirrors."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.roots: ClusterRoots | None = None
+        self.token: bytes | None = None
+        self.stored = self.kept_at_pruning = 0
+
+
+class _LinkClustersFn(beam.DoFn):
+    """One key: settle every live article's link on the root of its cluster, send it to its batch.
+
+    ``ENTRIES`` holds the links taken in (one blob per message; after pruning, a snapshot), and
+    the worker a :class:`ClusterRoots` built from them, trusted only while it carries the token
+    last written to ``TOKEN`` (as :class:`_MatchShardsFn` does with its shards). Once the entries
+    have doubled since the last pruning, roots older than two TTLs before the message's earliest
+    article are dropped (``FORGOTTEN`` remembers how far) and the bag rewritten. A stream that
+    goes quiet keeps its last TTL of roots: no timer clears them, since a link may still come
+    for them (a batch's articles can be far older than its release).
+    """
+
+    TOKEN = userstate.ReadModifyWriteStateSpec("token", coders.BytesCoder())
+    FORGOTTEN = userstate.ReadModifyWriteStateSpec("forgotten", coders.VarIntCoder())
+    ENTRIES = userstate.BagStateSpec("entries", coders.BytesCoder())
+    PRUNE_FROM = 4096
+
+    def __init__(self, config: DedupConfig, cache: shared.Shared, tag: str) -> None:
+        self._config = config
+        self._cache_handle = cache
+        self._tag = tag
+        self._waiting = beam.metrics.Metrics.distribution(STAGE, "links_waiting")
+
+    def setup(self) -> None:
+        self._cache: _ClusterCache = self._cache_handle.acquire(_ClusterCache, tag=self._tag)
+
+    def process(
+        self,
+        element: tuple[bytes, bytes],
+        token: Any = beam.DoFn.StateParam(TOKEN),
+        forgotten: Any = beam.DoFn.StateParam(FORGOTTEN),
+        entries: Any = beam.DoFn.StateParam(ENTRIES),
+    ) -> Iterator[tuple[bytes, list[tuple[Link, str]]]]:
+        _, message = element
+        links = decode_links(message)
+        cache = self._cache
+        with cache.lock:  # released before anything is yielded
+            stored_token = token.read()
+            if cache.roots is None or stored_token is None or cache.token != stored_token:
+                cache.roots = ClusterRoots(forgotten.read())
+                count = 0
+                for blob in entries.read():
+                    replayed = decode_links(blob)
+                    cache.roots.add(replayed)
+                    count += len(replayed)
+                cache.stored = cache.kept_at_pruning = count
+            roots = cache.roots
+            settled = roots.add(links)
+            entries.add(message)
+            cache.stored += len(links)
+            if cache.stored >= max(self.PRUNE_FROM, 2 * cache.kept_at_pruning):
+                if roots.prune(min(link.time_us for link in links) - 2 * self._config.ttl_micros):
+                    entries.clear()
+                    entries.add(encode_links(roots.snapshot()))
+                    forgotten.write(roots.forgotten_before)
+                cache.stored = cache.kept_at_pruning = len(roots)
+            cache.token = uuid.uuid4().bytes
+            token.write(cache.token)
+            self._waiting.update(roots.waiting)
+        by_batch: dict[str, list[tuple[Link, str]]] = {}
+        for link, root in settled:
+            by_batch.setdefault(link.batch_key, []).append((link, root))
+        for batch, pairs in by_batch.items():
+            yield batch.encode(), pairs
+
+
+class _LinkDuplicatesFn(beam.DoFn):
+    """Keyed by batch: hold the batch until all its live articles' links are settled, then apply them.
+
+    ``EXPECTED`` is how many live articles the batch has (known once the batch is here),
+    ``SETTLED`` how many settled links have come; the bag is read once, when they agree.
+    """
+
+    ITEMS = userstate.BagStateSpec("items", coders.PickleCoder())
+    EXPECTED = userstate.ReadModifyWriteStateSpec("expected", coders.VarIntCoder())
+    SETTLED = userstate.ReadModifyWriteStateSpec("settled", coders.VarIntCoder())
 
     def __init__(self) -> None:
         self._kept = beam.metrics.Metrics.counter(STAGE, "kept")
@@ -361,24 +593,31 @@ class _ApplyDecisionsFn(beam.DoFn):
 
     def process(
         self,
-        element: tuple[bytes, OutcomeBatch | Match],
-        timestamp: Any = beam.DoFn.TimestampParam,
+        element: tuple[bytes, OutcomeBatch | list[tuple[Link, str]]],
         items: Any = beam.DoFn.StateParam(ITEMS),
-        release: Any = beam.DoFn.TimerParam(RELEASE),
-    ) -> None:
+        expected: Any = beam.DoFn.StateParam(EXPECTED),
+        settled: Any = beam.DoFn.StateParam(SETTLED),
+    ) -> Iterator[OutcomeBatch]:
         _, item = element
         items.add(item)
         if isinstance(item, OutcomeBatch):
-            release.set(release_time(item, timestamp))
-
-    @userstate.on_timer(RELEASE)
-    def release(self, items: Any = beam.DoFn.StateParam(ITEMS)) -> Iterator[OutcomeBatch]:
-        stored = list(items.read())
-        items.clear()
-        batches = [item for item in stored if isinstance(item, OutcomeBatch)]
-        if not batches:
+            total = len(item.articles())
+            expected.write(total)
+            count = settled.read() or 0
+        else:
+            total = expected.read()
+            count = (settled.read() or 0) + len(item)
+            settled.write(count)
+        if total is None or count < total:
             return
-        result = apply_matches(batches[0], [item for item in stored if isinstance(item, Match)])
+        stored = list(items.read())
+        batch = next(item for item in stored if isinstance(item, OutcomeBatch))
+        pairs = [pair for item in stored if isinstance(item, list) for pair in item]
+        if {link.offset for link, _ in pairs} != {article.kafka_offset for article in batch.articles()}:
+            return  # a link came twice (it cannot, but a count alone would not tell): wait for the rest
+        for state in (items, expected, settled):
+            state.clear()
+        result = apply_links(batch, pairs)
         for outcome in result.outcomes:
             if isinstance(outcome, Duplicate):
                 (self._exact if outcome.method == "exact" else self._near).inc()
@@ -391,9 +630,11 @@ class _SeedTicketsFn(beam.DoFn):
     """Reads one lake partition folder and makes seed tickets of the articles a previous run decided.
 
     A ``_records/`` folder holds every article deduplication saw (kept, duplicate, quarantined) with
-    its ticket and keys, as that run computed them. An ``articles/`` folder is read only for hours
-    that have no ``_records/`` folder (a lake written before it existed): its kept articles are
-    fingerprinted again, ordered at their ingestion time.
+    its ticket, keys and root, as that run computed them. A memory written before roots were kept
+    takes the ``duplicate_of`` of its row in the same hour of ``duplicates/`` as its root (one
+    step: under the old rule that row could name another duplicate), else (kept) its own id. An
+    ``articles/`` folder is read only for hours that have no ``_records/`` folder (a lake written
+    before it existed): its kept articles are fingerprinted again, ordered at their ingestion time.
     """
 
     def __init__(self, lake_uri: str, config: DedupConfig, since_us: int) -> None:
@@ -405,11 +646,19 @@ class _SeedTicketsFn(beam.DoFn):
         from transforms.io.lake import Lake
 
         lake = Lake(self._lake_uri)
+        named: dict[int, str] | None = None
         for info in lake.list(lake.path(folder)):
             if not info.path.endswith(".parquet"):
                 continue
             if folder.startswith(f"{arrow.RECORD_LOG_TABLE}/"):
                 seeds = self._remembered(lake, info.path)
+                if any(not seed.root for seed in seeds):
+                    if named is None:
+                        named = self._named_in_duplicates(lake, "duplicates/" + folder.split("/", 1)[1])
+                    seeds = [
+                        seed if seed.root else dataclasses.replace(seed, root=named.get(seed.record_id, ""))
+                        for seed in seeds
+                    ]
             else:
                 seeds = self._refingerprinted(lake, info.path)
             for message in _ticket_messages(seeds, self._config):
@@ -426,6 +675,21 @@ class _SeedTicketsFn(beam.DoFn):
             for row in table.to_pylist()
             if row["dedup_memory"] and int(row["ingested_at"].timestamp() * 1_000_000) >= self._since_us
         ]
+
+    def _named_in_duplicates(self, lake: Any, folder: str) -> dict[int, str]:
+        """``duplicate_of`` by record id, from a ``duplicates/`` hour folder (empty if it has none)."""
+        import pyarrow.parquet as pq
+
+        if not lake.exists(lake.path(folder)):
+            return {}
+        named = {}
+        columns = ["kafka_topic", "kafka_partition", "kafka_offset", "duplicate_of"]
+        for info in lake.list(lake.path(folder)):
+            if info.path.endswith(".parquet"):
+                for row in pq.read_table(info.path, columns=columns, filesystem=lake.fs).to_pylist():
+                    coordinates = (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"])
+                    named[record_id(*coordinates)] = row["duplicate_of"] or ""
+        return named
 
     def _refingerprinted(self, lake: Any, path: str) -> list[Ticket]:
         import pyarrow.parquet as pq
@@ -503,7 +767,7 @@ class Deduplicate(beam.PTransform):
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         config = self._config
         routed = batches | "Fingerprint" >> beam.ParDo(_FingerprintFn(config)).with_outputs(
-            _TO_BATCH, _TO_RECORD, _TO_INDEX, _UNTOUCHED
+            _TO_BATCH, _TO_DECIDE, _TO_RECORD, _TO_INDEX, _UNTOUCHED
         )
         to_index = [routed[_TO_INDEX]]
         to_record = [routed[_TO_RECORD]]
@@ -516,16 +780,27 @@ class Deduplicate(beam.PTransform):
             | "KeyedByShard" >> _typed(Tuple[bytes, bytes])  # noqa: UP006
             | "MatchShards" >> beam.ParDo(_MatchShardsFn(config, shared.Shared(), uuid.uuid4().hex))
         )
-        decisions = (
+        matches = (
             [*to_record, candidates]
             | "TicketsAndPairs" >> beam.Flatten()
             | "KeyedByRecord" >> _typed(Tuple[bytes, bytes])  # noqa: UP006
             | "VerifyCandidates" >> beam.ParDo(_VerifyCandidatesFn(config))
         )
-        decided = (
-            [routed[_TO_BATCH], decisions]
-            | "BatchesAndDecisions" >> beam.Flatten()
+        links = (
+            [routed[_TO_DECIDE], matches]
+            | "ArticlesAndMatches" >> beam.Flatten()
             | "KeyedByBatch" >> _typed(Tuple[bytes, Any])  # noqa: UP006
-            | "ApplyDecisions" >> beam.ParDo(_ApplyDecisionsFn())
+            | "DecideArticles" >> beam.ParDo(_DecideArticlesFn())
+        )
+        settled = (
+            links
+            | "KeyedAsOne" >> _typed(Tuple[bytes, bytes])  # noqa: UP006
+            | "LinkClusters" >> beam.ParDo(_LinkClustersFn(config, shared.Shared(), uuid.uuid4().hex))
+        )
+        decided = (
+            [routed[_TO_BATCH], settled]
+            | "BatchesAndLinks" >> beam.Flatten()
+            | "KeyedByBatchAgain" >> _typed(Tuple[bytes, Any])  # noqa: UP006
+            | "LinkDuplicates" >> beam.ParDo(_LinkDuplicatesFn())
         )
         return [decided, routed[_UNTOUCHED]] | "AllBatches" >> beam.Flatten()

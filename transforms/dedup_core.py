@@ -9,21 +9,44 @@ The rule
     (its record's event time: the Kafka record timestamp, see :mod:`transforms.io.kafka`), a
     128-permutation MinHash of its text's word shingles (computed with rensa, kept as one byte
     per permutation: "b-bit minwise hashing"), and its *index keys*: the canonical URL, the
-    content hash, the first words of the text (truncated copies), and ``bands`` LSH band keys of
-    ``rows`` MinHash values each. Articles are totally ordered by :func:`order`: by event time,
-    then by a tie-break drawn from the content (a hash of the canonical URL and the content
-    hash), then by record id (topic, partition and offset); articles a previous run decided
-    ("seeds", remembered in the lake's ``_records/``) take their place in the same order, and are
-    never decided again. The order is a function of the records alone: never of batch size, of which worker
-    saw what first, or of when a record was read. An article is a duplicate of the *earliest*
-    article before it, within ``ttl_seconds`` of event time, that
+    content hash, the first words of the text (truncated copies), ``bands`` LSH band keys of
+    ``rows`` MinHash values each, and ``anchors`` anchor keys, the smallest hashes of its runs of
+    ``anchor_words`` words (:func:`anchor_keys`: an excerpt cut from anywhere in a longer text
+    shares some with it, however low their Jaccard similarity). Articles are totally ordered by
+    :func:`order`: by event time, then by a tie-break drawn from the content (a hash of the
+    canonical URL and the content hash), then by record id (topic, partition and offset);
+    articles a previous run decided ("seeds", remembered in the lake's ``_records/``) take their
+    place in the same order, and are never decided again. The order is a function of the records
+    alone: never of batch size, of which worker saw what first, or of when a record was read. An
+    article is a duplicate when an article before it, within ``ttl_seconds`` of event time (its
+    *match*; the earliest one is its best match),
 
     * shares its canonical URL or content hash (method ``exact``), or
-    * shares an LSH band or the prefix key, and whose estimated Jaccard similarity is at least
-      ``jaccard_threshold``, or whose estimated containment (how much of the shorter text lies in
-      the longer) is at least ``containment_threshold`` (method ``near``).
+    * shares an LSH band, the prefix key or an anchor key, and whose estimated Jaccard
+      similarity is at least ``jaccard_threshold``, or whose estimated containment (how much of
+      the shorter text lies in the longer) is at least ``containment_threshold``, the shorter
+      having ``min_words`` shingles and the Jaccard estimate reaching ``containment_min_jaccard``
+      (method ``near``). That floor is the limit of one-byte MinHash containment: for a text
+      under about 7 % of the longer one's size the estimate rests on a few agreeing minima, and a
+      short article sharing one sentence with a long one could pass; such excerpts are kept.
 
     Every other live article is kept; it heads its own cluster (``cluster_id`` = its id).
+
+Links resolve to kept articles
+    A duplicate names the kept article heading the cluster of the article it matched, never a
+    duplicate: in a chain A < B < C where B duplicates A and C matches only B, C's
+    ``duplicate_of`` is A's id. Formally, the *root* of a kept article is itself, and the root of
+    a duplicate is the root of its best match's ``earlier`` (:func:`best_match`: the earliest
+    article it matched); each step goes to an earlier article, so every chain ends at a kept
+    one, and the answer is a function of the content like every decision here. ``similarity`` and
+    ``method`` still describe the pair the article actually matched (C with B above), not C
+    with A, which may be less alike: a cluster is what chains of such pairs join, so its members
+    can drift apart along a chain (within the TTL of each other pair by pair). A seed's root is
+    the one its run recorded in the lake (``Ticket.root``, kept in ``_records/`` since this
+    rule); a memory written before has none, and the Beam stage reads it from the seed's
+    ``duplicates`` row (:class:`transforms.dedup.LakeSeeds`), else takes the seed for its own root.
+    :meth:`DedupIndex.duplicate_of` answers it in one process, :class:`ClusterRoots` from links
+    arriving in any order (the Beam stage's way).
 
 The sharded index
     The Beam stage keeps index keys in ``index_shards`` shards: :func:`probes_by_shard` groups a
@@ -48,14 +71,18 @@ import numpy as np
 import rensa
 
 __all__ = [
+    "ClusterRoots",
     "DedupConfig",
     "DedupIndex",
+    "Link",
     "Match",
     "ShardIndex",
     "Ticket",
+    "decode_links",
     "decode_memory",
     "decode_probes",
     "decode_ticket",
+    "encode_links",
     "encode_memory",
     "encode_probes",
     "encode_ticket",
@@ -67,15 +94,18 @@ __all__ = [
     "order",
     "probes_by_shard",
     "record_id",
+    "remember_root",
+    "seed_root",
     "verify",
 ]
 
+_ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"  # what bytes.split() splits on
 _FOLD = bytes.maketrans(
-    string.ascii_uppercase.encode() + string.punctuation.encode(),
-    string.ascii_lowercase.encode() + b" " * len(string.punctuation),
+    string.ascii_uppercase.encode() + string.punctuation.encode() + _ASCII_WHITESPACE,
+    string.ascii_lowercase.encode() + b" " * (len(string.punctuation) + len(_ASCII_WHITESPACE)),
 )
 _WHITESPACE = np.zeros(256, dtype=bool)
-_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+_WHITESPACE[list(_ASCII_WHITESPACE)] = True
 _TABULATION_POSITIONS = 16
 _TABULATION = np.random.default_rng(20261125).integers(0, 2**64, size=(_TABULATION_POSITIONS, 256), dtype=np.uint64)
 _TABULATION[:, _WHITESPACE] = 0
@@ -85,7 +115,8 @@ _MIXERS = np.array(
     + [0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x9FB21C651E98DF25],
     dtype=np.uint64,
 )
-KEY_URL, KEY_HASH, KEY_PREFIX = b"u", b"h", b"p"
+KEY_URL, KEY_HASH, KEY_PREFIX, KEY_ANCHOR = b"u", b"h", b"p", b"e"
+_ANCHOR_MIXER = np.uint64(0xD6E8FEB86659FD93)
 EXACT_KEYS = (KEY_URL, KEY_HASH)
 
 
@@ -98,6 +129,13 @@ class DedupConfig:
     1 KB per article; 4-word shingles tolerate light edits better than 5. ``index_shards``: how
     many keyed shards hold the index keys (:func:`shard_of`); a batch costs at most that many
     keyed messages, and at most that many workers match at once.
+
+    ``anchors``: how many anchor keys an article gets (0: none), the smallest hashes of its
+    ``anchor_words``-word shingles (:func:`anchor_keys`), so that an excerpt meets the longer text
+    it was cut from. ``containment_min_jaccard``: containment is trusted only when the estimated
+    Jaccard similarity reaches it (about 10 of 128 one-byte minima agreeing): below, the estimate
+    rests on a handful of agreeing minima, and a short text that shares one sentence with a long
+    one could pass; so the shorter text must hold at least about 7 % of the longer's shingles.
     """
 
     shingle_size: int = 4
@@ -106,7 +144,10 @@ class DedupConfig:
     rows: int = 4
     jaccard_threshold: float = 0.45
     containment_threshold: float = 0.7
+    containment_min_jaccard: float = 0.07
     prefix_words: int = 30
+    anchors: int = 16
+    anchor_words: int = 8
     min_words: int = 20
     ttl_seconds: float = 7 * 24 * 3600.0
     seed: int = 42
@@ -119,8 +160,10 @@ class DedupConfig:
             )
         if not 1 <= self.index_shards <= 65536:
             raise ValueError(f"index_shards must be between 1 and 65536, not {self.index_shards}")
-        if not 1 <= self.shingle_size <= len(_MIXERS):
-            raise ValueError(f"shingle_size must be between 1 and {len(_MIXERS)}")
+        if not 1 <= self.shingle_size <= len(_MIXERS) or not self.shingle_size <= self.anchor_words <= 64:
+            raise ValueError(f"shingle_size must be between 1 and {len(_MIXERS)}, anchor_words between it and 64")
+        if not 0 <= self.anchors <= 64:
+            raise ValueError(f"anchors must be between 0 and 64, not {self.anchors}")
 
     @property
     def ttl_micros(self) -> int:
@@ -133,7 +176,9 @@ class Ticket:
 
     ``time_us`` is its record's event time; ``seed`` marks an article a previous run decided;
     ``tie`` breaks ties of event time by the content (:func:`content_tie`); ``signature`` one
-    byte per MinHash permutation; ``size`` its number of shingles; ``keys`` its index keys.
+    byte per MinHash permutation; ``size`` its number of shingles; ``keys`` its index keys;
+    ``root``, for a seed, the kept article heading its cluster as its run decided (its own id when
+    it was kept; empty when not known: a live article, or a memory written before roots were kept).
     """
 
     record_id: int
@@ -146,6 +191,7 @@ class Ticket:
     signature: bytes
     size: int
     keys: tuple[bytes, ...] = ()
+    root: str = ""
 
 
 def order(ticket: Ticket) -> tuple[int, int, int]:
@@ -189,24 +235,24 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     what ``bytes.split`` would give: runs of non-whitespace bytes.
     """
     encoded = [text.encode("utf-8") for text in texts]
-    data = np.frombuffer(b" ".join(encoded).translate(_FOLD), dtype=np.uint8)
+    data = np.frombuffer(b" ".join(encoded).translate(_FOLD), dtype=np.uint8)  # any whitespace is now b" "
     if not len(data):
         return np.zeros(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.int64)
-    space = _WHITESPACE[data]
+    space = data == ord(" ")
     starts_mask = ~space
     starts_mask[1:] &= space[:-1]
     starts = np.flatnonzero(starts_mask)
     if not len(starts):
         return np.zeros(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.int64)
-    word_of_byte = np.cumsum(starts_mask, dtype=np.int32)
-    word_of_byte -= 1
-    np.maximum(word_of_byte, 0, out=word_of_byte)
+    first = np.zeros(len(data), dtype=np.int32)  # the first byte of each byte's word
+    first[starts] = starts
+    np.maximum.accumulate(first, out=first)
     position = np.arange(len(data), dtype=np.int32)
-    position -= starts.astype(np.int32)[word_of_byte]
+    position -= first
     position &= _TABULATION_POSITIONS - 1
     position <<= 8
     position |= data
-    values = _TABULATION.take(position)  # whitespace bytes weigh nothing
+    values = _TABULATION[position]  # whitespace bytes weigh nothing (indexing: faster than take here)
     hashes = np.add.reduceat(values, starts)
     text_starts = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum([len(e) + 1 for e in encoded], out=text_starts[1:])
@@ -214,21 +260,39 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return hashes, lengths
 
 
-def _shingle_hashes(word_hashes: np.ndarray, lengths: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of every run of ``size`` consecutive words of each document, for a whole batch at once.
-
-    ``word_hashes`` holds the documents' word hashes back to back, ``lengths`` how many each has.
-    Returns the shingle hashes back to back and each document's count (a document shorter than
-    ``size`` words gives one shingle, from its first word; an empty one gives none).
-    """
-    total = len(word_hashes)
-    count = max(total - size + 1, 0)
+def _runs(word_hashes: np.ndarray, size: int) -> np.ndarray:
+    """The hash of every run of ``size`` consecutive words of ``word_hashes`` (crossing documents)."""
+    count = max(len(word_hashes) - size + 1, 0)
     combined = np.zeros(count, dtype=np.uint64)
-    for j in range(size):
-        combined ^= word_hashes[j : j + count] * _MIXERS[j]
-        combined = (combined << np.uint64(13)) | (combined >> np.uint64(51))
+    scratch = np.empty(count, dtype=np.uint64)
+    for j in range(size):  # combined = rotate_left(combined ^ word * mixer, 13), in place
+        np.multiply(word_hashes[j : j + count], _MIXERS[j], out=scratch)
+        combined ^= scratch
+        np.right_shift(combined, np.uint64(51), out=scratch)
+        combined <<= np.uint64(13)
+        combined |= scratch
+    return combined
+
+
+def _document_starts(lengths: np.ndarray) -> np.ndarray:
     starts = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
+    return starts
+
+
+def _shingle_hashes(
+    word_hashes: np.ndarray, lengths: np.ndarray, size: int, runs: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of ``size`` consecutive words of each document, for a whole batch at once.
+
+    ``word_hashes`` holds the documents' word hashes back to back, ``lengths`` how many each has;
+    ``runs``: :func:`_runs` of them, if already at hand. Returns the shingle hashes back to back
+    and each document's count (a document shorter than ``size`` words gives one shingle, from its
+    first word; an empty one gives none).
+    """
+    combined = _runs(word_hashes, size) if runs is None else runs
+    count = len(combined)
+    starts = _document_starts(lengths)
     per_document = np.maximum(lengths - size + 1, np.minimum(lengths, 1))
     # shingle k of a document starts at its first word + k
     index = np.repeat(starts - np.cumsum(np.concatenate([[0], per_document[:-1]])), per_document)
@@ -240,18 +304,79 @@ def _shingle_hashes(word_hashes: np.ndarray, lengths: np.ndarray, size: int) -> 
     return shingles, per_document
 
 
-def minhashes(texts: Sequence[str], config: DedupConfig) -> tuple[np.ndarray, list[int], np.ndarray, np.ndarray]:
-    """``(signatures (n, num_perm) uint32, shingle counts, word hashes, word counts)``, one rensa call."""
+def minhashes(
+    texts: Sequence[str], config: DedupConfig
+) -> tuple[np.ndarray, list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """``(signatures (n, num_perm) uint32, shingle counts, word hashes, word counts, runs)``, one rensa call.
+
+    ``runs``: the hash of every run of ``shingle_size`` words of the word hashes (:func:`_runs`).
+    """
     flat_words, lengths = word_hashes(texts)
-    shingles, counts = _shingle_hashes(flat_words, lengths, config.shingle_size)
+    runs = _runs(flat_words, config.shingle_size)
+    shingles, counts = _shingle_hashes(flat_words, lengths, config.shingle_size, runs)
     if not len(shingles):
         empty = np.zeros((len(texts), config.num_perm), dtype=np.uint32)
-        return empty, [0] * len(texts), flat_words, lengths
+        return empty, [0] * len(texts), flat_words, lengths, runs
     offsets = np.zeros(len(texts) + 1, dtype=np.uint64)
     np.cumsum(counts, out=offsets[1:])
     matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(shingles, offsets, config.num_perm, config.seed)
     signatures = np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(len(texts), config.num_perm)
-    return signatures, counts.tolist(), flat_words, lengths
+    return signatures, counts.tolist(), flat_words, lengths, runs
+
+
+def anchor_keys(lengths: np.ndarray, runs: np.ndarray, config: DedupConfig) -> list[list[bytes]]:
+    """Each document's anchor keys: ``e`` and 7 bytes of each of its ``anchors`` smallest anchor hashes.
+
+    An anchor hash covers a run of ``anchor_words`` words (from the hashes of its first and last
+    ``shingle_size`` words, ``runs`` being :func:`_runs` of the batch's word hashes); the smallest
+    of a text's are a sample of it drawn by content alone (bottom-k). Every anchor of a longer
+    text that falls inside a contiguous excerpt of it is also among the excerpt's own smallest
+    (fewer of the excerpt's hashes can be smaller), so an excerpt holding a share ``f`` of the
+    longer text misses all of its anchors with probability about ``(1 - f) ** anchors`` (0.19 at
+    ``f`` = 0.1, 0.03 at 0.2). Eight-word runs rarely repeat across unrelated stories, so an
+    anchor key rarely gathers many articles; a boilerplate sentence shared by many can (each
+    such pair costs a verification, see the README). A text under ``anchor_words`` words has none.
+    """
+    wanted, span = config.anchors, config.anchor_words
+    keys: list[list[bytes]] = [[] for _ in lengths]
+    gap = span - config.shingle_size
+    if not wanted or len(runs) <= gap:
+        return keys
+    mixed = runs[: len(runs) - gap] * _ANCHOR_MIXER
+    mixed ^= runs[gap:]
+    mixed ^= mixed >> np.uint64(31)
+    per_document = np.maximum(lengths - span + 1, 0)
+    starts = _document_starts(lengths)
+    # Only the values below about 2 × wanted / count of their document can be among its smallest;
+    # a document left with fewer than ``wanted`` distinct ones (it repeats itself) is done in full.
+    # Position i of ``mixed`` is the run starting at word i: its document's, unless it runs over the end.
+    limit = np.full(len(lengths), np.iinfo(np.uint64).max, dtype=np.uint64)
+    thinned = per_document > 4 * wanted
+    limit[thinned] = (2 * wanted / per_document[thinned] * 2.0**64).astype(np.uint64)
+    positions = np.flatnonzero(mixed <= np.repeat(limit, lengths)[: len(mixed)])
+    documents = np.searchsorted(starts, positions, side="right") - 1
+    inside = positions - starts[documents] < per_document[documents]
+    positions, documents = positions[inside], documents[inside]
+    values = mixed[positions]
+    order = np.lexsort((values, documents))
+    values, documents = values[order], documents[order]
+    distinct = np.ones(len(values), dtype=bool)
+    distinct[1:] = (values[1:] != values[:-1]) | (documents[1:] != documents[:-1])
+    values, documents = values[distinct], documents[distinct]
+    found = np.bincount(documents, minlength=len(lengths))
+    chosen = np.arange(len(values)) - np.concatenate([[0], np.cumsum(found)[:-1]])[documents] < wanted
+    # each key: the kind byte over the value's top byte (the smallest values' top bits are zeros)
+    raw = ((values[chosen] & np.uint64(2**56 - 1)) | np.uint64(KEY_ANCHOR[0] << 56)).astype(">u8").tobytes()
+    flat = [raw[at : at + 8] for at in range(0, len(raw), 8)]
+    at = 0
+    for document, count in enumerate(np.minimum(found, wanted).tolist()):
+        keys[document] = flat[at : at + count]
+        at += count
+    for document in np.flatnonzero(thinned & (found < wanted)).tolist():
+        start = starts[document]
+        smallest = np.unique(mixed[start : start + per_document[document]])[:wanted]
+        keys[document] = [KEY_ANCHOR + value.to_bytes(8, "big")[1:] for value in smallest.tolist()]
+    return keys
 
 
 def _short_hash(data: bytes) -> bytes:
@@ -269,20 +394,23 @@ def band_keys(signatures: np.ndarray, config: DedupConfig) -> list[list[bytes]]:
     packed = np.zeros((count, config.bands), dtype=[("band", "u1"), ("hash", "<u4")])
     packed["band"] = np.arange(config.bands, dtype=np.uint8)
     packed["hash"] = mixed
-    keys = []
-    for document in packed:
-        raw = document.tobytes()
-        keys.append([raw[i : i + 5] for i in range(0, len(raw), 5)])
-    return keys
+    raw = packed.tobytes()
+    every = [raw[at : at + 5] for at in range(0, len(raw), 5)]
+    return [every[first : first + config.bands] for first in range(0, len(every), config.bands)]
 
 
 def index_keys(
-    bands: Sequence[bytes], words: np.ndarray, canonical_url: str, content_hash: str, config: DedupConfig
+    bands: Sequence[bytes],
+    words: np.ndarray,
+    canonical_url: str,
+    content_hash: str,
+    config: DedupConfig,
+    anchors: Sequence[bytes] = (),
 ) -> tuple[bytes, ...]:
     """The keys under which an article is indexed.
 
-    URL, content hash and prefix keys are 8 bytes, led by ``u``, ``h``, ``p``; each LSH band key
-    is 5 bytes, led by its band number (below 100, so never one of those letters).
+    URL, content hash, prefix and anchor keys are 8 bytes, led by ``u``, ``h``, ``p``, ``e``; each
+    LSH band key is 5 bytes, led by its band number (below 100, so never one of those letters).
     """
     keys = []
     if canonical_url:
@@ -292,6 +420,7 @@ def index_keys(
     if len(words) >= config.min_words:
         keys.append(KEY_PREFIX + _short_hash(words[: config.prefix_words].tobytes()))
         keys.extend(bands)
+        keys.extend(anchors)
     return tuple(keys)
 
 
@@ -313,10 +442,11 @@ def fingerprint(
     articles: Sequence[ArticleRef], time_us: int, batch_key: str, config: DedupConfig, seed: bool = False
 ) -> list[Ticket]:
     """Tickets of a batch's live articles; ``time_us`` is the time of those whose ref has none."""
-    signatures, sizes, flat_words, lengths = minhashes([a.text for a in articles], config)
+    signatures, sizes, flat_words, lengths, runs = minhashes([a.text for a in articles], config)
     first = np.concatenate([[0], np.cumsum(lengths)])
     low_bytes = (signatures & 0xFF).astype(np.uint8)
     bands = band_keys(signatures, config)
+    anchors = anchor_keys(lengths, runs, config)
     return [
         Ticket(
             record_id=record_id(a.topic, a.partition, a.offset),
@@ -334,6 +464,7 @@ def fingerprint(
                 a.canonical_url,
                 a.content_hash,
                 config,
+                anchors[position],
             ),
         )
         for position, a in enumerate(articles)
@@ -344,13 +475,18 @@ _TICKET_HEAD = struct.Struct("<qq?QqI")
 
 
 def encode_ticket(ticket: Ticket) -> bytes:
-    """A compact byte form of a ticket, without its keys (what state and messages carry)."""
+    """A compact byte form of a ticket, without its keys (what state and messages carry).
+
+    The root comes last, as its length and bytes: forms written before it existed end before
+    it, and :func:`decode_ticket` reads them with an empty root.
+    """
     article_id = ticket.article_id.encode()
     batch_key = ticket.batch_key.encode()
+    root = ticket.root.encode()
     head = _TICKET_HEAD.pack(ticket.record_id, ticket.time_us, ticket.seed, ticket.tie, ticket.offset, ticket.size)
     return b"".join(
         [head, bytes([len(ticket.signature)]), ticket.signature, struct.pack("<HH", len(article_id), len(batch_key))]
-        + [article_id, batch_key]
+        + [article_id, batch_key, struct.pack("<H", len(root)), root]
     )
 
 
@@ -365,14 +501,23 @@ def decode_ticket(data: bytes) -> Ticket:
     at += 4
     article_id = data[at : at + id_length].decode()
     batch_key = data[at + id_length : at + id_length + key_length].decode()
-    return Ticket(record, time_us, seed, tie, article_id, batch_key, offset, signature, size)
+    at += id_length + key_length
+    root = ""
+    if at < len(data):
+        (root_length,) = struct.unpack_from("<H", data, at)
+        root = data[at + 2 : at + 2 + root_length].decode()
+    return Ticket(record, time_us, seed, tie, article_id, batch_key, offset, signature, size, root=root)
 
 
 _KEYS_HEAD = struct.Struct("<IH")
 
 
 def encode_memory(ticket: Ticket) -> bytes:
-    """A ticket with its index keys, as the lake remembers it for later runs (``_records/``)."""
+    """A ticket with its index keys, as the lake remembers it for later runs (``_records/``).
+
+    Give the ticket its ``root`` (:func:`remember_root`) before the lake keeps it, so that a
+    later run knows which kept article an article that matches this one must name.
+    """
     encoded = encode_ticket(ticket)
     keys = b"".join(bytes([len(key)]) + key for key in ticket.keys)
     return _KEYS_HEAD.pack(len(encoded), len(ticket.keys)) + encoded + keys
@@ -390,6 +535,11 @@ def decode_memory(data: bytes, seed: bool = True) -> Ticket:
         keys.append(data[at + 1 : at + 1 + size])
         at += 1 + size
     return dataclasses.replace(ticket, keys=tuple(keys), seed=seed)
+
+
+def remember_root(memory: bytes, root: str) -> bytes:
+    """A memory (:func:`encode_memory`) with its article's root set: what the lake keeps once it is decided."""
+    return encode_memory(dataclasses.replace(decode_memory(memory, seed=False), root=root))
 
 
 SHARD_ENTRY = np.dtype([("key", "<u8"), ("record", "<i8"), ("time_us", "<i8"), ("seed", "u1")])
@@ -577,9 +727,9 @@ def similarity(a: Ticket, b: Ticket) -> tuple[float, float]:
     length = min(len(a.signature), len(b.signature))
     if not length:
         return 0.0, 0.0
-    left = np.frombuffer(a.signature[:length], dtype=np.uint8)
-    right = np.frombuffer(b.signature[:length], dtype=np.uint8)
-    rate = float(np.count_nonzero(left == right)) / length
+    # the bytes that agree are the zero bytes of the two signatures XORed (as integers: no numpy call per pair)
+    differ = int.from_bytes(a.signature[:length], "little") ^ int.from_bytes(b.signature[:length], "little")
+    rate = differ.to_bytes(length, "little").count(0) / length
     jaccard = max(0.0, (rate - 1 / 256) / (1 - 1 / 256))
     smaller = min(a.size, b.size)
     if smaller <= 0:
@@ -623,19 +773,186 @@ def verify(first: Ticket, second: Ticket, via: bytes, config: DedupConfig) -> Ma
     if via in EXACT_KEYS:
         return Match(later, earlier, 1.0 if via == KEY_HASH else round(jaccard, 4), "exact")
     if jaccard >= config.jaccard_threshold or (
-        containment >= config.containment_threshold and min(earlier.size, later.size) >= config.min_words
+        containment >= config.containment_threshold
+        and jaccard >= config.containment_min_jaccard
+        and min(earlier.size, later.size) >= config.min_words
     ):
         return Match(later, earlier, round(max(jaccard, containment), 4), "near")
     return None
 
 
 def best_match(matches: Iterable[Match]) -> Match | None:
-    """The match with the earliest ``earlier`` (exact preferred on a tie): what the article duplicates."""
+    """The match with the earliest ``earlier`` (exact preferred on a tie): the article's own decision."""
     return min(matches, key=lambda m: (order(m.earlier), m.method != "exact"), default=None)
 
 
+def seed_root(ticket: Ticket) -> str:
+    """The kept article heading a seed's cluster: as its run recorded it, else (an old memory) itself."""
+    return ticket.root or ticket.article_id
+
+
+@dataclass(frozen=True)
+class Link:
+    """One live article's own decision, before the kept article heading its cluster is known.
+
+    ``matched`` is the record id of the article it matched best (:func:`best_match`), None when it
+    is kept, with that article's time and id; ``matched_root`` is that article's root when already
+    known (a seed's, :func:`seed_root`), else empty; ``similarity`` and ``method`` describe the
+    pair. A kept article's link is its bare ticket fields (:meth:`kept`).
+    """
+
+    record_id: int
+    time_us: int
+    article_id: str
+    batch_key: str
+    offset: int
+    matched: int | None = None
+    matched_time_us: int = 0
+    matched_id: str = ""
+    matched_root: str = ""
+    similarity: float = 0.0
+    method: str = ""
+
+    @classmethod
+    def kept(cls, ticket: Ticket) -> Link:
+        """The link of ``ticket``'s article as if it were kept."""
+        return cls(ticket.record_id, ticket.time_us, ticket.article_id, ticket.batch_key, ticket.offset)
+
+    def to(self, best: Match | None) -> Link:
+        """The article's link once its best match is known (None: it is kept)."""
+        if best is None:
+            return dataclasses.replace(self, matched=None, matched_time_us=0, matched_id="", matched_root="")
+        earlier = best.earlier
+        return dataclasses.replace(
+            self,
+            matched=earlier.record_id,
+            matched_time_us=earlier.time_us,
+            matched_id=earlier.article_id,
+            matched_root=seed_root(earlier) if earlier.seed else "",
+            similarity=best.similarity,
+            method=best.method,
+        )
+
+
+class ClusterRoots:
+    """The roots of live articles' clusters, found from their links in whatever order they come.
+
+    ``add`` settles each link whose matched article's root is known (kept articles at once; a
+    link waits for the link of the live article it matched) and returns every link it settles,
+    those that waited included, with its root. The Beam stage keeps one of these for the whole
+    stream (:class:`transforms.dedup._LinkClustersFn`); :meth:`DedupIndex.duplicate_of` gives the
+    same answers in one process (tested). Roots are kept per record with its time, so that
+    :meth:`prune` can drop those no later article can match (beyond the TTL). A link whose
+    matched article was forgotten so (it would have to arrive more than a TTL out of event-time
+    order) settles on that article's own id rather than wait for ever.
+    """
+
+    def __init__(self, forgotten_before: int | None = None) -> None:
+        self._roots: dict[int, tuple[str, int]] = {}
+        self._waiting: dict[int, list[Link]] = {}
+        self.waiting = 0
+        self.forgotten_before = forgotten_before
+
+    def __len__(self) -> int:
+        return len(self._roots) + self.waiting
+
+    def add(self, links: Iterable[Link]) -> list[tuple[Link, str]]:
+        """Take in links; the ``(link, root)`` of each link settled now."""
+        settled: list[tuple[Link, str]] = []
+        for new in links:
+            if new.matched is None:
+                root = new.article_id
+            elif new.matched_root:
+                root = new.matched_root
+            elif new.matched in self._roots:
+                root = self._roots[new.matched][0]
+            elif self.forgotten_before is not None and new.matched_time_us < self.forgotten_before:
+                root = new.matched_id
+            else:
+                self._waiting.setdefault(new.matched, []).append(new)
+                self.waiting += 1
+                continue
+            pending = [(new, root)]
+            while pending:
+                done, root = pending.pop()
+                self._roots[done.record_id] = (root, done.time_us)
+                settled.append((done, root))
+                for waiter in self._waiting.pop(done.record_id, ()):
+                    self.waiting -= 1
+                    pending.append((waiter, root))
+        return settled
+
+    def prune(self, older_than_us: int) -> int:
+        """Forget the roots of articles before ``older_than_us`` (links still waiting stay); how many went."""
+        old = [record for record, (_, time_us) in self._roots.items() if time_us < older_than_us]
+        for record in old:
+            del self._roots[record]
+        self.forgotten_before = max(older_than_us, self.forgotten_before or older_than_us)
+        return len(old)
+
+    def snapshot(self) -> list[Link]:
+        """Links that rebuild this state in an empty one: each root as a kept link, then those waiting."""
+        kept = [Link(record, time_us, root, "", -1) for record, (root, time_us) in self._roots.items()]
+        return kept + [waiter for waiters in self._waiting.values() for waiter in waiters]
+
+
+_LINK_HEAD = struct.Struct("<qqq?qqdHHHHB")
+
+
+def encode_links(links: Iterable[Link]) -> bytes:
+    """A compact byte form of links (what the cluster step's state keeps and its messages carry)."""
+    parts = []
+    for item in links:
+        texts = [item.article_id, item.batch_key, item.matched_id, item.matched_root, item.method]
+        encoded = [text.encode() for text in texts]
+        head = _LINK_HEAD.pack(
+            item.record_id,
+            item.time_us,
+            item.offset,
+            item.matched is not None,
+            item.matched or 0,
+            item.matched_time_us,
+            item.similarity,
+            *(len(text) for text in encoded),
+        )
+        parts += [head, *encoded]
+    return b"".join(parts)
+
+
+def decode_links(data: bytes) -> list[Link]:
+    """The inverse of :func:`encode_links`."""
+    links = []
+    at = 0
+    while at < len(data):
+        record, time_us, offset, has_match, matched, matched_time, similarity, *lengths = _LINK_HEAD.unpack_from(
+            data, at
+        )
+        at += _LINK_HEAD.size
+        texts = []
+        for length in lengths:
+            texts.append(data[at : at + length].decode())
+            at += length
+        article_id, batch_key, matched_id, root, method = texts
+        links.append(
+            Link(
+                record,
+                time_us,
+                article_id,
+                batch_key,
+                offset,
+                matched if has_match else None,
+                matched_time,
+                matched_id,
+                root,
+                similarity,
+                method,
+            )
+        )
+    return links
+
+
 class DedupIndex:
-    """The rule in one process: add tickets in any order, then ask which are duplicates.
+    """The rule in one process: add tickets in any order, then ask which are duplicates and of what.
 
     Used by tests and benchmarks; it also shows the decision does not depend on arrival order.
     """
@@ -651,17 +968,20 @@ class DedupIndex:
         A pair met under several keys is verified once, as met under an exact key if any.
         """
         met: dict[int, tuple[Ticket, bytes]] = {}
-        by_key = self._by_key
+        bucket_of = self._by_key.setdefault
         for key in ticket.keys:
-            bucket = by_key.get(key)
-            if bucket is None:
-                by_key[key] = [ticket]
-                continue
-            via = key[:1]
-            for other in bucket:
-                earlier = met.get(other.record_id)
-                if earlier is None or (via in EXACT_KEYS and earlier[1] not in EXACT_KEYS):
-                    met[other.record_id] = (other, via)
+            bucket = bucket_of(key, [])
+            if bucket:
+                via = key[:1]
+                if via in EXACT_KEYS:
+                    for other in bucket:
+                        earlier = met.get(other.record_id)
+                        if earlier is None or earlier[1] not in EXACT_KEYS:
+                            met[other.record_id] = (other, via)
+                else:
+                    for other in bucket:
+                        if other.record_id not in met:
+                            met[other.record_id] = (other, via)
             bucket.append(ticket)
         for other, via in met.values():
             match = verify(ticket, other, via, self.config)
@@ -669,5 +989,22 @@ class DedupIndex:
                 self._matches[match.later.record_id].append(match)
 
     def decision(self, ticket: Ticket) -> Match | None:
-        """What ``ticket`` duplicates, or None when it is kept."""
+        """The pair that makes ``ticket`` a duplicate (its best match), or None when it is kept."""
         return best_match(self._matches.get(ticket.record_id, ()))
+
+    def duplicate_of(self, ticket: Ticket) -> str | None:
+        """The ``article_id`` of the kept article heading ``ticket``'s cluster, or None when it is kept itself.
+
+        Follows best matches back to an article that is kept (or to a seed, whose root its run
+        recorded); each step goes to an earlier article, so the walk ends.
+        """
+        match = self.decision(ticket)
+        if match is None:
+            return None
+        earlier = match.earlier
+        while not earlier.seed:
+            step = self.decision(earlier)
+            if step is None:
+                return earlier.article_id
+            earlier = step.earlier
+        return seed_root(earlier)

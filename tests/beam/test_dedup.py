@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
+from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -13,9 +16,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
 from schemas.records import Article, Duplicate, RecordBatch, SourceBatch
-from tests.conftest import make_record
+from tests.conftest import INGESTED_AT, make_record
 from transforms.clean import CleanArticle
-from transforms.dedup import DedupConfig, Deduplicate
+from transforms.dedup import DedupConfig, Deduplicate, LakeSeeds
 from transforms.parse import ParseArticle
 
 pytestmark = pytest.mark.beam
@@ -37,12 +40,15 @@ def _value(url: str, body: str) -> bytes:
     return json.dumps({"url": url, "body": body}).encode()
 
 
-def _batch(values: list[bytes], partition: int, first: int = 0) -> RecordBatch:
+def _batch(values: list[bytes], partition: int, first: int = 0, seconds: list[int] | None = None) -> RecordBatch:
+    """Records of one partition; ``seconds``: their event times (default: none, the batch's time)."""
     batch = SourceBatch("news", partition, first, first + len(values), len(values))
     records = tuple(
         make_record(value, offset=first + i, partition=partition, topic="news", batch=batch)
         for i, value in enumerate(values)
     )
+    if seconds is not None:
+        records = tuple(dataclasses.replace(r, event_us=t * 1_000_000) for r, t in zip(records, seconds, strict=True))
     return RecordBatch(batch, records)
 
 
@@ -329,7 +335,8 @@ def test_a_moved_expiry_timer_does_not_fire_at_its_old_time(prism) -> None:
     On Prism, in streaming (the FnApiRunner has no TestStream). TTL 60 s: A at 0 s, B (a copy)
     at 50 s moves the key's timer from 60 s to 110 s; the watermark then passes 60 s; C (a copy)
     at 100 s must still meet B (50 s apart), not be taken for new. A runner that fired the timer
-    at its first time would clear the key and C would be kept.
+    at its first time would clear the key and C would be kept. C meets only B (A is 100 s older)
+    and names A, the kept article heading B's cluster: links resolve to kept articles.
     """
     from apache_beam.testing.test_stream import TestStream
 
@@ -359,5 +366,167 @@ def test_a_moved_expiry_timer_does_not_fire_at_its_old_time(prism) -> None:
         )
         assert_that(
             verdicts,
-            equal_to([(0, 0, "kept"), (1, 0, f"exact:{ids[(0, 0)]}"), (2, 0, f"exact:{ids[(1, 0)]}")]),
+            equal_to([(0, 0, "kept"), (1, 0, f"exact:{ids[(0, 0)]}"), (2, 0, f"exact:{ids[(0, 0)]}")]),
         )
+
+
+def _chain(corpus: Path) -> tuple[str, str, str]:
+    """A < B < C from a real article: windows of 120 words sliding by 40. B holds two thirds of A
+    (a near duplicate), C two thirds of B and one third of A (it matches B only)."""
+    texts = []
+    for path in sorted((corpus / "re3d").glob("*/documents.json")):
+        texts += [json.loads(line)["text"] for line in path.read_text("utf-8").splitlines() if line.strip()]
+    words = max(texts, key=len).split()
+    a, b, c = (" ".join(words[start : start + 120]) for start in (0, 40, 80))
+    return a, b, c
+
+
+def _chain_batches(corpus: Path) -> list[RecordBatch]:
+    """A at 10 s; B at 20 s with an unrelated article at 40 s (so B's batch is released last); C at 30 s."""
+    a, b, c = _chain(corpus)
+    return [
+        _batch([_value("https://a.example/1", a)], 0, seconds=[10]),
+        _batch([_value("https://b.example/1", b), _value("https://b.example/2", OTHER)], 1, seconds=[20, 40]),
+        _batch([_value("https://c.example/1", c)], 2, seconds=[30]),
+    ]
+
+
+def _links_resolve(rows, ids) -> None:
+    kept = {ids[(p, o)] for p, o, verdict in rows if verdict == "kept"}
+    named = {verdict.split(":", 1)[1] for _, _, verdict in rows if verdict.startswith(("near:", "exact:"))}
+    assert named <= kept, (named - kept, rows)
+
+
+@pytest.mark.parametrize("runner", ["fn_api", "prism"])
+def test_a_copy_of_a_duplicate_names_the_kept_article_of_its_cluster(runner, prism, corpus) -> None:
+    batches = _chain_batches(corpus)
+    ids = _ids(batches)
+    first = ids[(0, 0)]
+    expected = [(0, 0, "kept"), (1, 0, f"near:{first}"), (1, 1, "kept"), (2, 0, f"near:{first}")]
+    _links_resolve(expected, ids)
+    timed = sorted(((b.records[0].event_us // 1_000_000, b) for b in batches), key=lambda pair: -pair[0])
+    _run(FnApiRunner() if runner == "fn_api" else prism, timed, expected)
+
+
+def test_a_batch_leaves_no_later_than_its_latest_article_even_when_its_root_is_in_a_later_batch(prism, corpus) -> None:
+    """C's batch (30 s) needs the link of B, whose batch holds an article of 40 s. B's batch sends
+    B's link early, so C's batch leaves stamped by 30.001 s and holds the watermark no later
+    (what MarkComplete relies on), not at 40.001 s when B's batch is released."""
+    from apache_beam.testing.test_stream import TestStream
+
+    batches = _chain_batches(corpus)
+    stream = (
+        TestStream()
+        .advance_watermark_to(0)
+        .add_elements([TimestampedValue(b, b.records[0].event_us / 1e6) for b in batches])
+        .advance_watermark_to(31)
+        .advance_watermark_to_infinity()
+    )
+    options = PipelineOptions(["--streaming", f"--prism_location={prism}"])
+    with BeamTestPipeline(runner="PrismRunner", options=options, blocking=True) as p:
+        stamps = (
+            p
+            | stream
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | "Dedup" >> Deduplicate(DedupConfig())
+            | beam.Map(lambda batch, at=beam.DoFn.TimestampParam: (batch.batch.partition, at.micros))
+        )
+
+        def check(rows) -> None:
+            latest = {0: 10_001_000, 1: 40_001_000, 2: 30_001_000}
+            assert sorted(p for p, _ in rows) == [0, 1, 2], rows
+            assert all(at <= latest[p] for p, at in rows), rows
+
+        assert_that(stamps, check)
+
+
+_FIRST_RUN: list = []
+
+
+def _keep(batch) -> None:
+    """Keeps a batch's outcomes in this process (a module function: Beam pickles it by name)."""
+    _FIRST_RUN.extend(batch.outcomes)
+
+
+def _write_records(lake: Path, outcomes, strip_roots: bool = False) -> str:
+    """A ``_records/`` hour folder of a lake, as the sink writes it, from a run's outcomes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from schemas import arrow
+
+    folder = "_records/dt=2026-11-24/hour=09"
+    rows = []
+    for outcome in outcomes:
+        article = outcome.article if isinstance(outcome, Duplicate) else outcome
+        memory = article.dedup_memory
+        if strip_roots:  # as written before roots were kept: the ticket ends with its batch key
+            from transforms.dedup_core import decode_memory, encode_memory
+
+            encoded = encode_memory(dataclasses.replace(decode_memory(memory, seed=False), root=""))
+            length = int.from_bytes(encoded[:4], "little")
+            memory = (length - 2).to_bytes(4, "little") + encoded[4 : 6 + length - 2] + encoded[6 + length :]
+        rows.append(
+            {
+                "kafka_topic": article.kafka_topic,
+                "kafka_partition": article.kafka_partition,
+                "kafka_offset": article.kafka_offset,
+                "event_time": None,
+                "ingested_at": INGESTED_AT,
+                "committed_at": INGESTED_AT,
+                "article_id": article.article_id,
+                "dedup_memory": memory,
+            }
+        )
+    (lake / folder).mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow.RECORD_LOG), lake / folder / "batch.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("memory", ["with_roots", "before_roots"])
+def test_after_a_restart_a_copy_of_a_remembered_duplicate_names_the_kept_article(memory, corpus, tmp_path) -> None:
+    """A and B were decided by a first run (B a duplicate of A); a second run reads C, which
+    matches only B, with A and B as seeds from the lake: C names A. From a memory written before
+    roots were kept, the seed's root is read from its ``duplicates`` row."""
+    a_batch, b_batch, c_batch = _chain_batches(corpus)
+    ids = _ids([a_batch, b_batch, c_batch])
+    config = DedupConfig()
+    with BeamTestPipeline(**_runner_args(FnApiRunner())) as p:
+        _ = (
+            p
+            | "First" >> beam.Create([(10, a_batch), (20, b_batch)])
+            | beam.Map(lambda pair: TimestampedValue(pair[1], pair[0]))
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | "Dedup" >> Deduplicate(config)
+            | beam.Map(_keep)
+        )
+    first_run = _FIRST_RUN[:]
+    _FIRST_RUN.clear()
+    duplicate = next(o for o in first_run if isinstance(o, Duplicate))
+    assert duplicate.duplicate_of == ids[(0, 0)]
+    folders = [_write_records(tmp_path, first_run, strip_roots=memory == "before_roots")]
+    if memory == "before_roots":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from schemas import arrow
+        from transforms.io.lake import _duplicate_row
+
+        (tmp_path / "duplicates/dt=2026-11-24/hour=09").mkdir(parents=True)
+        table = pa.Table.from_pylist([_duplicate_row(duplicate)], schema=arrow.DUPLICATES)
+        pq.write_table(table, tmp_path / "duplicates/dt=2026-11-24/hour=09/batch.parquet")
+    now_us = int((INGESTED_AT + dt.timedelta(hours=1)).timestamp() * 1_000_000)
+    with BeamTestPipeline(**_runner_args(FnApiRunner())) as p:
+        seeds = p | "Seeds" >> LakeSeeds(str(tmp_path), folders, config, now_us)
+        verdicts = (
+            p
+            | "Second" >> beam.Create([(30, c_batch)])
+            | beam.Map(lambda pair: TimestampedValue(pair[1], pair[0]))
+            | "Parse" >> ParseArticle()
+            | "Clean" >> CleanArticle()
+            | "Dedup" >> Deduplicate(config, seeds)
+            | beam.FlatMap(_verdicts)
+        )
+        assert_that(verdicts, equal_to([(2, 0, f"near:{ids[(0, 0)]}")]))

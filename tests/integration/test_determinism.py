@@ -2,8 +2,8 @@
 
 One topic holds real article texts from ``../shared/corpus`` with the copies a wire republication
 makes (the dedup benchmark's stream: originals, other extractions of the same page, whole-page
-boilerplate, truncations, edited copies), plus exact re-sends and broken records. The same topic is
-read into five lakes:
+boilerplate, truncations, edited copies, excerpts, and briefs sharing a sentence with a story),
+plus exact re-sends and broken records. The same topic is read into five lakes:
 
 (a) a bounded run; (b) a bounded run with another ``--max-batch-records``; (c) a streaming run
 while the records are produced in trickles; (d) a streaming run killed with ``kill -9`` twice and

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import random
+import struct
+from pathlib import Path
 
 import pytest
 
 from transforms.dedup_core import (
+    KEY_ANCHOR,
+    KEY_PREFIX,
     ArticleRef,
+    ClusterRoots,
     DedupConfig,
     DedupIndex,
+    Link,
     ShardIndex,
     Ticket,
     best_match,
+    decode_links,
     decode_memory,
     decode_probes,
     decode_ticket,
+    encode_links,
     encode_memory,
     encode_probes,
     encode_ticket,
@@ -25,6 +35,7 @@ from transforms.dedup_core import (
     key_number,
     match_shard,
     probes_by_shard,
+    remember_root,
     shard_rows,
     similarity,
     verify,
@@ -59,7 +70,7 @@ def _tickets(texts: list[str], time_us: int = 0, urls: list[str] | None = None, 
 def test_identical_texts_share_every_key_and_are_exactly_similar() -> None:
     base = _text(300, 1)
     one, two = _tickets([base, base])
-    assert set(one.keys) == set(two.keys) and len(one.keys) == CONFIG.bands + 1  # bands + prefix
+    assert set(one.keys) == set(two.keys) and len(one.keys) == CONFIG.bands + 1 + CONFIG.anchors  # + prefix
     assert similarity(one, two) == (1.0, 1.0)
 
 
@@ -124,10 +135,18 @@ def test_seeds_keep_their_place_in_the_order_and_are_never_decided_again() -> No
     assert verify(earlier_seed, Ticket(**{**earlier_seed.__dict__, "record_id": 98}), b"h", CONFIG) is None
 
 
-def test_the_lake_remembers_a_ticket_with_its_keys() -> None:
+def test_the_lake_remembers_a_ticket_with_its_keys_and_root_and_reads_memories_written_before_roots() -> None:
     (ticket,) = _tickets([_text(120, 12)], time_us=1_700_000_000_000_000, urls=["https://a.example/x"])
     assert decode_memory(encode_memory(ticket)) == Ticket(**{**ticket.__dict__, "seed": True})
     assert decode_memory(encode_memory(ticket), seed=False) == ticket
+    decided = remember_root(encode_memory(ticket), "the-kept-one")
+    assert decode_memory(decided) == Ticket(**{**ticket.__dict__, "seed": True, "root": "the-kept-one"})
+    # The form written before roots: the ticket ended with its batch key (no root length after it).
+    old_ticket = encode_ticket(ticket)[:-2]
+    keys = b"".join(bytes([len(key)]) + key for key in ticket.keys)
+    old_memory = struct.pack("<IH", len(old_ticket), len(ticket.keys)) + old_ticket + keys
+    assert decode_memory(old_memory) == Ticket(**{**ticket.__dict__, "seed": True})
+    assert decode_ticket(old_ticket).root == ""
 
 
 def test_tickets_and_shard_probes_round_trip_through_their_byte_forms() -> None:
@@ -251,3 +270,168 @@ def test_the_index_decides_the_same_whatever_the_arrival_order() -> None:
 def test_impossible_band_layouts_are_refused(bands: int, rows: int) -> None:
     with pytest.raises(ValueError):
         DedupConfig(bands=bands, rows=rows)
+
+
+@pytest.mark.parametrize("changes", [{"anchors": 65}, {"anchors": -1}, {"anchor_words": 3}])
+def test_impossible_anchor_settings_are_refused(changes: dict) -> None:
+    with pytest.raises(ValueError):
+        DedupConfig(**changes)
+
+
+def _re3d_texts(corpus: Path) -> list[str]:
+    """The corpus's re3d documents, longest first."""
+    texts = []
+    for path in sorted((corpus / "re3d").glob("*/documents.json")):
+        texts += [json.loads(line)["text"] for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return sorted(texts, key=lambda text: -len(text.split()))
+
+
+def test_an_excerpt_from_inside_a_long_article_meets_it_under_an_anchor_and_duplicates_it(corpus: Path) -> None:
+    """Real articles of 450+ words; excerpts of 15–35 % of their words from past the first 30, every
+    other one wrapped in words of another article (so 80 % of it lies in the long one). They do not
+    start alike and their Jaccard similarity is far below the threshold: the anchors pair them, and
+    the containment estimate decides."""
+    texts = [text for text in _re3d_texts(corpus) if len(text.split()) >= 450]
+    assert len(texts) >= 6
+    rng = random.Random(7)
+    decided = []
+    for number, text in enumerate(texts[:6]):
+        words = text.split()
+        for share in (0.15, 0.25, 0.35):
+            length = int(len(words) * share)
+            start = rng.randrange(30, len(words) - length)
+            filler = texts[-1 - number].split()[: length // 4 if number % 2 else 0]
+            excerpt = " ".join(filler[: len(filler) // 2] + words[start : start + length] + filler[len(filler) // 2 :])
+            original, copy = _tickets([text, excerpt])
+            shared = {key[:1] for key in set(original.keys) & set(copy.keys)}
+            assert KEY_ANCHOR in shared and KEY_PREFIX not in shared, (number, share)
+            assert similarity(original, copy)[0] < CONFIG.jaccard_threshold
+            index = DedupIndex(CONFIG)
+            index.add(original)
+            index.add(copy)
+            match = index.decision(copy)
+            decided.append(match is not None and match.earlier is original and match.method == "near")
+    # one wrapped 15 % excerpt (true containment 0.8) is estimated at 0.69 and kept
+    assert decided.count(True) == 17, decided
+
+
+def test_a_short_text_sharing_a_sentence_with_a_long_one_is_not_its_duplicate(corpus: Path) -> None:
+    """40–120 words of one real article ending with a 10–25-word sentence of a long one: they may
+    meet under an anchor of that sentence, and the containment estimate can be high (a few
+    one-byte minima agree by the shared sentence alone), but too few minima agree to trust it."""
+    texts = _re3d_texts(corpus)
+    long_ones, short_sources = texts[:10], texts[20:60]
+    rng = random.Random(11)
+    met = claimed = 0
+    for number, source in enumerate(short_sources):
+        long_text = long_ones[number % len(long_ones)].split()
+        sentence = rng.randrange(10, 26)
+        at = rng.randrange(0, len(long_text) - sentence)
+        brief = " ".join(source.split()[: rng.randrange(40, 121)] + long_text[at : at + sentence])
+        original, copy = _tickets([" ".join(long_text), brief])
+        met += bool(set(original.keys) & set(copy.keys))
+        claimed += verify(original, copy, KEY_ANCHOR, CONFIG) is not None
+    assert met >= 5  # the anchors did pair some of them
+    assert claimed == 0
+
+
+def test_an_articles_keys_do_not_depend_on_its_batch(corpus: Path) -> None:
+    texts = _re3d_texts(corpus)[:40]
+    together = _tickets(texts)
+    for position in (0, 17, 39):
+        (alone,) = fingerprint(
+            [ArticleRef(f"id{position}", texts[position], "", "", "news", 0, position, 1000 * position)],
+            0,
+            "news+0+batch",
+            CONFIG,
+        )
+        assert alone.keys == together[position].keys
+        assert sum(key[:1] == KEY_ANCHOR for key in alone.keys) == CONFIG.anchors
+
+
+def _chain_texts(corpus: Path, length: int = 120, copies: int = 6, documents: int = 4) -> list[list[str]]:
+    """Chains of real text: windows of ``length`` words sliding by a third, so each window shares
+    two thirds of its words with the next (a near duplicate) and a third with the one after."""
+    chains = []
+    for text in _re3d_texts(corpus)[:documents]:
+        words = text.split()
+        step = length // 3
+        chains.append([" ".join(words[i * step : i * step + length]) for i in range(copies)])
+    return chains
+
+
+def test_a_duplicate_names_the_kept_article_heading_the_cluster_of_the_one_it_matched(corpus: Path) -> None:
+    """A < B < C: B matches A, C matches only B. C names A, with the similarity of the pair C–B."""
+    a, b, c = _chain_texts(corpus, copies=3, documents=1)[0]
+    first, second, third = _tickets([a, b, c])
+    assert verify(first, third, KEY_ANCHOR, CONFIG) is None  # C does not match A
+    index = DedupIndex(CONFIG)
+    for ticket in (third, first, second):
+        index.add(ticket)
+    assert index.decision(second).earlier is first and index.duplicate_of(second) == "id0"
+    matched = index.decision(third)
+    assert matched.earlier is second and index.duplicate_of(third) == "id0"
+    assert matched.similarity == verify(second, third, KEY_ANCHOR, CONFIG).similarity
+    assert index.duplicate_of(first) is None
+
+
+def test_every_duplicate_names_a_kept_article_whatever_the_arrival_and_the_links_order(corpus: Path) -> None:
+    """Chains of six copies from four real articles, with exact re-sends, in event-time order;
+    arrival shuffled. Without roots a third of the duplicates would name another duplicate."""
+    rng = random.Random(5)
+    texts = [text for chain in _chain_texts(corpus) for text in chain]
+    texts += [texts[i] for i in rng.sample(range(len(texts)), 6)]  # exact re-sends, later
+    tickets = _tickets(texts, hashes=[hashlib.sha256(text.encode()).hexdigest() for text in texts])
+    arrival = tickets[:]
+    rng.shuffle(arrival)
+    index = DedupIndex(CONFIG)
+    for ticket in arrival:
+        index.add(ticket)
+    kept = {t.article_id for t in tickets if index.decision(t) is None}
+    named = {t.article_id: index.duplicate_of(t) for t in tickets if index.decision(t) is not None}
+    assert len(kept) == 4 and len(named) == len(tickets) - 4
+    assert set(named.values()) <= kept
+    via_duplicate = [t for t in tickets if index.decision(t) and index.decision(t).earlier.article_id not in kept]
+    assert len(via_duplicate) >= len(named) // 3  # the old rule's dangling links
+    links = [Link.kept(t).to(index.decision(t)) for t in tickets]
+    for _ in range(5):
+        rng.shuffle(links)
+        roots = ClusterRoots()
+        settled = {link.article_id: root for link, root in roots.add(decode_links(encode_links(links)))}
+        assert roots.waiting == 0 and len(settled) == len(tickets)
+        assert {i: r for i, r in settled.items() if i not in kept} == named
+        assert {i for i, r in settled.items() if i == r} == kept
+
+
+def test_a_seed_brings_the_root_its_run_recorded(corpus: Path) -> None:
+    """B, decided by an earlier run as a duplicate of A, is a seed now (A beyond reach); C matches
+    only B and names A. A memory written before roots were kept makes the seed its own root."""
+    a, b, c = _chain_texts(corpus, copies=3, documents=1)[0]
+    _, second, third = _tickets([a, b, c])
+    remembered = remember_root(encode_memory(second), "id0")
+    for memory, root in ((remembered, "id0"), (encode_memory(second), "id1")):
+        seed = decode_memory(memory)
+        index = DedupIndex(CONFIG)
+        index.add(seed)
+        index.add(third)
+        assert index.decision(third).earlier == seed and index.duplicate_of(third) == root
+        assert ClusterRoots().add([Link.kept(third).to(index.decision(third))])[0][1] == root
+
+
+def test_cluster_roots_wait_for_the_link_they_need_and_forget_old_roots() -> None:
+    def linked(record: int, time_s: int, matched: int | None = None) -> Link:
+        if matched is None:
+            return Link(record, time_s * 10**6, f"a{record}", "b", record)
+        return Link(record, time_s * 10**6, f"a{record}", "b", record, matched, (time_s - 1) * 10**6, f"a{matched}")
+
+    roots = ClusterRoots()
+    assert roots.add([linked(4, 4, 3), linked(3, 3, 2)]) == [] and roots.waiting == 2
+    settled = roots.add([linked(2, 2, 1), linked(1, 1)])
+    assert sorted((link.record_id, root) for link, root in settled) == [(1, "a1"), (2, "a1"), (3, "a1"), (4, "a1")]
+    assert roots.waiting == 0 and len(roots) == 4
+    assert roots.prune(3 * 10**6) == 2 and roots.forgotten_before == 3 * 10**6
+    rebuilt = ClusterRoots(roots.forgotten_before)
+    rebuilt.add(roots.snapshot())
+    assert rebuilt.add([linked(5, 5, 4)])[0][1] == "a1"
+    # A link to a forgotten article settles on that article rather than wait for ever.
+    assert rebuilt.add([linked(6, 2, 1)])[0][1] == "a1" and rebuilt.waiting == 0
