@@ -311,8 +311,10 @@ def test_an_excerpt_from_inside_a_long_article_meets_it_under_an_anchor_and_dupl
             index.add(copy)
             match = index.decision(copy)
             decided.append(match is not None and match.earlier is original and match.method == "near")
-    # one wrapped 15 % excerpt (true containment 0.8) is estimated at 0.69 and kept
-    assert decided.count(True) == 17, decided
+    # every one is found (before shingles were taken from the NFKC form, one wrapped 15 % excerpt,
+    # true containment 0.8, was estimated at 0.69 and kept: estimates this close to the threshold
+    # move with any change of the hashed words)
+    assert decided.count(True) == 18, decided
 
 
 def test_a_short_text_sharing_a_sentence_with_a_long_one_is_not_its_duplicate(corpus: Path) -> None:
