@@ -608,8 +608,15 @@ class _LinkDuplicatesFn(beam.DoFn):
             total = expected.read()
             count = (settled.read() or 0) + len(item)
             settled.write(count)
-        if total is None or count < total:
-            return
+        if total is not None and count >= total:
+            yield from self._release(items, expected, settled)
+
+    def _release(self, items: Any, expected: Any, settled: Any) -> Iterator[OutcomeBatch]:
+        """The batch with its links applied, once every article of it has one.
+
+        Apart from ``process`` so that it has no bare ``return``: Beam warns about a generator
+        that also returns (apache/beam#22969).
+        """
         stored = list(items.read())
         batch = next(item for item in stored if isinstance(item, OutcomeBatch))
         pairs = [pair for item in stored if isinstance(item, list) for pair in item]
