@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from dataclasses import dataclass, field
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A surrogate code point in a ``str``: JSON can spell one alone (``"\\udfff"``), but it has no UTF-8
+form, so any field holding one must be rejected or repaired before it is hashed or written."""
 
 
 @dataclass(frozen=True, order=True)

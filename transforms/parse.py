@@ -54,7 +54,7 @@ from typing import Any
 
 import fastjsonschema
 
-from schemas.records import Article, DeadLetter, KafkaRecord
+from schemas.records import LONE_SURROGATE, Article, DeadLetter, KafkaRecord
 from transforms.stage import OutcomeStage
 
 __all__ = ["ParseArticle", "ParseConfig", "parse_record"]
@@ -65,7 +65,6 @@ FUTURE_TOLERANCE = dt.timedelta(days=1)
 OVERSIZED_KEEP_BYTES = 64 * 1024
 _LANGUAGE = re.compile(r"^([A-Za-z]{2})(?:[-_][A-Za-z0-9]{1,8})*$")
 _PATH_LIKE_SOURCE = re.compile(r"(^|[/\\])\.\.([/\\]|$)|^[/\\]|[\x00-\x1f\x7f]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _IDENTIFYING = {"id": "invalid_id", "url": "invalid_url", "source": "invalid_source"}
 _FREE_TEXT = ("title", "body", "html", "language", "published_at")
 
@@ -194,16 +193,16 @@ def _without_lone_surrogates(message: dict[str, Any]) -> dict[str, Any]:
     """The message with lone surrogates replaced in free text; rejected if an identifying field has one."""
     for name, reason in _IDENTIFYING.items():
         value = message.get(name)
-        if value is not None and (found := _LONE_SURROGATE.search(value)):
+        if value is not None and (found := LONE_SURROGATE.search(value)):
             raise _Rejected(reason, f"{name} holds a lone surrogate U+{ord(found.group()):04X} at {found.start()}")
     repaired: dict[str, Any] = {
-        name: _LONE_SURROGATE.sub("\ufffd", value)
+        name: LONE_SURROGATE.sub("\ufffd", value)
         for name in _FREE_TEXT
-        if isinstance(value := message.get(name), str) and _LONE_SURROGATE.search(value)
+        if isinstance(value := message.get(name), str) and LONE_SURROGATE.search(value)
     }
     authors = message.get("authors")
-    if authors and any(_LONE_SURROGATE.search(name) for name in authors):
-        repaired["authors"] = [_LONE_SURROGATE.sub("\ufffd", name) for name in authors]
+    if authors and any(LONE_SURROGATE.search(name) for name in authors):
+        repaired["authors"] = [LONE_SURROGATE.sub("\ufffd", name) for name in authors]
     return {**message, **repaired} if repaired else message
 
 

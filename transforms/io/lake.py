@@ -70,7 +70,17 @@ from apache_beam.transforms import userstate
 from apache_beam.utils.timestamp import Timestamp
 
 from schemas import arrow
-from schemas.records import Article, DeadLetter, Duplicate, Outcome, OutcomeBatch, Quarantined, SourceBatch, utc_now
+from schemas.records import (
+    LONE_SURROGATE,
+    Article,
+    DeadLetter,
+    Duplicate,
+    Outcome,
+    OutcomeBatch,
+    Quarantined,
+    SourceBatch,
+    utc_now,
+)
 from transforms.io.kafka import ConsumerConfig, OffsetCommitter, first_uncovered, gapless_reach, merge_ranges
 
 __all__ = [
@@ -304,13 +314,10 @@ def _check_complete(batch: SourceBatch, outcomes: Sequence[Outcome]) -> None:
         raise ValueError(f"batch {batch.key}: an outcome lies outside its offset range")
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _encodable(value: Any) -> Any:
     """``value`` with every lone surrogate in its strings replaced by U+FFFD (no UTF-8 form otherwise)."""
     if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
+        return LONE_SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
         return {name: _encodable(item) for name, item in value.items()}
     if isinstance(value, list):
