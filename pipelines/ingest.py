@@ -1,4 +1,4 @@
-"""The ingest pipeline: Kafka → parse → clean → deduplicate → entities → quality → lake.
+"""The ingest pipeline: Kafka → parse → clean → quality → deduplicate → entities → lake.
 
 Run it with ``wirestream run --lake DIR [--until-caught-up] [Beam options]``. ``build()`` only
 wires the stages; ``run()`` parses options, recovers the lake, plans the partitions from what the

@@ -131,6 +131,8 @@ class DeadLetter:
     batch: SourceBatch
     event_us: int = -1
     """Its record's event time in µs (see :class:`KafkaRecord`); -1 when not known."""
+    dedup_memory: bytes = b""
+    """What deduplication remembers of an article it turned away (``id_conflict``); empty otherwise."""
 
     def evolve(self, **changes: object) -> DeadLetter:
         """A copy with some fields changed (records are immutable)."""

@@ -100,8 +100,10 @@ from apache_beam.utils import shared
 from apache_beam.utils.timestamp import Timestamp
 
 from schemas import arrow
-from schemas.records import Article, Duplicate, Outcome, OutcomeBatch
+from schemas.records import Article, DeadLetter, Duplicate, Outcome, OutcomeBatch
 from transforms.dedup_core import (
+    CONFLICT,
+    VOID,
     ArticleRef,
     ClusterRoots,
     DedupConfig,
@@ -120,6 +122,7 @@ from transforms.dedup_core import (
     encode_probes,
     encode_ticket,
     fingerprint,
+    id_conflict,
     match_shard,
     probes_by_shard,
     record_id,
@@ -167,9 +170,11 @@ def release_time(links: Iterable[Link], timestamp: Timestamp) -> Timestamp:
 
 
 def apply_links(element: OutcomeBatch, settled: Iterable[tuple[Link, str]]) -> OutcomeBatch:
-    """The batch with each live article kept or turned into a ``Duplicate`` of its root, as its link says.
+    """The batch with each live article kept, turned into a ``Duplicate`` of its root or turned away, as its link says.
 
-    Every live article must have its settled ``(link, root)``; its memory learns its root.
+    Every live article must have its settled ``(link, root)``; its memory learns its root. An
+    article whose root is :data:`VOID` becomes the dead letter ``id_conflict`` (it keeps its
+    memory: a later run must know it was turned away).
     """
     by_offset = {link.offset: (link, root) for link, root in settled}
     outcomes: list[Outcome] = []
@@ -180,7 +185,14 @@ def apply_links(element: OutcomeBatch, settled: Iterable[tuple[Link, str]]) -> O
         link, root = by_offset[outcome.kafka_offset]
         if outcome.dedup_memory:
             outcome = outcome.evolve(dedup_memory=remember_root(outcome.dedup_memory, root))
-        if link.matched is None:
+        if root == VOID:
+            error = (
+                f"article id {outcome.article_id!r} is already taken by an earlier record with other content"
+                f" ({link.conflict_with})"
+            )
+            letter = DeadLetter.for_article(outcome, STAGE, CONFLICT, error)
+            outcomes.append(letter.evolve(dedup_memory=outcome.dedup_memory))
+        elif link.matched is None:
             outcomes.append(outcome.evolve(cluster_id=outcome.article_id))
         else:
             outcomes.append(Duplicate(outcome, root, link.similarity, link.method))
@@ -496,7 +508,9 @@ def _links(stored: Iterable[bytes | Match]) -> list[Link]:
             articles += decode_links(item)
         else:
             matches.setdefault(item.later.record_id, []).append(item)
-    return [article.to(best_match(matches.get(article.record_id, ()))) for article in articles]
+    return [
+        article.to(best_match(found := matches.get(article.record_id, ())), id_conflict(found)) for article in articles
+    ]
 
 
 class _ClusterCache:
@@ -590,6 +604,7 @@ class _LinkDuplicatesFn(beam.DoFn):
         self._kept = beam.metrics.Metrics.counter(STAGE, "kept")
         self._exact = beam.metrics.Metrics.counter(STAGE, "exact_duplicates")
         self._near = beam.metrics.Metrics.counter(STAGE, "near_duplicates")
+        self._conflicts = beam.metrics.Metrics.counter(STAGE, "id_conflicts")
 
     def process(
         self,
@@ -630,6 +645,8 @@ class _LinkDuplicatesFn(beam.DoFn):
                 (self._exact if outcome.method == "exact" else self._near).inc()
             elif isinstance(outcome, Article):
                 self._kept.inc()
+            elif isinstance(outcome, DeadLetter) and outcome.reason == CONFLICT:
+                self._conflicts.inc()
         yield result
 
 

@@ -32,6 +32,20 @@ The rule
 
     Every other live article is kept; it heads its own cluster (``cluster_id`` = its id).
 
+Id conflicts
+    An ``article_id`` names one story. A live article whose ``article_id`` an article before it
+    (within the TTL, any outcome) already has, and whose content matches neither that article nor
+    any other that stays in the lake, is turned away: the dead letter ``id_conflict``, which
+    names the earlier record. The pair is found under an id key (``i``) every article is indexed
+    under, and decided by :func:`verify` from the pair itself (method :data:`CONFLICT`), so it
+    does not matter under which key they met. Content comes first: a same-id article whose
+    content matches an earlier one is that one's duplicate, like any copy (a record produced
+    twice). A turned-away article is never a root (its root is :data:`VOID`, and it is
+    remembered so): an article whose best match it was is kept, unless it has an id conflict of
+    its own. First come, first kept: the stream cannot take back an article already in the lake.
+    Like every decision here, this holds within the TTL (7 days by default): an id reused later
+    than that is kept again (the suite's ``article_id_unique`` monitor reports it per batch).
+
 Links resolve to kept articles
     A duplicate names the kept article heading the cluster of the article it matched, never a
     duplicate: in a chain A < B < C where B duplicates A and C matches only B, C's
@@ -72,6 +86,8 @@ import numpy as np
 import rensa
 
 __all__ = [
+    "CONFLICT",
+    "VOID",
     "ClusterRoots",
     "DedupConfig",
     "DedupIndex",
@@ -88,6 +104,8 @@ __all__ = [
     "encode_probes",
     "encode_ticket",
     "fingerprint",
+    "id_conflict",
+    "settle",
     "key_number",
     "match_shard",
     "may_pair",
@@ -116,9 +134,13 @@ _MIXERS = np.array(
     + [0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x9FB21C651E98DF25],
     dtype=np.uint64,
 )
-KEY_URL, KEY_HASH, KEY_PREFIX, KEY_ANCHOR = b"u", b"h", b"p", b"e"
+KEY_URL, KEY_HASH, KEY_PREFIX, KEY_ANCHOR, KEY_ID = b"u", b"h", b"p", b"e", b"i"
 _ANCHOR_MIXER = np.uint64(0xD6E8FEB86659FD93)
 EXACT_KEYS = (KEY_URL, KEY_HASH)
+CONFLICT = "id_conflict"
+"""The ``method`` of a :class:`Match` between two articles that share an ``article_id`` but not their content."""
+VOID = "\x00"
+"""The root of an article turned away as an id conflict (an ``article_id`` never holds a control character)."""
 
 
 @dataclass(frozen=True)
@@ -412,13 +434,18 @@ def index_keys(
     content_hash: str,
     config: DedupConfig,
     anchors: Sequence[bytes] = (),
+    article_id: str = "",
 ) -> tuple[bytes, ...]:
     """The keys under which an article is indexed.
 
-    URL, content hash, prefix and anchor keys are 8 bytes, led by ``u``, ``h``, ``p``, ``e``; each
-    LSH band key is 5 bytes, led by its band number (below 100, so never one of those letters).
+    URL, content hash, article id, prefix and anchor keys are 8 bytes, led by ``u``, ``h``, ``i``,
+    ``p``, ``e``; each LSH band key is 5 bytes, led by its band number (below 100, so never one of
+    those letters). The id key makes two articles with the same ``article_id`` meet, whatever
+    their content (see :func:`verify`).
     """
     keys = []
+    if article_id:
+        keys.append(KEY_ID + _short_hash(article_id.encode(errors="surrogatepass")))
     if canonical_url:
         keys.append(KEY_URL + _short_hash(canonical_url.encode()))
     if content_hash:
@@ -471,6 +498,7 @@ def fingerprint(
                 a.content_hash,
                 config,
                 anchors[position],
+                a.article_id,
             ),
         )
         for position, a in enumerate(articles)
@@ -562,7 +590,7 @@ def key_number(index_key: bytes) -> int:
 
 
 def key_kind(number: int) -> bytes:
-    """The kind byte of a :func:`key_number` (``u``, ``h``, ``p`` or a band number): how two articles met."""
+    """The kind byte of a :func:`key_number` (``u``, ``h``, ``i``, ``p``, ``e``, a band number): how two met."""
     return bytes([number >> 56])
 
 
@@ -767,7 +795,11 @@ def may_pair(first: tuple[int, int, bool], second: tuple[int, int, bool], ttl_mi
 
 
 def verify(first: Ticket, second: Ticket, via: bytes, config: DedupConfig) -> Match | None:
-    """The verified match between two tickets that met under an index key of kind ``via``, or None."""
+    """The verified match between two tickets that met under an index key of kind ``via``, or None.
+
+    Two articles with the same ``article_id`` whose content does not match form a match of
+    method :data:`CONFLICT` (under whichever key they met: the answer is the pair's, not the key's).
+    """
     if not may_pair(
         (first.record_id, first.time_us, first.seed), (second.record_id, second.time_us, second.seed), config.ttl_micros
     ):
@@ -784,12 +816,30 @@ def verify(first: Ticket, second: Ticket, via: bytes, config: DedupConfig) -> Ma
         and min(earlier.size, later.size) >= config.min_words
     ):
         return Match(later, earlier, round(max(jaccard, containment), 4), "near")
+    if earlier.article_id == later.article_id:
+        return Match(later, earlier, round(jaccard, 4), CONFLICT)
     return None
 
 
 def best_match(matches: Iterable[Match]) -> Match | None:
-    """The match with the earliest ``earlier`` (exact preferred on a tie): the article's own decision."""
-    return min(matches, key=lambda m: (order(m.earlier), m.method != "exact"), default=None)
+    """The content match with the earliest ``earlier`` (exact preferred on a tie): the article's own decision.
+
+    Id conflicts (:data:`CONFLICT`) are not content matches: see :func:`id_conflict`.
+    """
+    return min(
+        (m for m in matches if m.method != CONFLICT),
+        key=lambda m: (order(m.earlier), m.method != "exact"),
+        default=None,
+    )
+
+
+def id_conflict(matches: Iterable[Match]) -> Match | None:
+    """The earliest article that has the same ``article_id`` but other content, or None.
+
+    An article with one is turned away (the dead letter ``id_conflict``) unless its content
+    matches an article that stays in the lake: then it is that article's duplicate, like any copy.
+    """
+    return min((m for m in matches if m.method == CONFLICT), key=lambda m: order(m.earlier), default=None)
 
 
 def seed_root(ticket: Ticket) -> str:
@@ -804,7 +854,9 @@ class Link:
     ``matched`` is the record id of the article it matched best (:func:`best_match`), None when it
     is kept, with that article's time and id; ``matched_root`` is that article's root when already
     known (a seed's, :func:`seed_root`), else empty; ``similarity`` and ``method`` describe the
-    pair. A kept article's link is its bare ticket fields (:meth:`kept`).
+    pair. ``conflict_with`` names the earliest article with the same ``article_id`` and other
+    content (:func:`id_conflict`: its topic, partition and offset), empty when there is none. A kept
+    article's link is its bare ticket fields (:meth:`kept`).
     """
 
     record_id: int
@@ -818,19 +870,27 @@ class Link:
     matched_root: str = ""
     similarity: float = 0.0
     method: str = ""
+    conflict_with: str = ""
 
     @classmethod
     def kept(cls, ticket: Ticket) -> Link:
         """The link of ``ticket``'s article as if it were kept."""
         return cls(ticket.record_id, ticket.time_us, ticket.article_id, ticket.batch_key, ticket.offset)
 
-    def to(self, best: Match | None) -> Link:
-        """The article's link once its best match is known (None: it is kept)."""
+    def to(self, best: Match | None, conflict: Match | None = None) -> Link:
+        """The article's link once its best match (None: none) and its id conflict (None: none) are known."""
+        conflict_with = ""
+        if conflict is not None:
+            topic, partition, *_ = conflict.earlier.batch_key.split("+")  # topic names hold no "+"
+            conflict_with = f"topic {topic}, partition {partition}, offset {conflict.earlier.offset}"
         if best is None:
-            return dataclasses.replace(self, matched=None, matched_time_us=0, matched_id="", matched_root="")
+            return dataclasses.replace(
+                self, matched=None, matched_time_us=0, matched_id="", matched_root="", conflict_with=conflict_with
+            )
         earlier = best.earlier
         return dataclasses.replace(
             self,
+            conflict_with=conflict_with,
             matched=earlier.record_id,
             matched_time_us=earlier.time_us,
             matched_id=earlier.article_id,
@@ -838,6 +898,20 @@ class Link:
             similarity=best.similarity,
             method=best.method,
         )
+
+
+def settle(link: Link, matched_root: str | None) -> tuple[Link, str]:
+    """An article's final link and root, given the root of the article it matched (None: it matched none).
+
+    Kept (the link without a match, its own id for root) when it matched none or only an article
+    turned away, unless it has an id conflict: then turned away (root :data:`VOID`). Otherwise a
+    duplicate of ``matched_root``.
+    """
+    if matched_root is None or matched_root == VOID:
+        kept = link.to(None) if link.matched is not None else link
+        kept = dataclasses.replace(kept, conflict_with=link.conflict_with)
+        return kept, VOID if link.conflict_with else link.article_id
+    return link, matched_root
 
 
 class ClusterRoots:
@@ -851,6 +925,11 @@ class ClusterRoots:
     :meth:`prune` can drop those no later article can match (beyond the TTL). A link whose
     matched article was forgotten so (it would have to arrive more than a TTL out of event-time
     order) settles on that article's own id rather than wait for ever.
+
+    Id conflicts: an article with no content match (or whose match settles on :data:`VOID`) is
+    kept unless its link names an id conflict; then its root is :data:`VOID` (it is turned away,
+    :func:`settle`). So a turned-away article is never a root: an article that matched only it is
+    kept (or turned away too, when it has an id conflict of its own).
     """
 
     def __init__(self, forgotten_before: int | None = None) -> None:
@@ -867,25 +946,25 @@ class ClusterRoots:
         settled: list[tuple[Link, str]] = []
         for new in links:
             if new.matched is None:
-                root = new.article_id
+                matched_root = None
             elif new.matched_root:
-                root = new.matched_root
+                matched_root = new.matched_root
             elif new.matched in self._roots:
-                root = self._roots[new.matched][0]
+                matched_root = self._roots[new.matched][0]
             elif self.forgotten_before is not None and new.matched_time_us < self.forgotten_before:
-                root = new.matched_id
+                matched_root = new.matched_id
             else:
                 self._waiting.setdefault(new.matched, []).append(new)
                 self.waiting += 1
                 continue
-            pending = [(new, root)]
+            pending = [settle(new, matched_root)]
             while pending:
                 done, root = pending.pop()
                 self._roots[done.record_id] = (root, done.time_us)
                 settled.append((done, root))
                 for waiter in self._waiting.pop(done.record_id, ()):
                     self.waiting -= 1
-                    pending.append((waiter, root))
+                    pending.append(settle(waiter, root))
         return settled
 
     def prune(self, older_than_us: int) -> int:
@@ -902,14 +981,14 @@ class ClusterRoots:
         return kept + [waiter for waiters in self._waiting.values() for waiter in waiters]
 
 
-_LINK_HEAD = struct.Struct("<qqq?qqdHHHHB")
+_LINK_HEAD = struct.Struct("<qqq?qqdHHHHBH")
 
 
 def encode_links(links: Iterable[Link]) -> bytes:
     """A compact byte form of links (what the cluster step's state keeps and its messages carry)."""
     parts = []
     for item in links:
-        texts = [item.article_id, item.batch_key, item.matched_id, item.matched_root, item.method]
+        texts = [item.article_id, item.batch_key, item.matched_id, item.matched_root, item.method, item.conflict_with]
         encoded = [text.encode() for text in texts]
         head = _LINK_HEAD.pack(
             item.record_id,
@@ -938,7 +1017,7 @@ def decode_links(data: bytes) -> list[Link]:
         for length in lengths:
             texts.append(data[at : at + length].decode())
             at += length
-        article_id, batch_key, matched_id, root, method = texts
+        article_id, batch_key, matched_id, root, method, conflict_with = texts
         links.append(
             Link(
                 record,
@@ -952,6 +1031,7 @@ def decode_links(data: bytes) -> list[Link]:
                 root,
                 similarity,
                 method,
+                conflict_with,
             )
         )
     return links
@@ -995,22 +1075,45 @@ class DedupIndex:
                 self._matches[match.later.record_id].append(match)
 
     def decision(self, ticket: Ticket) -> Match | None:
-        """The pair that makes ``ticket`` a duplicate (its best match), or None when it is kept."""
+        """``ticket``'s best content match (None: it matched no earlier article's content)."""
         return best_match(self._matches.get(ticket.record_id, ()))
 
-    def duplicate_of(self, ticket: Ticket) -> str | None:
-        """The ``article_id`` of the kept article heading ``ticket``'s cluster, or None when it is kept itself.
+    def conflict(self, ticket: Ticket) -> Match | None:
+        """``ticket``'s earliest id conflict (:func:`id_conflict`), or None."""
+        return id_conflict(self._matches.get(ticket.record_id, ()))
 
-        Follows best matches back to an article that is kept (or to a seed, whose root its run
-        recorded); each step goes to an earlier article, so the walk ends.
+    def root(self, ticket: Ticket) -> str:
+        """The root of ``ticket``: its own id when kept, :data:`VOID` when turned away, else its cluster's kept article.
+
+        Follows best matches back to an article with none (or to a seed, whose root its run
+        recorded), then settles each step on the way back (:func:`settle`); each step goes to an
+        earlier article, so the walk ends.
         """
+        path: list[tuple[Ticket, Match]] = []
+        current = ticket
+        while not current.seed and (match := self.decision(current)) is not None:
+            path.append((current, match))
+            current = match.earlier
+        if current.seed:
+            root = seed_root(current)
+        else:
+            root = settle(Link.kept(current).to(None, self.conflict(current)), None)[1]
+        for article, match in reversed(path):
+            root = settle(Link.kept(article).to(match, self.conflict(article)), root)[1]
+        return root
+
+    def outcome(self, ticket: Ticket) -> tuple[str, str | None]:
+        """``("kept", None)``, ``("duplicate", root)`` or ``(CONFLICT, None)``: what becomes of ``ticket``."""
         match = self.decision(ticket)
-        if match is None:
-            return None
-        earlier = match.earlier
-        while not earlier.seed:
-            step = self.decision(earlier)
-            if step is None:
-                return earlier.article_id
-            earlier = step.earlier
-        return seed_root(earlier)
+        matched_root = None
+        if match is not None:
+            matched_root = seed_root(match.earlier) if match.earlier.seed else self.root(match.earlier)
+        link, root = settle(Link.kept(ticket).to(match, self.conflict(ticket)), matched_root)
+        if root == VOID:
+            return CONFLICT, None
+        return ("kept", None) if link.matched is None else ("duplicate", root)
+
+    def duplicate_of(self, ticket: Ticket) -> str | None:
+        """The ``article_id`` of the kept article heading ``ticket``'s cluster, or None when it is not a duplicate."""
+        kind, root = self.outcome(ticket)
+        return root if kind == "duplicate" else None

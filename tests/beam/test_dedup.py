@@ -182,6 +182,42 @@ def test_copies_read_at_the_same_moment_keep_exactly_one(runner, prism) -> None:
         assert_that(verdicts, check)
 
 
+def _claimed(article_id: str, url: str, body: str) -> bytes:
+    return json.dumps({"id": article_id, "url": url, "body": body}).encode()
+
+
+@pytest.mark.parametrize("runner", ["fn_api", "prism"])
+def test_a_second_story_under_a_taken_id_is_a_dead_letter_and_never_an_original(runner, prism) -> None:
+    """X is claimed by the story first; another story under X is turned away, and so is a near copy
+    of it that claims X too; a copy of that other story under its own id is kept (what it copied is
+    not in the lake); the story again under X is the story's duplicate (content comes first)."""
+    museum_again = OTHER.replace("small", "little").replace("weekend", "Saturday")
+    batches = [
+        _batch([_claimed("X", "https://a.example/bridge", STORY)], 0, seconds=[10]),
+        _batch(
+            [_claimed("X", "https://b.example/museum", OTHER), _claimed("Y", "https://c.example/m", museum_again)],
+            1,
+            seconds=[20, 25],
+        ),
+        _batch(
+            [
+                _claimed("X", "https://d.example/b", STORY),
+                _claimed("X", "https://d.example/m", museum_again + " More."),
+            ],
+            2,
+            seconds=[30, 35],
+        ),
+    ]
+    expected = [
+        (0, 0, "kept"),
+        (1, 0, "dead:id_conflict"),
+        (1, 1, "kept"),
+        (2, 0, "exact:X"),
+        (2, 1, "dead:id_conflict"),
+    ]
+    _run(FnApiRunner() if runner == "fn_api" else prism, _timed(batches, (30, 20, 10)), expected)
+
+
 def test_an_article_is_forgotten_after_the_ttl() -> None:
     early = _batch([_value("https://a.example/bridge", STORY)], 0)
     within = _batch([_value("https://b.example/bridge", STORY)], 1)

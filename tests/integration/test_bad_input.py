@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -100,7 +101,16 @@ def _cases(seed_text: str) -> list[tuple[str, bytes | None, str]]:
             "article",
         ),
         ("long body under the limit (processed)", _message(body=_long_body(seed_text)), "article"),
+        (
+            "an id, claimed first",
+            _message(id="claimed-id", body="The harbour of Bergen reopened on Monday."),
+            "article",
+        ),
     ]
+
+
+CONFLICTING = _message(id="claimed-id", body="A museum in Oslo reopened its painted hall after two years of work.")
+"""Another story under the id a case claimed first: sent after every case, so later in event time."""
 
 
 def _good(index: int) -> bytes:
@@ -125,10 +135,12 @@ def test_every_kind_of_bad_input_gets_one_dead_letter(
     topic = f"bad-{uuid.uuid4().hex[:10]}"
     keys = [b"key-%d" % index for index in range(len(values))]  # a tombstone needs a key
     placed = produce(values, bootstrap_servers, topic, partitions=3, keys=keys)
+    time.sleep(0.01)  # a later Kafka timestamp: the conflicting story comes after the one that claimed the id
+    (conflicting,) = produce([CONFLICTING], bootstrap_servers, topic, partitions=3)
     lake = tmp_path / "lake"
     run_until_caught_up(lake, topic, bootstrap_servers, timeout=600)
 
-    assert_each_once(lake, {(topic, p, o) for p, o in placed})
+    assert_each_once(lake, {(topic, p, o) for p, o in [*placed, conflicting]})
     _, dead = query(
         str(lake), "SELECT kafka_partition, kafka_offset, reason, octet_length(raw_value) FROM dead_letters"
     )
@@ -136,6 +148,14 @@ def test_every_kind_of_bad_input_gets_one_dead_letter(
     for (kind, _, outcome), position in zip(cases, placed[1::2], strict=True):
         assert reasons.get(position, "article") == outcome, kind
     assert all(reasons.get(position) is None for position in placed[0::2]), "a good record was turned away"
+    assert reasons[conflicting] == "id_conflict"
+    _, (error,) = query(str(lake), "SELECT stage, error FROM dead_letters WHERE reason = 'id_conflict'")
+    claimed = placed[2 * [kind for kind, *_ in cases].index("an id, claimed first") + 1]
+    assert error == (
+        "dedup",
+        f"article id 'claimed-id' is already taken by an earlier record with other content"
+        f" (topic {topic}, partition {claimed[0]}, offset {claimed[1]})",
+    )
     assert len({outcome for *_, outcome in cases} - {"article"}) >= 19  # kinds of dead letter
     oversized = [length for _, _, reason, length in dead if reason == "oversized"]
     assert oversized == [64 * 1024]

@@ -61,7 +61,39 @@ def _messages(corpus: Path) -> list[bytes]:
             }
         ),
     ]
-    return values + resends + broken + [value.encode() for value in quarantined]
+    values = values + resends + broken + [value.encode() for value in quarantined]
+    # Written for this test: three stories claiming one id (the first keeps it, the others are
+    # id_conflict dead letters) and a copy of the second under its own id (kept: what it copies
+    # is not in the lake). Spread over the topic, so that they fall in different trickles.
+    claimed = [json.dumps(message).encode() for message in _CLAIMED]
+    for position, value in zip((1, len(values) // 2, 3 * len(values) // 4, len(values)), claimed, strict=True):
+        values.insert(position, value)
+    return values
+
+
+_MUSEUM = (
+    "A small museum in the hill town reopened its doors this weekend after a two year restoration of the painted "
+    "ceiling, which volunteers cleaned by hand. Visitors queued from early morning, and the curator said that "
+    "tickets for the next three weekends had already sold out, mostly to families from the valley below."
+)
+_CLAIMED = [
+    {
+        "id": "claimed-id",
+        "url": "https://ids.example.com/harbour",
+        "body": "The harbour council of Stavanger voted on Thursday to double the fees paid by cruise ships, "
+        "saying the money would go to shore power so that ships no longer burn diesel at the quay. Ship "
+        "owners warned that some lines could skip the port next summer, and the council promised a review.",
+    },
+    {"id": "claimed-id", "url": "https://ids.example.com/museum", "body": _MUSEUM},
+    {"id": "museum-copy", "url": "https://copies.example.org/museum", "body": _MUSEUM.replace("small", "little")},
+    {
+        "id": "claimed-id",
+        "url": "https://ids.example.com/tram",
+        "body": "Trams returned to the old bridge on Sunday for the first time in forty years, after the city "
+        "laid new rails across the river and rebuilt the stops on both banks. The first tram left at six in "
+        "the morning with the mayor on board, and riders said the trip into the centre was ten minutes shorter.",
+    },
+]
 
 
 def _decisions(lake: Path) -> dict[tuple[int, int], tuple[Any, ...]]:
@@ -180,7 +212,13 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
     assert len(decisions["a"]) == len(values)
     kinds = [decision[0] for decision in decisions["a"].values()]
     assert kinds.count("duplicate") > 100 and kinds.count("article") > 100
-    assert kinds.count("dead_letter") == 3 and kinds.count("quarantine") == 1
+    assert kinds.count("dead_letter") == 5 and kinds.count("quarantine") == 1
+    by_id = {decision[1]: key for key, decision in decisions["a"].items() if decision[0] == "article"}
+    assert "claimed-id" in by_id and "museum-copy" in by_id
+    assert (
+        sorted(d for d in decisions["a"].values() if d[0] == "dead_letter" and d[1] == "dedup")
+        == [("dead_letter", "dedup", "id_conflict")] * 2
+    )
     for name, found in decisions.items():
         differing = sorted(key for key in decisions["a"] if found.get(key) != decisions["a"][key])
         examples = [(key, decisions["a"][key], found.get(key)) for key in differing[:5]]

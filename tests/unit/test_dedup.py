@@ -13,7 +13,9 @@ import pytest
 
 from transforms.dedup_core import (
     KEY_ANCHOR,
+    KEY_ID,
     KEY_PREFIX,
+    VOID,
     ArticleRef,
     ClusterRoots,
     DedupConfig,
@@ -50,10 +52,16 @@ def _text(words: int, seed: int) -> str:
     return " ".join(rng.choice(_VOCABULARY) for _ in range(words))
 
 
-def _tickets(texts: list[str], time_us: int = 0, urls: list[str] | None = None, hashes: list[str] | None = None):
+def _tickets(
+    texts: list[str],
+    time_us: int = 0,
+    urls: list[str] | None = None,
+    hashes: list[str] | None = None,
+    ids: list[str] | None = None,
+):
     refs = [
         ArticleRef(
-            f"id{i}",
+            ids[i] if ids else f"id{i}",
             text,
             (urls or [""] * len(texts))[i],
             (hashes or [""] * len(texts))[i],
@@ -70,7 +78,9 @@ def _tickets(texts: list[str], time_us: int = 0, urls: list[str] | None = None, 
 def test_identical_texts_share_every_key_and_are_exactly_similar() -> None:
     base = _text(300, 1)
     one, two = _tickets([base, base])
-    assert set(one.keys) == set(two.keys) and len(one.keys) == CONFIG.bands + 1 + CONFIG.anchors  # + prefix
+    content_keys = {key for key in one.keys if key[:1] != KEY_ID}  # each article's id key is its own
+    assert content_keys == {key for key in two.keys if key[:1] != KEY_ID}
+    assert len(content_keys) == CONFIG.bands + 1 + CONFIG.anchors  # + prefix
     assert similarity(one, two) == (1.0, 1.0)
 
 
@@ -113,7 +123,9 @@ def test_exact_keys_match_whatever_the_text_and_say_so() -> None:
 
 def test_short_texts_only_match_exactly() -> None:
     one, two = _tickets(["Markets rose today.", "Markets rose today again."])
-    assert len(one.keys) == 0 and len(two.keys) == 0  # no URL or hash given, too short for bands
+    assert (
+        one.keys == (KEY_ID + one.keys[0][1:],) and len(two.keys) == 1
+    )  # only the id key: no URL or hash given, too short for bands
 
 
 def test_articles_further_apart_than_the_ttl_never_match() -> None:
@@ -437,3 +449,90 @@ def test_cluster_roots_wait_for_the_link_they_need_and_forget_old_roots() -> Non
     assert rebuilt.add([linked(5, 5, 4)])[0][1] == "a1"
     # A link to a forgotten article settles on that article rather than wait for ever.
     assert rebuilt.add([linked(6, 2, 1)])[0][1] == "a1" and rebuilt.waiting == 0
+
+
+def _edited(text: str, seed: int, share: float = 0.05) -> str:
+    """``text`` with a share of its words replaced: a near copy."""
+    rng = random.Random(seed)
+    return " ".join(rng.choice(_VOCABULARY) if rng.random() < share else word for word in text.split())
+
+
+def _conflicts() -> tuple[list[Ticket], dict[str, tuple[str, str | None]]]:
+    """Five articles in event-time order, three of them claiming the id ``X``, and what becomes of each.
+
+    A (X) is kept. B (X, another story) is turned away. C (its own id, a near copy of B) matched
+    only B, which is not in the lake: kept. D (X, another near copy of B) matched only B and has
+    an id conflict with A: turned away too. E (X, A's text again: a record produced twice) is
+    A's duplicate: content comes first.
+    """
+    story, other = _text(300, 11), _text(300, 12)
+    texts = [story, other, _edited(other, 1), _edited(other, 2), story]
+    ids = ["X", "X", "C", "X", "X"]
+    hashes = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
+    tickets = _tickets(texts, hashes=hashes, ids=ids)
+    expected = {
+        "A": ("kept", None),
+        "B": ("id_conflict", None),
+        "C": ("kept", None),
+        "D": ("id_conflict", None),
+        "E": ("duplicate", "X"),
+    }
+    return tickets, expected
+
+
+def test_a_second_story_under_a_taken_id_is_turned_away_whatever_the_order() -> None:
+    tickets, expected = _conflicts()
+    names = "ABCDE"
+    for seed in range(6):
+        arrival = tickets[:]
+        random.Random(seed).shuffle(arrival)
+        index = DedupIndex(CONFIG)
+        for ticket in arrival:
+            index.add(ticket)
+        assert {name: index.outcome(t) for name, t in zip(names, tickets, strict=True)} == expected
+        assert index.conflict(tickets[1]).earlier is tickets[0]
+        links = [Link.kept(t).to(index.decision(t), index.conflict(t)) for t in tickets]
+        random.Random(seed).shuffle(links)
+        roots = ClusterRoots()
+        settled = {link.offset: (link, root) for link, root in roots.add(decode_links(encode_links(links)))}
+        assert roots.waiting == 0
+        assert [settled[i][1] for i in range(5)] == ["X", VOID, "C", VOID, "X"]
+        assert [settled[i][0].matched is None for i in range(5)] == [True, True, True, True, False]
+        assert settled[1][0].conflict_with == "topic news, partition 0, offset 0"
+
+
+def test_an_id_conflict_is_decided_by_the_pair_not_by_the_key_it_met_under() -> None:
+    tickets, _ = _conflicts()
+    a, b, c, d, e = tickets
+    for via in (KEY_ID, KEY_ANCHOR, KEY_PREFIX, b"\x03"):
+        assert verify(a, b, via, CONFIG).method == "id_conflict"
+        assert verify(b, d, via, CONFIG).method == "near"  # same id, matching content: a copy
+        assert verify(a, c, via, CONFIG) is None  # other id, other content
+    assert verify(a, e, b"h", CONFIG).method == "exact"
+
+
+def test_a_turned_away_article_is_remembered_as_such_and_decides_alike_after_a_restart() -> None:
+    """A restart after B was turned away: B comes back as a seed with the root VOID; C and D get
+    the decisions they got in one run."""
+    tickets, expected = _conflicts()
+    a, b, c, d, e = tickets
+    first_run = DedupIndex(CONFIG)
+    for ticket in (a, b):
+        first_run.add(ticket)
+    roots = {t.offset: first_run.root(t) for t in (a, b)}
+    assert roots == {0: "X", 1: VOID}
+    seeds = [decode_memory(remember_root(encode_memory(t), roots[t.offset])) for t in (a, b)]
+    second_run = DedupIndex(CONFIG)
+    for ticket in (*seeds, c, d, e):
+        second_run.add(ticket)
+    assert {name: second_run.outcome(t) for name, t in zip("CDE", (c, d, e), strict=True)} == {
+        name: expected[name] for name in "CDE"
+    }
+    for live in (c, d, e):
+        decided = Link.kept(live).to(second_run.decision(live), second_run.conflict(live))
+        assert ClusterRoots().add([decided])[0][1] == first_run_root(live, expected)
+
+
+def first_run_root(ticket: Ticket, expected: dict[str, tuple[str, str | None]]) -> str:
+    kind, root = {2: expected["C"], 3: expected["D"], 4: expected["E"]}[ticket.offset]
+    return {"kept": ticket.article_id, "id_conflict": VOID}.get(kind, root)

@@ -275,7 +275,7 @@ def _log_row(outcome: Outcome, committed_at: dt.datetime) -> dict[str, Any]:
         "ingested_at": outcome.ingested_at,
         "committed_at": committed_at,
         "article_id": seen.article_id if isinstance(seen, Article) else None,
-        "dedup_memory": seen.dedup_memory or None if isinstance(seen, Article) else None,
+        "dedup_memory": seen.dedup_memory or None if isinstance(seen, Article | DeadLetter) else None,
     }
 
 
