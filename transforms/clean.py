@@ -43,6 +43,7 @@ from trafilatura.metadata import examine_meta, extract_title
 from trafilatura.xpaths import _ARTICLE_CONTENT_CLASS_TOKENS, _ARTICLE_CONTENT_ID_TOKENS
 
 from schemas.records import Article, DeadLetter
+from transforms.matching import matching_text
 from transforms.stage import OutcomeStage
 
 __all__ = [
@@ -162,11 +163,6 @@ def detect_language(text: str) -> str:
     """ISO 639-1 code of the text's language, from its first characters."""
     language, _score = _language_identifier().classify(text[:LANGUAGE_SAMPLE_CHARS])
     return str(language)
-
-
-def matching_text(text: str) -> str:
-    """The text as matching keys see it: NFKC (compatibility forms folded: "ﬁ" → "fi", "½" → "1⁄2")."""
-    return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
 def content_hash(text: str) -> str:
@@ -323,7 +319,7 @@ def html_metadata(tree: Any, url: str | None = None) -> PageMetadata:
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    return _WORD.findall(matching_text(text).casefold())
 
 
 def drop_repeated_title(text: str, *titles: str | None) -> str:

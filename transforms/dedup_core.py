@@ -76,7 +76,6 @@ import dataclasses
 import hashlib
 import string
 import struct
-import unicodedata
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -84,6 +83,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import rensa
+
+from transforms.matching import matching_text
 
 __all__ = [
     "CONFLICT",
@@ -243,14 +244,9 @@ def record_id(topic: str, partition: int, offset: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def _matching(text: str) -> str:
-    """The text as matching keys see it: NFKC (stored text is NFC; "ﬁ" and "fi" are one word here)."""
-    return text if text.isascii() else unicodedata.normalize("NFKC", text)
-
-
 def words(text: str) -> list[bytes]:
     """The words :func:`word_hashes` hashes, as bytes (ASCII lower-cased, ASCII punctuation dropped)."""
-    return _matching(text).encode("utf-8").translate(_FOLD).split()
+    return matching_text(text).encode("utf-8").translate(_FOLD).split()
 
 
 def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -262,7 +258,7 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     ``np.add.reduceat``. A batch's texts must total under 2 GiB (positions are 32-bit). Words are
     what ``bytes.split`` would give: runs of non-whitespace bytes.
     """
-    encoded = [_matching(text).encode("utf-8") for text in texts]
+    encoded = [matching_text(text).encode("utf-8") for text in texts]
     data = np.frombuffer(b" ".join(encoded).translate(_FOLD), dtype=np.uint8)  # any whitespace is now b" "
     if not len(data):
         return np.zeros(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.int64)
