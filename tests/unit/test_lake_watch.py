@@ -86,7 +86,9 @@ def _article(offset: int, batch: SourceBatch, read_at: dt.datetime) -> Article:
 
 
 def _dead(offset: int, batch: SourceBatch, reason: str, read_at: dt.datetime) -> DeadLetter:
-    return DeadLetter("parse", reason, "bad", b"{x", None, read_at, read_at, batch.topic, batch.partition, offset, batch)
+    return DeadLetter(
+        "parse", reason, "bad", b"{x", None, read_at, read_at, batch.topic, batch.partition, offset, batch
+    )
 
 
 def _write_quality_summary(lake: Lake, batch: SourceBatch, outcomes: list) -> None:
