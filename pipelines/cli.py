@@ -206,13 +206,14 @@ def _run(argv: Sequence[str]) -> int:
         return 2
     lake = ingest.lake
     from pipelines.lifecycle import LakeBusyError, StopSignals
+    from pipelines.metrics import MetricsPortError
     from transforms.io.kafka import KafkaUnreachableError
     from transforms.io.lake import LakeUnwritableError
 
     signals = StopSignals().install()
     try:
         result = run(args, signals)
-    except (KafkaSecurityError, KafkaUnreachableError, LakeBusyError, ModelUnavailableError) as error:
+    except (KafkaSecurityError, KafkaUnreachableError, LakeBusyError, ModelUnavailableError, MetricsPortError) as error:
         print(f"wirestream run: {error}", file=sys.stderr)
         return 2
     except LakeUnwritableError as error:

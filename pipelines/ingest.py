@@ -306,14 +306,21 @@ def lake_files(lake: Lake) -> frozenset[str]:
 def progress_monitor(
     options: IngestOptions, lake: Lake, files_before: frozenset[str], plans: Sequence[PartitionPlan]
 ) -> ProgressMonitor | None:
-    """The live progress display the options ask for, started; ``None`` with ``--progress off``."""
+    """The live progress display (and metrics server) the options ask for, started; ``None`` if neither."""
     if options.progress_interval is not None and options.progress_interval <= 0:
         raise SystemExit(f"--progress-interval must be more than 0 seconds, not {options.progress_interval}")
     mode = resolve_mode(options.progress, sys.stderr.isatty())
-    if mode == "off":
+    if mode == "off" and not options.metrics_port:
         return None
     interval = options.progress_interval or (TERMINAL_INTERVAL_S if mode == "tty" else LOG_INTERVAL_S)
-    return ProgressMonitor(lake, files_before, consumer_config(options), plans, mode, interval).start()
+    metrics = None
+    if options.metrics_port:
+        from pipelines.metrics import MetricsExporter
+
+        metrics = MetricsExporter(options.metrics_port).start()
+        _LOG.info("serving Prometheus metrics on port %d (/metrics)", metrics.port)
+    monitor = ProgressMonitor(lake, files_before, consumer_config(options), plans, mode, interval, metrics=metrics)
+    return monitor.start()
 
 
 def take_lease(lease: LakeLease, lake: Lake, heartbeat: bool, retry_seconds: float) -> None:

@@ -175,6 +175,13 @@ class IngestOptions(PipelineOptions):
             metavar="SECONDS",
             help="seconds between progress updates (default 1 on a terminal, 10 in log mode)",
         )
+        add(
+            "metrics-port",
+            type=int,
+            default=0,
+            metavar="PORT",
+            help="serve Prometheus metrics on this port (all interfaces, /metrics) while the run lasts; 0: off",
+        )
 
 
 _SECRET_OPTIONS = ("--kafka-sasl-password", "--kafka-ssl-password")
@@ -227,6 +234,7 @@ RANGES: tuple[tuple[str, float, float], ...] = (
     ("dedup_containment", 0, 1),
     ("dedup_shards", 1, 65536),
     ("progress_interval", 0.1, 24 * 3600),
+    ("metrics_port", 0, 65535),
 )
 
 

@@ -493,7 +493,7 @@ def results_path(lake: Lake, batch_key: str) -> str:
     return lake.path(QUALITY, "results", f"{batch_key}.json")
 
 
-SUMMARY_FIELDS = ("batch", "run", "validated_at", "status", "counts", "failed_batch_expectations")
+SUMMARY_FIELDS = ("batch", "run", "validated_at", "validation_seconds", "status", "counts", "failed_batch_expectations")
 
 
 def write_report(lake: Lake, report: Mapping[str, Any]) -> None:

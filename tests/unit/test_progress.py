@@ -1,4 +1,4 @@
-"""The live progress display's rules: lag, what counts as newly committed, both renderings."""
+"""The live progress display's rules: lag, rate, ETA, what counts as committed, both renderings."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import io
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from pipelines.progress import (
+    RateWindow,
     Snapshot,
-    _LakeCounter,
+    eta_seconds,
     format_log_line,
     format_terminal_lines,
-    is_new_batch,
     partition_lag,
     resolve_mode,
 )
-from transforms.io.lake import Lake
+from schemas.records import DeadLetter, SourceBatch, utc_now
+from transforms.io.lake import Lake, commit_batch
 
 NOW = dt.datetime(2026, 11, 25, 17, 30, 5, tzinfo=dt.UTC)
 ROWS = {"articles": 80, "entities": 900, "duplicates": 5, "quarantine": 2, "dead_letters": 3}
@@ -32,124 +32,91 @@ def test_auto_mode_follows_the_terminal_and_other_modes_stay() -> None:
         resolve_mode("loud", True)
 
 
-def test_lag_counts_from_the_group_or_from_where_the_lake_let_the_run_start() -> None:
-    assert partition_lag(end_offset=100, committed=40, started_from=10) == 60
-    assert partition_lag(end_offset=100, committed=None, started_from=10) == 90  # group never committed
-    assert partition_lag(end_offset=100, committed=0, started_from=70) == 30  # group reset, lake ahead
-    assert partition_lag(end_offset=100, committed=100, started_from=0) == 0
-    assert partition_lag(end_offset=5, committed=7, started_from=0) == 0  # never negative
+def test_lag_is_what_the_run_has_to_account_for_less_what_its_batches_cover() -> None:
+    assert partition_lag(to_account=100, done=40) == 60
+    assert partition_lag(to_account=100, done=100) == 0
+    assert partition_lag(to_account=5, done=7) == 0  # never negative
 
 
-def test_records_are_the_rows_of_the_four_accounting_tables_not_entities() -> None:
+def test_records_are_the_record_log_s_rows_else_the_four_accounting_tables_not_entities() -> None:
     assert Snapshot(1.0, ROWS, {}).records == 80 + 5 + 2 + 3
+    assert Snapshot(1.0, ROWS, {}, logged=91).records == 91
 
 
-def test_log_line_has_every_count_and_each_partition_lag() -> None:
-    previous = Snapshot(10.0, {"articles": 40}, {("articles", 0): 50, ("articles", 1): 50})
-    current = Snapshot(20.0, ROWS, {("articles", 1): 7, ("articles", 0): 0, ("my.topic-x", 2): 3})
-    line = format_log_line(current, previous, NOW)
-    assert line == (
+def test_the_rate_is_smoothed_over_a_window_not_the_last_second() -> None:
+    """Batches commit 100 records every 10 s; polled every second, the rate stays at 10/s."""
+    window = RateWindow(window_s=30.0)
+    rates = {}
+    for second in range(1, 91):
+        window = window.add(float(second), 100 * (second // 10))
+        rates[second] = window.rate
+        assert len(window.samples) <= 32  # a fixed, small memory
+    assert rates[5] == 0.0 and rates[10] == 10.0 and rates[15] == pytest.approx(100 / 15)
+    assert {rates[second] for second in range(30, 91)} == {10.0}  # the last second's rate swings 0 ↔ 100
+    assert RateWindow().rate == 0.0
+
+
+def test_eta_is_the_lag_at_the_smoothed_rate_and_only_in_a_bounded_run() -> None:
+    assert eta_seconds(100, 10.0) == 10.0
+    assert eta_seconds(0, 0.0) == 0.0  # nothing left: done, whatever the rate
+    assert eta_seconds(5, 0.0) is None  # nothing committed yet: unknown
+    lag = {("t", 0): 30, ("t", 1): 20}
+    assert Snapshot(9.0, {}, lag, rate=5.0, bounded=True).eta_s == 10.0
+    assert Snapshot(9.0, {}, lag, rate=5.0, bounded=False).eta_s is None  # streaming: the end moves
+    assert Snapshot(9.0, {}, None, rate=5.0, bounded=True).eta_s is None  # lag unknown
+
+
+def test_log_line_has_every_count_offsets_eta_and_each_partition_lag() -> None:
+    lag = {("articles", 1): 7, ("articles", 0): 0, ("my.topic-x", 2): 3}
+    current = Snapshot(20.0, ROWS, lag, logged=90, offsets=100, rate=5.0, bounded=True)
+    assert format_log_line(current, NOW) == (
         "ts=2026-11-25T17:30:05Z event=progress final=false elapsed_s=20.0 records=90 records_per_s=5.0 "
-        "articles=80 entity_mentions=900 duplicates=5 quarantined=2 dead_letters=3 "
+        "articles=80 entity_mentions=900 duplicates=5 quarantined=2 dead_letters=3 offsets=100 eta_s=2 "
         "lag=10 lag.articles.0=0 lag.articles.1=7 lag.my.topic-x.2=3"
     )
 
 
 def test_final_log_line_reports_the_average_rate_and_unknown_lag() -> None:
-    previous = Snapshot(10.0, ROWS, {})
-    line = format_log_line(Snapshot(30.0, ROWS, None), previous, NOW, final=True)
-    assert "final=true" in line and "records_per_s=3.0" in line and line.endswith("lag=?")
+    line = format_log_line(Snapshot(30.0, ROWS, None, rate=9.0, bounded=True), NOW, final=True)
+    assert "final=true" in line and "records_per_s=3.0" in line and line.endswith(" dead_letters=3 lag=?")
 
 
-def test_terminal_lines_show_the_worst_partitions_first() -> None:
+def test_terminal_lines_fit_sixty_columns_with_the_worst_partitions_first() -> None:
     lag = {("t", p): p for p in range(8)}
-    lines = format_terminal_lines(Snapshot(75.0, ROWS, lag), Snapshot(65.0, {"articles": 40}, lag))
-    assert lines == [
-        "wirestream run running 1:15  records: 90  5.0 records/s",
-        "  written: 80 articles (900 entity mentions)  duplicates: 5  quarantined: 2  dead letters: 3",
-        "  lag: 28 total  t/7 7  t/6 6  t/5 5  t/4 4  t/3 3  t/2 2  (+2 more)",
+    current = Snapshot(75.0, ROWS, lag, logged=90, offsets=118, rate=5.0, bounded=True)
+    assert format_terminal_lines(current, width=60) == [
+        "wirestream running 1:15  90/118 records  5.0/s  ETA 0:06",
+        "  articles 80  duplicates 5  quarantined 2  dead letters 3",
+        "  lag 28  t/7 7  t/6 6  t/5 5  t/4 4  t/3 3  t/2 2  +2 more",
     ]
-    final = format_terminal_lines(Snapshot(90.0, ROWS, None), None, final=True)
-    assert final[0] == "wirestream run finished 1:30  records: 90  1.0 records/s (average)"
-    assert final[2] == "  lag: unknown (Kafka did not answer; retrying)"
+    assert format_terminal_lines(current, width=100)[1:] == [
+        "  articles 80  duplicates 5  quarantined 2  dead letters 3  entity mentions 900",
+        "  lag 28  t/7 7  t/6 6  t/5 5  t/4 4  t/3 3  t/2 2  t/1 1  t/0 0",
+    ]
+    final = format_terminal_lines(Snapshot(90.0, ROWS, None, logged=90), final=True, width=60)
+    assert final[0] == "wirestream finished 1:30  90 records  1.0/s average"
+    assert final[2] == "  lag unknown (Kafka did not answer; retrying)"
+    streaming = format_terminal_lines(Snapshot(5.0, {}, {}, rate=0.0), width=60)
+    assert streaming[0] == "wirestream running 0:05  0 records  0.0/s" and streaming[2] == "  lag 0"
 
 
-def test_a_merged_file_overlapping_known_ranges_is_not_counted_again() -> None:
-    assert is_new_batch(10, 20, [(0, 10, True), (20, 30, False)])  # touching is not overlapping
-    assert is_new_batch(10, 20, [(10, 20, False)])  # same batch, another partition folder
-    assert not is_new_batch(0, 20, [(0, 10, True)])  # merged with a file from before the run
-    assert not is_new_batch(10, 30, [(10, 20, False), (20, 30, False)])  # merge of counted files
-    assert not is_new_batch(10, 20, [(10, 20, True)])
+def test_every_line_fits_the_width_however_large_the_numbers() -> None:
+    from pipelines.progress import Latency
 
-
-def _write(lake: Path, table: str, name: str, rows: int) -> None:
-    import pyarrow.parquet as pq
-
-    folder = lake / table / "dt=2026-11-25" / "hour=17"
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"kafka_offset": pa.array(range(rows), pa.int64())}), folder / name)
-
-
-def test_lake_counter_counts_only_files_committed_since_the_start_and_stays_monotone(tmp_path: Path) -> None:
-    from pipelines.ingest import lake_files
-
-    _write(tmp_path, "articles", "t+0+0+5.parquet", 5)
-    counter = _LakeCounter(Lake(str(tmp_path)), lake_files(Lake(str(tmp_path))))
-    assert counter.poll() == {}
-    _write(tmp_path, "articles", "t+0+5+8.parquet", 3)
-    _write(tmp_path, "dead_letters", "t+0+5+8.parquet", 1)
-    (tmp_path / "articles" / "dt=2026-11-25" / "hour=17" / "t+0+5+8.parquet.tmp").write_bytes(b"partial")
-    assert counter.poll() == {"articles": 3, "dead_letters": 1}
-    _write(tmp_path, "articles", "t+0+8+12.parquet", 4)
-    assert counter.poll() == {"articles": 7, "dead_letters": 1}
-    # A compaction merges everything into one file and deletes the parts: nothing is lost or doubled.
-    folder = tmp_path / "articles" / "dt=2026-11-25" / "hour=17"
-    for part in folder.glob("*.parquet"):
-        part.unlink()
-    _write(tmp_path, "articles", "t+0+0+12.parquet", 12)
-    assert counter.poll() == {"articles": 7, "dead_letters": 1}
-
-
-def test_monitor_in_log_mode_shows_a_final_line_even_when_kafka_is_unreachable(tmp_path: Path) -> None:
-    from pipelines.progress import ProgressMonitor
-    from transforms.io.kafka import ConsumerConfig, PartitionPlan
-
-    stream = io.StringIO()
-    config = ConsumerConfig(bootstrap_servers="127.0.0.1:1")  # nothing listens there
-    plan = PartitionPlan("t", 0, 0, None, ())
-    monitor = ProgressMonitor(Lake(str(tmp_path)), frozenset(), config, [plan], "log", 30.0, stream).start()
-    _write(tmp_path, "articles", "t+0+0+2.parquet", 2)
-    monitor.stop()
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 1 and "final=true" in lines[0] and "articles=2" in lines[0] and "lag=?" in lines[0]
-
-
-def test_terminal_display_is_redrawn_in_place_and_below_a_log_line(tmp_path: Path) -> None:
-    import logging
-
-    from pipelines.progress import ProgressMonitor
-    from transforms.io.kafka import ConsumerConfig
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logging.getLogger().addHandler(handler)
-    try:
-        config = ConsumerConfig(bootstrap_servers="127.0.0.1:1")  # no partitions planned: Kafka is not asked
-        monitor = ProgressMonitor(Lake(str(tmp_path)), frozenset(), config, [], "tty", 0.05, stream)
-        monitor.start()
-        deadline = time.monotonic() + 10
-        while stream.getvalue().count("\x1b[3F\x1b[J") < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        logging.getLogger("somewhere").warning("a log line")
-        monitor.stop()
-    finally:
-        logging.getLogger().removeHandler(handler)
-    text = stream.getvalue()
-    before, after = text.split("a log line\n")
-    assert before.endswith("\x1b[3F\x1b[J")  # the display was erased before the log line
-    assert after.startswith("wirestream run")  # and drawn afresh below it
-    assert "wirestream run finished" in after.splitlines()[-3]
-    assert monitor._erase_before_log not in handler.filters
+    topic = "a-very-long-topic-name-for-the-overnight-wire-feed"
+    rows = {"articles": 9_876_543, "entities": 123_456_789, "duplicates": 1_234_567, "quarantine": 45_678}
+    rows["dead_letters"] = 23_456
+    lag = {(topic, p): 1000 * p for p in range(64)}
+    current = Snapshot(
+        3 * 86400 + 5.0, rows, lag, Latency(1234.0, 56789.0, 9_000_000.0, 9), 12_345_678, 14_361_678, 123.4, True
+    )
+    for width in (60, 40, 24):
+        lines = format_terminal_lines(current, width=width)
+        assert len(lines) == 4 and all(len(line) <= width for line in lines), lines
+    at_60 = format_terminal_lines(current, width=60)
+    assert at_60[0] == "running 72:00:05  12.3M/14.4M records  123/s  ETA 4:32:17"
+    assert at_60[1] == "  art 9.9M  dup 1.2M  quar 45678  dead 23456  ent 123M"
+    assert at_60[3] == "  lag 2016000  a-very-long…/63 63000  +63 more"  # a long topic name is cut
 
 
 def test_latency_percentiles_come_from_a_fixed_size_histogram_within_five_percent() -> None:
@@ -178,7 +145,87 @@ def test_the_progress_line_shows_latency_once_known() -> None:
     from pipelines.progress import Latency, Snapshot, format_log_line, format_terminal_lines
 
     snapshot = Snapshot(10.0, {"articles": 3}, {("t", 0): 0}, Latency(1200.0, 3400.0, 5000.0, 3))
-    line = format_log_line(snapshot, None, dt.datetime(2026, 12, 2, tzinfo=dt.UTC))
+    line = format_log_line(snapshot, dt.datetime(2026, 12, 2, tzinfo=dt.UTC))
     assert "latency_p50_ms=1200 latency_p95_ms=3400 latency_max_ms=5000" in line
-    assert "  latency (record to lake): p50 1.2 s  p95 3.4 s  max 5.0 s" in format_terminal_lines(snapshot, None)
-    assert "latency" not in format_log_line(Snapshot(10.0, {}, {}), None, dt.datetime(2026, 12, 2, tzinfo=dt.UTC))
+    assert "  latency (record to lake): p50 1.2 s  p95 3.4 s  max 5.0 s" in format_terminal_lines(snapshot)
+    assert "  latency p50 1.2 s  p95 3.4 s  max 5.0 s" in format_terminal_lines(snapshot, width=50)
+    assert "latency" not in format_log_line(Snapshot(10.0, {}, {}), dt.datetime(2026, 12, 2, tzinfo=dt.UTC))
+
+
+def _dead_letters(lake: Lake, topic: str, partition: int, first: int, end: int, offsets: list[int]) -> None:
+    """One real batch commit of dead letters (the cheapest outcome) at ``offsets`` of ``[first, end)``."""
+    batch = SourceBatch(topic, partition, first, end, len(offsets))
+    now = utc_now()
+    letters = [DeadLetter("parse", "not_json", "x", b"x", None, now, now, topic, partition, o, batch) for o in offsets]
+    commit_batch(lake, batch, letters)
+
+
+def test_a_bounded_run_shows_records_plus_lag_equal_to_its_offsets_without_asking_kafka(tmp_path: Path) -> None:
+    from pipelines.progress import ProgressMonitor
+    from transforms.io.kafka import ConsumerConfig, PartitionPlan
+
+    lake = Lake(str(tmp_path))
+    plans = [PartitionPlan("t", 0, 0, 10, ((4, 6),)), PartitionPlan("t", 1, 0, 3, ())]  # 8 + 3 offsets to read
+    stream = io.StringIO()
+    config = ConsumerConfig(bootstrap_servers="127.0.0.1:1")  # nothing listens: bounded ends are the plan's
+    monitor = ProgressMonitor(lake, frozenset(), config, plans, "log", 30.0, stream).start()
+    _dead_letters(lake, "t", 0, 0, 4, [0, 1, 2, 3])
+    _dead_letters(lake, "t", 0, 6, 8, [6, 7])
+    _dead_letters(lake, "t", 1, 0, 3, [0, 1, 2])
+    monitor.stop()
+    (line,) = stream.getvalue().splitlines()
+    fields = dict(field.split("=", 1) for field in line.split(" "))
+    assert (fields["records"], fields["dead_letters"], fields["offsets"]) == ("9", "9", "11")
+    assert line.endswith(" lag=2 lag.t.0=2 lag.t.1=0")
+    assert int(fields["records"]) + int(fields["lag"]) == int(fields["offsets"])
+
+
+def test_monitor_in_log_mode_shows_a_final_line_even_when_kafka_is_unreachable(tmp_path: Path) -> None:
+    from pipelines.progress import ProgressMonitor
+    from transforms.io.kafka import ConsumerConfig, PartitionPlan
+
+    stream = io.StringIO()
+    config = ConsumerConfig(bootstrap_servers="127.0.0.1:1")  # nothing listens there
+    plan = PartitionPlan("t", 0, 0, None, ())  # streaming: the end is Kafka's
+    monitor = ProgressMonitor(Lake(str(tmp_path)), frozenset(), config, [plan], "log", 30.0, stream).start()
+    _dead_letters(Lake(str(tmp_path)), "t", 0, 0, 2, [0, 1])
+    monitor.stop()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "final=true" in lines[0] and " records=2 " in lines[0] and lines[0].endswith("lag=?")
+    assert "offsets=" not in lines[0] and "eta_s" not in lines[0]
+
+
+def test_terminal_display_is_redrawn_in_place_and_below_a_log_line(tmp_path: Path) -> None:
+    import logging
+
+    from pipelines.progress import ProgressMonitor
+    from transforms.io.kafka import ConsumerConfig
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(handler)
+    try:
+        config = ConsumerConfig(bootstrap_servers="127.0.0.1:1")  # no partitions planned: Kafka is not asked
+        monitor = ProgressMonitor(Lake(str(tmp_path)), frozenset(), config, [], "tty", 0.05, stream)
+        monitor.start()
+        deadline = time.monotonic() + 10
+        while stream.getvalue().count("\x1b[3F\x1b[J") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        logging.getLogger("somewhere").warning("a log line")
+        monitor.stop()
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    before, after = text.split("a log line\n")
+    assert before.endswith("\x1b[3F\x1b[J")  # the display was erased before the log line
+    assert after.startswith("wirestream ")  # and drawn afresh below it
+    assert "wirestream finished" in after.splitlines()[-3]
+    assert monitor._erase_before_log not in handler.filters
+
+
+def test_a_monitor_shows_nothing_only_when_it_serves_metrics(tmp_path: Path) -> None:
+    from pipelines.progress import ProgressMonitor
+    from transforms.io.kafka import ConsumerConfig
+
+    with pytest.raises(ValueError, match="a progress monitor shows tty or log"):
+        ProgressMonitor(Lake(str(tmp_path)), frozenset(), ConsumerConfig(bootstrap_servers="x:1"), [], "off", 1.0)
