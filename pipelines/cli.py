@@ -15,17 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import ConfigError, expand_config
-from pipelines.options import (
-    DEFAULT_BOOTSTRAP_SERVERS,
-    DEFAULT_TOPIC,
-    add_kafka_security_args,
-    kafka_security,
-    out_of_range,
-    refuse_secret_options,
-    unknown_options,
-    with_local_defaults,
-)
 from transforms.io.kafka_security import KafkaSecurityError
+
+# Modules that import Apache Beam (pipelines.options, pipelines.ingest, ...) are imported inside
+# the commands that need them: query, validate, report, compact and --help never load Beam.
 
 EXAMPLE_QUERY = (
     "SELECT key, label, count(DISTINCT article_id) AS articles FROM entities "
@@ -34,6 +27,8 @@ EXAMPLE_QUERY = (
 
 
 def _bootstrap_default() -> str:
+    from pipelines.options import DEFAULT_BOOTSTRAP_SERVERS
+
     return os.environ.get("WIRESTREAM_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS)
 
 
@@ -84,6 +79,8 @@ def run_parser() -> argparse.ArgumentParser:
 
 def produce_parser() -> argparse.ArgumentParser:
     """The options of ``wirestream produce``."""
+    from pipelines.options import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, add_kafka_security_args
+
     parser = _parser("wirestream produce", "Load a JSON-lines file into Kafka, one record per non-empty line.")
     parser.add_argument("file", type=Path, help="JSON lines; each non-empty line becomes one record, byte for byte")
     _add_config_arg(parser, "produce")
@@ -184,7 +181,13 @@ def _run(argv: Sequence[str]) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.ingest import ModelUnavailableError, run
-    from pipelines.options import IngestOptions
+    from pipelines.options import (
+        IngestOptions,
+        out_of_range,
+        refuse_secret_options,
+        unknown_options,
+        with_local_defaults,
+    )
 
     if any(arg in ("-h", "--help") for arg in argv):
         run_parser().print_help()
@@ -241,6 +244,7 @@ def _run(argv: Sequence[str]) -> int:
 
 def _produce(argv: Sequence[str]) -> int:
     """Load a JSON-lines file into Kafka (demo, tests, backfill)."""
+    from pipelines.options import kafka_security
     from pipelines.produce import produce_file
 
     try:
