@@ -268,7 +268,7 @@ def _produce(argv: Sequence[str]) -> int:
 
 def _query(argv: Sequence[str]) -> int:
     """Query the lake with SQL (DuckDB; a view per table)."""
-    from pipelines.query import format_table, query
+    from pipelines.query import FORMATS, query, render
 
     parser = _parser(
         "wirestream query",
@@ -277,9 +277,17 @@ def _query(argv: Sequence[str]) -> int:
     )
     parser.add_argument("lake", help="lake root")
     parser.add_argument("sql", help="one SQL statement")
+    parser.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default="table",
+        help="table (for a terminal), csv (header row first) or json (JSON Lines: one object per row); "
+        "csv and json write timestamps as ISO 8601, lists and structs as JSON, BLOBs as base64 "
+        "(default: table)",
+    )
     args = parser.parse_args(argv)
     columns, rows = query(args.lake, args.sql)
-    print(format_table(columns, rows))
+    sys.stdout.write(render(columns, rows, args.format))
     return 0
 
 
