@@ -65,14 +65,44 @@ def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
             else:
                 connection.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
         else:
-            empty = (
-                schema.empty_table()
-                .append_column("dt", pa.array([], pa.date32()))
-                .append_column("hour", pa.array([], pa.int64()))
-            )
-            connection.register(f"_{table}_empty", empty)
-            connection.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
+            connection.execute(f"CREATE VIEW {table} AS {empty_select(schema)}")
     return connection
+
+
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.binary(): "BLOB",
+    pa.date32(): "DATE",
+    pa.timestamp("us"): "TIMESTAMP",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
+}
+
+
+def sql_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB type a Parquet column of ``arrow_type`` reads as (the types ``schemas.arrow`` uses)."""
+    if pa.types.is_list(arrow_type):
+        return f"{sql_type(arrow_type.value_type)}[]"
+    if pa.types.is_struct(arrow_type):
+        fields = ", ".join(f'"{field.name}" {sql_type(field.type)}' for field in arrow_type)
+        return f"STRUCT({fields})"
+    if arrow_type not in _SQL_TYPES:
+        raise ValueError(f"no DuckDB type for the Arrow type {arrow_type} (add it to query._SQL_TYPES)")
+    return _SQL_TYPES[arrow_type]
+
+
+def empty_select(schema: pa.Schema) -> str:
+    """A query of no rows with the columns of ``schema`` plus the Hive ``dt`` and ``hour`` columns.
+
+    Plain SQL rather than a registered empty Arrow table: registering one makes DuckDB import
+    pandas, a second of every ``wirestream query`` on a lake that lacks a table.
+    """
+    columns = [f'CAST(NULL AS {sql_type(field.type)}) AS "{field.name}"' for field in schema]
+    columns += ['CAST(NULL AS DATE) AS "dt"', 'CAST(NULL AS BIGINT) AS "hour"']
+    return f"SELECT {', '.join(columns)} WHERE false"
 
 
 def query(lake_uri: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

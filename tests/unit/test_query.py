@@ -7,9 +7,13 @@ import io
 import json
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
 import pytest
 
 from pipelines.cli import main
+from pipelines.query import empty_select, sql_type
+from schemas import arrow
 
 # Every kind of value the formats treat differently: a timestamp, a list, a struct field, quotes
 # and a comma, a BLOB, NULL, an exact decimal, NaN, and a column name given twice.
@@ -83,3 +87,25 @@ def test_an_unknown_format_is_refused(lake_from_before_keys: Path, capsys) -> No
     assert capsys.readouterr().err.splitlines()[-1] == (
         "wirestream query: error: argument --format: invalid choice: 'xml' (choose from 'table', 'csv', 'json')"
     )
+
+
+@pytest.mark.parametrize("table", list(arrow.TABLES))
+def test_a_table_with_no_files_is_an_empty_view_of_its_schema(table: str) -> None:
+    """The plain-SQL empty view has exactly the columns DuckDB gives the table's Arrow schema."""
+    connection = duckdb.connect()
+    empty = (
+        arrow.TABLES[table]
+        .empty_table()
+        .append_column("dt", pa.array([], pa.date32()))
+        .append_column("hour", pa.array([], pa.int64()))
+    )
+    connection.register("reference", empty)
+    assert connection.execute(f"DESCRIBE {empty_select(arrow.TABLES[table])}").fetchall() == (
+        connection.execute("DESCRIBE SELECT * FROM reference").fetchall()
+    )
+    assert connection.execute(f"SELECT count(*) FROM ({empty_select(arrow.TABLES[table])})").fetchall() == [(0,)]
+
+
+def test_an_arrow_type_without_a_duckdb_type_is_named() -> None:
+    with pytest.raises(ValueError, match=r"no DuckDB type for the Arrow type uint8 \(add it to query._SQL_TYPES\)"):
+        sql_type(pa.uint8())
