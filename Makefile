@@ -8,7 +8,7 @@ TOPIC ?= articles
 export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv prism flink kafka-jars chromium kafka-up kafka-down kafka-status run test lint unit beam integration bench soak clean
+.PHONY: setup venv dev prism flink kafka-jars chromium kafka-up kafka-down kafka-status run test lint unit beam integration bench soak clean
 
 setup: venv prism kafka-jars ## everything: Python env, Prism runner, Kafka jars
 
@@ -19,6 +19,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock requirements-gcp.lock
 	$(BIN)/pip install -q --upgrade pip==26.0.1 setuptools wheel
 	$(BIN)/pip install -q -r requirements.lock -r requirements-gcp.lock
 	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+dev: $(VENV)/.dev-installed ## the [dev] and [recipes] extras: test, lint and benchmark tools, polars for its recipe
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.lock requirements-recipes.lock
+	$(BIN)/pip install -q -r requirements-dev.lock -r requirements-recipes.lock -c requirements.lock
 	touch $@
 
 prism: ## build Beam's Prism runner from the Go module proxy (cached in ~/.cache/wirestream)
@@ -45,24 +50,24 @@ kafka-status:
 run: setup ## broker up, demo articles in, pipeline until caught up, summary out
 	LAKE="$(LAKE)" TOPIC="$(TOPIC)" VENV="$(VENV)" infra/run-demo.sh
 
-lint: venv
+lint: dev
 	$(BIN)/ruff check pipelines transforms schemas tests benchmarks examples
 	$(BIN)/ruff format --check pipelines transforms schemas tests benchmarks examples
 	$(BIN)/mypy
 
-unit: venv
+unit: dev
 	$(BIN)/pytest -q tests/unit
 
-beam: venv prism
+beam: dev prism
 	$(BIN)/pytest -q tests/beam
 
-integration: setup chromium
+integration: setup dev chromium
 	$(BIN)/pytest -q tests/integration
 
-test: setup chromium lint ## lint, then unit, Beam and integration tests (real broker, Prism)
+test: setup dev chromium lint ## lint, then unit, Beam and integration tests (real broker, Prism)
 	$(BIN)/pytest -q --durations=12 tests
 
-bench: setup ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost
+bench: setup dev ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost
 	$(BIN)/python -m benchmarks.validators
 	$(BIN)/python -m benchmarks.cleaning
 	$(BIN)/python -m benchmarks.content_rules

@@ -665,7 +665,7 @@ def reaching_articles(pages: Sequence[Page]) -> dict[str, Any]:
     """
     from schemas.records import Article, OutcomeBatch, Quarantined, SourceBatch
     from transforms.clean import clean_article
-    from transforms.quality import QualityConfig, SuiteValidator, load_suite, validate_articles
+    from transforms.quality_core import QualityConfig, SuiteValidator, load_suite, validate_articles
 
     prepare, _ = clean_article_extractor()
     cleaned = []

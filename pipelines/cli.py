@@ -15,17 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import ConfigError, expand_config
-from pipelines.options import (
-    DEFAULT_BOOTSTRAP_SERVERS,
-    DEFAULT_TOPIC,
-    add_kafka_security_args,
-    kafka_security,
-    out_of_range,
-    refuse_secret_options,
-    unknown_options,
-    with_local_defaults,
-)
 from transforms.io.kafka_security import KafkaSecurityError
+
+# Modules that import Apache Beam (pipelines.options, pipelines.ingest, ...) are imported inside
+# the commands that need them: query, validate, report, compact and --help never load Beam.
 
 EXAMPLE_QUERY = (
     "SELECT key, label, count(DISTINCT article_id) AS articles FROM entities "
@@ -34,6 +27,8 @@ EXAMPLE_QUERY = (
 
 
 def _bootstrap_default() -> str:
+    from pipelines.options import DEFAULT_BOOTSTRAP_SERVERS
+
     return os.environ.get("WIRESTREAM_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS)
 
 
@@ -84,6 +79,8 @@ def run_parser() -> argparse.ArgumentParser:
 
 def produce_parser() -> argparse.ArgumentParser:
     """The options of ``wirestream produce``."""
+    from pipelines.options import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, add_kafka_security_args
+
     parser = _parser("wirestream produce", "Load a JSON-lines file into Kafka, one record per non-empty line.")
     parser.add_argument("file", type=Path, help="JSON lines; each non-empty line becomes one record, byte for byte")
     _add_config_arg(parser, "produce")
@@ -184,7 +181,13 @@ def _run(argv: Sequence[str]) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.ingest import ModelUnavailableError, run
-    from pipelines.options import IngestOptions
+    from pipelines.options import (
+        IngestOptions,
+        out_of_range,
+        refuse_secret_options,
+        unknown_options,
+        with_local_defaults,
+    )
 
     if any(arg in ("-h", "--help") for arg in argv):
         run_parser().print_help()
@@ -242,6 +245,7 @@ def _run(argv: Sequence[str]) -> int:
 
 def _produce(argv: Sequence[str]) -> int:
     """Load a JSON-lines file into Kafka (demo, tests, backfill)."""
+    from pipelines.options import kafka_security
     from pipelines.produce import produce_file
 
     try:
@@ -265,7 +269,7 @@ def _produce(argv: Sequence[str]) -> int:
 
 def _query(argv: Sequence[str]) -> int:
     """Query the lake with SQL (DuckDB; a view per table)."""
-    from pipelines.query import format_table, query
+    from pipelines.query import FORMATS, query, render
 
     parser = _parser(
         "wirestream query",
@@ -274,9 +278,17 @@ def _query(argv: Sequence[str]) -> int:
     )
     parser.add_argument("lake", help="lake root")
     parser.add_argument("sql", help="one SQL statement")
+    parser.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default="table",
+        help="table (for a terminal), csv (header row first) or json (JSON Lines: one object per row); "
+        "csv and json write timestamps as ISO 8601, lists and structs as JSON, BLOBs as base64 "
+        "(default: table)",
+    )
     args = parser.parse_args(argv)
     columns, rows = query(args.lake, args.sql)
-    print(format_table(columns, rows))
+    sys.stdout.write(render(columns, rows, args.format))
     return 0
 
 

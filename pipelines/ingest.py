@@ -39,8 +39,6 @@ from transforms.io.kafka import (
 from transforms.io.lake import (
     Lake,
     LakeUnwritableError,
-    MarkComplete,
-    WriteLake,
     covered_ranges,
     mark_complete,
     partition_folders,
@@ -48,6 +46,7 @@ from transforms.io.lake import (
     record_origins,
     recover,
 )
+from transforms.io.lake_sink import MarkComplete, WriteLake
 from transforms.parse import ParseArticle, ParseConfig
 from transforms.quality import QualityConfig, ValidateBatch, load_suite, write_index
 

@@ -5,10 +5,25 @@ because, say, no dead letter has been written. Files are read by column name
 (``union_by_name``), so a lake holding files from before a column was added (``entities.key``)
 still reads, with NULL where the older files have no value; the ``entities`` view fills in
 ``key`` from ``canonical`` for those rows with the pipeline's own rule (:func:`keyed_entities`).
+
+Results print in one of :data:`FORMATS` (:func:`render`): ``table`` for a terminal, ``csv``
+(a header row, then one row per line) and ``json`` (JSON Lines: one object per row, keys in column
+order) for scripts. In ``csv`` and ``json`` a value is written the same way in both: NULL is empty
+(csv) or ``null``; timestamps, dates and times are ISO 8601; lists and structs are JSON; BLOBs are
+base64; decimals are numbers (json) or their exact digits (csv); NaN and infinities are ``null``.
+No Beam is imported here (``wirestream query`` starts in well under a second).
 """
 
 from __future__ import annotations
 
+import base64
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import math
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -50,14 +65,44 @@ def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
             else:
                 connection.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
         else:
-            empty = (
-                schema.empty_table()
-                .append_column("dt", pa.array([], pa.date32()))
-                .append_column("hour", pa.array([], pa.int64()))
-            )
-            connection.register(f"_{table}_empty", empty)
-            connection.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
+            connection.execute(f"CREATE VIEW {table} AS {empty_select(schema)}")
     return connection
+
+
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.binary(): "BLOB",
+    pa.date32(): "DATE",
+    pa.timestamp("us"): "TIMESTAMP",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
+}
+
+
+def sql_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB type a Parquet column of ``arrow_type`` reads as (the types ``schemas.arrow`` uses)."""
+    if pa.types.is_list(arrow_type):
+        return f"{sql_type(arrow_type.value_type)}[]"
+    if pa.types.is_struct(arrow_type):
+        fields = ", ".join(f'"{field.name}" {sql_type(field.type)}' for field in arrow_type)
+        return f"STRUCT({fields})"
+    if arrow_type not in _SQL_TYPES:
+        raise ValueError(f"no DuckDB type for the Arrow type {arrow_type} (add it to query._SQL_TYPES)")
+    return _SQL_TYPES[arrow_type]
+
+
+def empty_select(schema: pa.Schema) -> str:
+    """A query of no rows with the columns of ``schema`` plus the Hive ``dt`` and ``hour`` columns.
+
+    Plain SQL rather than a registered empty Arrow table: registering one makes DuckDB import
+    pandas, a second of every ``wirestream query`` on a lake that lacks a table.
+    """
+    columns = [f'CAST(NULL AS {sql_type(field.type)}) AS "{field.name}"' for field in schema]
+    columns += ['CAST(NULL AS DATE) AS "dt"', 'CAST(NULL AS BIGINT) AS "hour"']
+    return f"SELECT {', '.join(columns)} WHERE false"
 
 
 def query(lake_uri: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -86,3 +131,72 @@ def format_table(columns: list[str], rows: list[tuple[Any, ...]], max_width: int
     lines.extend(" | ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)) for row in cells)
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """A DuckDB result value as JSON data (see the module docstring for each type's form)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        return float(value) if value.is_finite() else None
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return str(value)  # UUID, INTERVAL (timedelta), anything newer
+
+
+def _csv_cell(value: Any) -> str:
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return str(value)  # exact digits
+    plain = _plain(value)
+    if plain is None:
+        return ""
+    if isinstance(plain, str):
+        return plain
+    return json.dumps(plain, ensure_ascii=False)  # numbers, true/false, lists and structs
+
+
+def format_csv(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+    """A header row, then one line per row (RFC 4180 quoting, lines end with a bare newline)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(value) for value in row] for row in rows)
+    return out.getvalue()
+
+
+def format_json_lines(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+    """One JSON object per row and line, keys in column order; nothing at all for no rows.
+
+    Two columns of the same name (``SELECT 1 AS a, 2 AS a``) would collide in an object, so the
+    later ones are named ``a_1``, ``a_2``... as DuckDB itself names them in ``CREATE TABLE AS``.
+    """
+    keys: list[str] = []
+    for name in columns:
+        key, n = name, 0
+        while key in keys:
+            n += 1
+            key = f"{name}_{n}"
+        keys.append(key)
+    return "".join(
+        json.dumps(dict(zip(keys, map(_plain, row), strict=True)), ensure_ascii=False) + "\n" for row in rows
+    )
+
+
+FORMATS: dict[str, Callable[[list[str], list[tuple[Any, ...]]], str]] = {
+    "table": lambda columns, rows: format_table(columns, rows) + "\n",
+    "csv": format_csv,
+    "json": format_json_lines,
+}
+
+
+def render(columns: list[str], rows: list[tuple[Any, ...]], output_format: str = "table") -> str:
+    """What ``wirestream query --format output_format`` prints (every line ends with a newline)."""
+    return FORMATS[output_format](columns, rows)

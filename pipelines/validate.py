@@ -18,7 +18,14 @@ import pyarrow.fs as pafs
 
 from schemas import arrow
 from transforms.io.lake import Lake
-from transforms.quality import SuiteValidator, batch_failures, load_suite, records_frame, row_failures, suite_version
+from transforms.quality_core import (
+    SuiteValidator,
+    batch_failures,
+    load_suite,
+    records_frame,
+    row_failures,
+    suite_version,
+)
 
 READ_COLUMNS = [
     "article_id",

@@ -2,6 +2,9 @@
 
     python -m examples.recipes.polars_lazy LAKE --first 2026-11-22 --last 2026-11-24
 
+polars is not a dependency of wirestream itself (about 190 MB): install the ``recipes`` extra
+(``pip install -e '.[recipes]'``; ``make test`` does).
+
 ``scan_parquet(..., hive_partitioning=True)`` reads ``dt`` as a date and ``hour`` as an integer;
 a filter on them is applied to the folder names before any file is opened, which the optimised
 plan (``LazyFrame.explain()``) shows as the list of files the scan will read.

@@ -54,9 +54,10 @@ def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers
     from schemas.records import OutcomeBatch, SourceBatch
     from tests.conftest import make_record
     from tests.integration.helpers import committed_offsets
-    from transforms.io import lake as lake_module
+    from transforms.io import lake_sink as sink_module
     from transforms.io.kafka import ConsumerConfig
-    from transforms.io.lake import _CommitBatchFn, record_origins
+    from transforms.io.lake import record_origins
+    from transforms.io.lake_sink import _CommitBatchFn
     from transforms.parse import parse_record
 
     topic = f"order-{uuid.uuid4().hex[:10]}"
@@ -81,7 +82,7 @@ def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers
         assert not report.offset_committed and committed_offsets(bootstrap_servers, topic, 1) == {0: 20}
     finally:
         sink.teardown()
-    lake_module._REACHES.clear()  # what a new worker process starts with
+    sink_module._REACHES.clear()  # what a new worker process starts with
     restarted = _CommitBatchFn(lake.root, "ingestion_time", consumer, 5.0)  # learns from the lake
     restarted.setup()
     try:

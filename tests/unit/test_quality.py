@@ -11,7 +11,7 @@ import pytest
 from schemas.records import Article, DeadLetter, Entity, OutcomeBatch, Quarantined, SourceBatch
 from tests.conftest import INGESTED_AT
 from transforms.io.lake import Lake
-from transforms.quality import (
+from transforms.quality_core import (
     QualityConfig,
     SuiteValidator,
     apply_verdict,

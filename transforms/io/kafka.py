@@ -50,6 +50,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from schemas.records import KafkaRecord, RecordBatch, SourceBatch, utc_now
 from transforms.io.kafka_security import KafkaSecurity
+from transforms.io.offsets import first_uncovered, gapless_reach, merge_ranges
 
 __all__ = [
     "ConsumerConfig",
@@ -61,6 +62,7 @@ __all__ = [
     "plan_partitions",
     "first_uncovered",
     "gapless_reach",
+    "merge_ranges",
     "resume_plan",
 ]
 
@@ -121,39 +123,6 @@ class PartitionPlan:
         """The initial restriction of this partition's SDF element."""
         stop = UNBOUNDED if self.stop_offset is None else max(self.stop_offset, self.start_offset)
         return OffsetRange(self.start_offset, stop)
-
-
-def merge_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted, non-overlapping ``[first, end)`` ranges; touching ranges are joined."""
-    merged: list[tuple[int, int]] = []
-    for first, end in sorted(ranges):
-        if merged and first <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((first, end))
-    return merged
-
-
-def first_uncovered(origin: int, merged: Sequence[tuple[int, int]]) -> int:
-    """The first offset at or after ``origin`` that no (merged, sorted) covered range holds."""
-    start = origin
-    for first, end in merged:
-        if first > start:
-            break
-        start = max(start, end)
-    return start
-
-
-def gapless_reach(covered: Sequence[tuple[int, int]], origin: int | None) -> int | None:
-    """Where the run of covered offsets from ``origin`` ends; None when nothing is covered.
-
-    With no recorded origin (a lake from before origins were recorded) the run starts at the
-    first covered offset.
-    """
-    merged = merge_ranges(covered)
-    if not merged:
-        return None
-    return first_uncovered(merged[0][0] if origin is None else origin, merged)
 
 
 def resume_plan(

@@ -1,24 +1,27 @@
-"""WriteLake: every outcome of a Kafka batch into the lake, atomically, then the offset commit.
+"""The lake: layout, the batch commit protocol, recovery, compaction and reading what it holds.
+
+No Beam here: the read side (``wirestream query``, ``validate``, ``report``, ``compact``) imports
+this module, and the Beam sink around it (``WriteLake``, ``MarkComplete``) lives in
+:mod:`transforms.io.lake_sink`.
 
 Layout (the downstream contract, see DESIGN.md)::
 
     LAKE/<table>/dt=YYYY-MM-DD/hour=HH/<topic>+<partition>+<first>+<end>.parquet
     LAKE/_staging/<topic>+<partition>+<first>+<end>/...        never read by anyone
 
-Commit protocol (one :class:`SourceBatch` at a time; a batch is a contiguous offset range
-``[first, end)`` of one partition, cut by the source and carried through every stage as one
-:class:`OutcomeBatch` element, so no runner state is needed to gather it):
+Commit protocol (:func:`commit_batch`, one :class:`SourceBatch` at a time; a batch is a contiguous
+offset range ``[first, end)`` of one partition, cut by the source and carried through every stage
+as one :class:`OutcomeBatch` element, so no runner state is needed to gather it):
 
-1. ``CommitBatches`` checks that it holds exactly one outcome per record of the batch
-   (``batch.size`` distinct offsets, all inside the range) and refuses the batch otherwise.
+1. It checks that it holds exactly one outcome per record of the batch (``batch.size`` distinct
+   offsets, all inside the range) and refuses the batch otherwise.
 2. Each table's rows are written with the table's explicit Arrow schema, zstd-compressed, into
    ``_staging/<batch>/`` and fsynced.
 3. A manifest naming every staged file and its final path is written under a temporary name and
    renamed to ``_MANIFEST.json``: this rename is the commit point.
 4. Staged files are renamed to their final paths, then the staging folder is removed.
-5. Only now is an offset committed to the Kafka consumer group: where the lake's gapless run from
-   the partition's origin ends (``end`` when the batches came in order). Batches of one
-   partition can commit out of order, and the group must never claim one still in flight.
+5. Only now does the sink commit an offset to the Kafka consumer group (see
+   :mod:`transforms.io.lake_sink`).
 
 Recovery (:func:`recover`, run by the launcher before reading): a staging folder with a manifest
 is rolled forward (its remaining renames done); one without is deleted, and its batch is read
@@ -34,12 +37,12 @@ named after the union of their ranges, staged and committed by a manifest too; o
 the folder's new content is swapped in with one atomic directory exchange, so readers see the
 folder before or after, never half-way.
 
-A lake that refuses writes (full, read-only, unreachable) makes ``CommitBatches`` block and retry
-(:func:`commit_with_retry`) and then fail loudly; no offset is committed for an unwritten batch.
+A lake that refuses writes (full, read-only, unreachable) makes :func:`commit_with_retry` block
+and retry and then fail loudly; no offset is committed for an unwritten batch.
 
 Completeness markers (ingestion-time partitions): a ``_SUCCESS`` file appears in a partition once
 no batch can add to it any more: while streaming, when the watermark passes the end of its hour
-(:class:`MarkComplete`); and at the start and the end of every run, for each hour that has ended
+(``MarkComplete``); and at the start and the end of every run, for each hour that has ended
 (:func:`mark_complete`).
 
 Partition values come only from timestamps the pipeline computed (ingestion time by default,
@@ -54,7 +57,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -62,12 +64,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-import apache_beam as beam
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from apache_beam.transforms import userstate
-from apache_beam.utils.timestamp import Timestamp
 
 from schemas import arrow
 from schemas.records import (
@@ -76,26 +75,27 @@ from schemas.records import (
     DeadLetter,
     Duplicate,
     Outcome,
-    OutcomeBatch,
     Quarantined,
     SourceBatch,
     utc_now,
 )
-from transforms.io.kafka import ConsumerConfig, OffsetCommitter, first_uncovered, gapless_reach, merge_ranges
+from transforms.io.offsets import merge_ranges
 
 __all__ = [
-    "BatchReport",
     "batch_file_range",
     "Lake",
     "LakeUnwritableError",
-    "MarkComplete",
-    "WriteLake",
     "commit_batch",
+    "commit_with_retry",
     "compact",
     "covered_ranges",
     "mark_complete",
+    "partition_end",
     "partition_folders",
+    "read_origins",
+    "record_origins",
     "recover",
+    "write_marker",
     "Written",
     "article_row",
 ]
@@ -157,16 +157,6 @@ class Lake:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    """What one committed batch wrote: rows per table."""
-
-    batch: SourceBatch
-    rows: tuple[tuple[str, int], ...]
-    offset_committed: bool
-    folders: tuple[str, ...] = ()
 
 
 def partition_path(timestamp: dt.datetime) -> str:
@@ -680,8 +670,6 @@ def compact(lake: Lake) -> list[tuple[str, int]]:
 
 
 def _compact(lake: Lake) -> list[tuple[str, int]]:
-    from transforms.io.kafka import merge_ranges
-
     covered = {key: merge_ranges(ranges) for key, ranges in covered_ranges(lake).items()}
     exchange = _can_exchange(lake)
     merged: list[tuple[str, int]] = []
@@ -790,146 +778,3 @@ def commit_with_retry(
             )
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
-
-
-class _WrittenReach:
-    """Per worker process and lake: how far each partition is written without a gap from its origin.
-
-    Batches can commit out of order, and committing a batch's own end would tell Kafka that an
-    earlier batch still in flight is done, so the sink commits this reach instead. A worker runs
-    several instances of the sink at once (one per concurrent bundle), so they share one record of
-    the ranges they wrote; the lake is listed only when something before a batch is not known to
-    be written (a batch still in flight, or one a previous run or another worker wrote).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._known: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        self._origins: dict[tuple[str, int], int] = {}
-
-    def after(self, lake: Lake, batch: SourceBatch) -> int | None:
-        """The offset to commit once ``batch`` is written, or None while nothing past the origin is."""
-        key = (batch.topic, batch.partition)
-        with self._lock:
-            known = self._known[key] = merge_ranges([*self._known.get(key, []), (batch.first_offset, batch.end_offset)])
-            if key not in self._origins or first_uncovered(self._origins[key], known) < batch.end_offset:
-                self._origins = {**self._origins, **read_origins(lake)}
-                known = self._known[key] = merge_ranges([*known, *covered_ranges(lake).get(key, [])])
-                self._origins.setdefault(key, known[0][0])  # a lake from before origins were recorded
-            origin = self._origins[key]
-            reach = gapless_reach(known, origin)
-        return reach if reach is not None and reach > origin else None
-
-
-_REACHES: dict[str, _WrittenReach] = {}
-_REACHES_LOCK = threading.Lock()
-
-
-def _written_reach(lake_uri: str) -> _WrittenReach:
-    with _REACHES_LOCK:
-        return _REACHES.setdefault(lake_uri, _WrittenReach())
-
-
-class _CommitBatchFn(beam.DoFn):
-    def __init__(self, lake_uri: str, partition_by: str, consumer: ConsumerConfig | None, retry_seconds: float) -> None:
-        self._lake_uri = lake_uri
-        self._partition_by = partition_by
-        self._consumer = consumer
-        self._retry_seconds = retry_seconds
-        self._batches = beam.metrics.Metrics.counter("lake", "batches_committed")
-        self._records = beam.metrics.Metrics.counter("lake", "records_committed")
-
-    def setup(self) -> None:
-        self._lake = Lake(self._lake_uri)
-        self._committer = OffsetCommitter(self._consumer) if self._consumer else None
-        self._reach = _written_reach(self._lake_uri)
-
-    def teardown(self) -> None:
-        committer = getattr(self, "_committer", None)
-        if committer is not None:
-            committer.close()
-
-    def process(self, element: OutcomeBatch) -> Iterator[BatchReport]:
-        batch = element.batch
-        written = commit_with_retry(self._lake, batch, element.outcomes, self._partition_by, self._retry_seconds)
-        self._batches.inc()
-        self._records.inc(batch.size)
-        committed = False
-        if self._committer is not None:
-            reach = self._reach.after(self._lake, batch)
-            if reach is not None:
-                committed = self._committer.commit(batch.topic, batch.partition, reach) and reach >= batch.end_offset
-        yield BatchReport(batch, tuple(sorted(written.rows.items())), committed, written.folders)
-
-
-class WriteLake(beam.PTransform):
-    """``PCollection[OutcomeBatch]`` → ``PCollection[BatchReport]``, one per committed batch."""
-
-    def __init__(
-        self,
-        lake_uri: str,
-        consumer: ConsumerConfig | None = None,
-        partition_by: str = "ingestion_time",
-        retry_seconds: float = 300.0,
-    ) -> None:
-        super().__init__()
-        self._retry_seconds = retry_seconds
-        if partition_by not in ("ingestion_time", "event_time"):
-            raise ValueError(f"partition_by must be ingestion_time or event_time, not {partition_by!r}")
-        self._lake_uri = lake_uri
-        self._consumer = consumer
-        self._partition_by = partition_by
-
-    def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "CommitBatches" >> beam.ParDo(
-            _CommitBatchFn(self._lake_uri, self._partition_by, self._consumer, self._retry_seconds)
-        )
-
-
-class _MarkPartitionsFn(beam.DoFn):
-    HOUR_END = userstate.TimerSpec("hour_end", userstate.TimeDomain.WATERMARK)
-
-    def __init__(self, lake_uri: str) -> None:
-        self._lake_uri = lake_uri
-        self._marked = beam.metrics.Metrics.counter("lake", "partitions_marked")
-
-    def setup(self) -> None:
-        self._lake = Lake(self._lake_uri)
-
-    def process(self, element: tuple[str, int], hour_end: Any = beam.DoFn.TimerParam(HOUR_END)) -> None:
-        _, end_micros = element
-        hour_end.set(Timestamp(micros=end_micros))
-
-    @userstate.on_timer(HOUR_END)
-    def on_hour_end(self, folder: Any = beam.DoFn.KeyParam) -> None:
-        end = partition_end(folder)
-        # The watermark also jumps to the end of time when a bounded run finishes; an hour that
-        # has not ended on the clock can still receive batches, so it is left for a later run.
-        if end is not None and utc_now() >= end and write_marker(self._lake, folder):
-            self._marked.inc()
-
-
-def _hour_ends(report: BatchReport) -> Iterator[tuple[str, int]]:
-    for folder in report.folders:
-        end = partition_end(folder)
-        if end is not None:
-            yield folder, int(end.timestamp() * 1_000_000)
-
-
-class MarkComplete(beam.PTransform):
-    """``PCollection[BatchReport]`` → ``_SUCCESS`` in each folder once the watermark passes its hour.
-
-    For ingestion-time partitions: the source's watermark never runs ahead of the ingestion clock,
-    and a batch holds it at or below its own ingestion time until the batch is committed.
-    """
-
-    def __init__(self, lake_uri: str) -> None:
-        super().__init__()
-        self._lake_uri = lake_uri
-
-    def expand(self, reports: beam.PCollection) -> beam.PCollection:
-        return (
-            reports
-            | "HourEnds" >> beam.FlatMap(_hour_ends).with_output_types(tuple[str, int])
-            | "MarkWhenWatermarkPasses" >> beam.ParDo(_MarkPartitionsFn(self._lake_uri))
-        )
