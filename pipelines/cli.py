@@ -367,7 +367,8 @@ def usage() -> str:
     for name, command in COMMANDS.items():
         summary = (command.__doc__ or "").strip().splitlines()[0] if command.__doc__ else ""
         lines.append(f"  {name:<{width}}  {summary}")
-    lines += ["", "environment: WIRESTREAM_BOOTSTRAP_SERVERS, WIRESTREAM_LOG_LEVEL (default WARNING), see README"]
+    environment = "WIRESTREAM_BOOTSTRAP_SERVERS, WIRESTREAM_LOG_LEVEL (default WARNING), see docs/options.md"
+    lines += ["", f"environment: {environment}"]
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ One pipeline per lake (:class:`LakeLease`)
     disk the lease appears by ``link(2)`` and a stale one leaves by ``rename(2)``, both atomic, so
     two runs starting at once cannot both win; on object stores the same steps are not atomic and
     two launchers started within the same second could both believe they hold it (stated in the
-    README). A launcher that hands a streaming job to a remote service without waiting for it
+    docs/operations.md). A launcher that hands a streaming job to a remote service without waiting for it
     (Dataflow) leaves a lease without heartbeat, which never goes stale: remove it when the job is
     drained.
 

@@ -295,7 +295,7 @@ def top_entities(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Se
 def resolve_clusters(links: Sequence[tuple[str, str]], kept: set[str]) -> dict[str, str]:
     """Duplicate id → the id its chain of ``duplicate_of`` ends at (a kept article when the lake has it).
 
-    A copy may name an earlier copy rather than the kept article (see README, Deduplication), so
+    A copy may name an earlier copy rather than the kept article (see docs/dedup.md), so
     the chain is followed through ``duplicates``; a loop (an id re-sent as its own copy) stops it.
     """
     parent: dict[str, str] = {}

@@ -1,5 +1,8 @@
 """Explicit pyarrow schemas of the lake tables (the downstream contract in DESIGN.md).
 
+Every column is documented in docs/lake.md, and ``tests/unit/test_lake_reference.py`` fails when a
+schema here and that reference disagree: add, retype or remove a column in both at once.
+
 Files are always written with these schemas, never inferred: a batch whose column is entirely null
 would otherwise infer the ``null`` type and no longer append (apache/arrow #34397).
 """

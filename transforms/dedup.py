@@ -18,7 +18,7 @@ How it runs (six steps, five of them keyed)
        arrives second finds the first, so every pair that shares a key meets, in whichever order
        the workers saw them. One keyed element per batch and shard, not one per index key (about
        50 an article): on Prism each keyed element and state access is a round trip from the SDK,
-       and one per index key cost more than NER itself (see the README's entity benchmark).
+       and one per index key cost more than NER itself (see docs/benchmarks.md, Entities).
     3. ``VerifyCandidates``, keyed by record id, holds that article's ticket (its one-byte
        MinHash and where its batch is). It verifies each pair against it (:func:`verify`) and
        sends the match to the batch of the *later* article of the pair (by :func:`order`), and,

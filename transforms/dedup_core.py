@@ -148,7 +148,7 @@ VOID = "\x00"
 class DedupConfig:
     """Thresholds and sizes; ``bands * rows`` must not exceed ``num_perm``.
 
-    The defaults were chosen with ``python -m benchmarks.dedup`` (see the README): 32 bands of 4
+    The defaults were chosen with ``python -m benchmarks.dedup`` (see docs/benchmarks.md): 32 bands of 4
     rows find most pairs above a Jaccard similarity of about 0.4 while keeping keyed state near
     1 KB per article; 4-word shingles tolerate light edits better than 5. ``index_shards``: how
     many keyed shards hold the index keys (:func:`shard_of`); a batch costs at most that many
@@ -359,7 +359,7 @@ def anchor_keys(lengths: np.ndarray, runs: np.ndarray, config: DedupConfig) -> l
     longer text misses all of its anchors with probability about ``(1 - f) ** anchors`` (0.19 at
     ``f`` = 0.1, 0.03 at 0.2). Eight-word runs rarely repeat across unrelated stories, so an
     anchor key rarely gathers many articles; a boilerplate sentence shared by many can (each
-    such pair costs a verification, see the README). A text under ``anchor_words`` words has none.
+    such pair costs a verification, see docs/dedup.md). A text under ``anchor_words`` words has none.
     """
     wanted, span = config.anchors, config.anchor_words
     keys: list[list[bytes]] = [[] for _ in lengths]

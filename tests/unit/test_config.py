@@ -159,10 +159,10 @@ def test_each_command_help_lists_every_option_with_its_default(
             assert "default" in help_text or "required" in help_text, (command, action.dest, help_text)
 
 
-def test_the_readme_example_config_is_valid(tmp_path: Path) -> None:
+def test_the_documented_example_config_is_valid(tmp_path: Path) -> None:
     import re
 
-    example = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    example = re.search(r"```toml\n(.*?)```", (ROOT / "docs" / "options.md").read_text(), re.S)
     assert example
     path = _write(tmp_path, example.group(1))
     options = _run_options(["--config", str(path)])
