@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import ConfigError, expand_config
+from pipelines.logs import configure as configure_logging
 from transforms.io.kafka_security import KafkaSecurityError
 
 # Modules that import Apache Beam (pipelines.options, pipelines.ingest, ...) are imported inside
@@ -375,10 +375,11 @@ def usage() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wirestream`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=os.environ.get("WIRESTREAM_LOG_LEVEL", "WARNING"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(os.environ.get("WIRESTREAM_LOG_LEVEL"))
+    except ValueError as error:
+        print(f"wirestream: {error}", file=sys.stderr)
+        return 2
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):
             print(f"wirestream: unknown command {argv[0]!r}", file=sys.stderr)

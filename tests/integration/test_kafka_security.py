@@ -8,6 +8,7 @@ secured listeners alone.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -188,3 +189,63 @@ def test_produce_command_over_sasl_scram(broker: SecureBroker, tmp_path: Path) -
     plans = plan_partitions(ConsumerConfig(bootstrap_servers=broker.plaintext), [topic], {}, until_caught_up=True)
     assert sum(plan.stop_offset or 0 for plan in plans) == 5
     assert broker.password not in result.stdout + result.stderr
+
+
+def _password_shown(password: str, output: str) -> list[str]:
+    """The forms of ``password`` found in ``output``: whole, or any 8-character piece of it (a cut repr)."""
+    pieces = {password[i : i + 8] for i in range(len(password) - 7)}
+    return sorted(piece for piece in {password, *pieces} if piece in output)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+def test_produce_at_debug_logs_every_sasl_exchange_redacted(
+    broker: SecureBroker, mechanism: str, tmp_path: Path
+) -> None:
+    topic = f"secure-debug-{uuid.uuid4().hex[:8]}"
+    lines = tmp_path / "articles.jsonl"
+    lines.write_text("".join(json.dumps({"url": f"https://d.example/{i}", "body": "text"}) + "\n" for i in range(3)))
+    result = wirestream(
+        "produce",
+        str(lines),
+        f"--topic={topic}",
+        f"--bootstrap-servers={broker.sasl_plaintext}",
+        "--kafka-security-protocol=SASL_PLAINTEXT",
+        f"--kafka-sasl-mechanism={mechanism}",
+        f"--kafka-sasl-username={USER}",
+        f"--kafka-sasl-password-env={PASSWORD_VARIABLE}",
+        env={PASSWORD_VARIABLE: broker.password, "WIRESTREAM_LOG_LEVEL": "DEBUG"},
+    )
+    output = result.stdout + result.stderr
+    assert f"produced 3 records to {topic}" in result.stdout
+    # The client logged its whole session, the authentication requests included (PLAIN's carries the
+    # password, SCRAM's the proof), each with its bytes redacted.
+    assert f"Authenticated as {USER} via SASL / {mechanism}".lower() in output.lower()  # kafka-python says "Plain"
+    exchanges = re.findall(r"SaslAuthenticateRequest_v\d\(auth_bytes=(b'[^']*')\)", output)
+    assert exchanges and set(exchanges) == {"b'***'"}, exchanges
+    assert _password_shown(broker.password, output) == []
+
+
+def test_pipeline_at_debug_over_sasl_plain_never_logs_the_password(
+    broker: SecureBroker, produced: tuple[str, list[tuple[int, int]]], prism: Path, tmp_path: Path
+) -> None:
+    """The case that logged the password 38 times: a run at DEBUG with PLAIN, launcher and workers."""
+    topic, placed = produced
+    result = wirestream(
+        "run",
+        f"--lake={tmp_path / 'lake'}",
+        f"--topic={topic}",
+        f"--bootstrap-servers={broker.sasl_plaintext}",
+        f"--group-id=g-plain-{topic}",
+        "--until-caught-up",
+        "--kafka-security-protocol=SASL_PLAINTEXT",
+        "--kafka-sasl-mechanism=PLAIN",
+        f"--kafka-sasl-username={USER}",
+        f"--kafka-sasl-password-env={PASSWORD_VARIABLE}",
+        env={PASSWORD_VARIABLE: broker.password, "WIRESTREAM_LOG_LEVEL": "DEBUG"},
+    )
+    output = result.stdout + result.stderr
+    assert f"read (records accounted for this run): {len(placed)}" in result.stdout
+    redacted = output.count("SaslAuthenticateRequest_v0(auth_bytes=b'***')")
+    assert redacted >= 10, redacted  # every connection of the planner, the source, the committer and the progress
+    assert "Sending username and password in the clear" in output
+    assert _password_shown(broker.password, output) == []

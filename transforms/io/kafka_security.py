@@ -4,7 +4,9 @@
 and user name, and *where* the password is (the name of an environment variable, or a file path),
 never the password itself. The password is read by :func:`read_secret` only where a Kafka client is
 created (on the launcher for planning, on each worker when its consumer is built), so it never
-enters the pipeline options, the pickled DoFns, the job graph or a log line.
+enters the pipeline options, the pickled DoFns or the job graph. Each value read is handed to
+:func:`~transforms.io.log_redaction.protect` in the process that read it, so no log line of that
+process shows it, the Kafka client's DEBUG lines included.
 
 This is the one deliberate exception to "transforms never read the environment": a secret must not
 travel through the job graph, so its *name* does and its value is read where it is used. On a
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transforms.io.log_redaction import protect
+
 __all__ = ["SASL_MECHANISMS", "SECURITY_PROTOCOLS", "KafkaSecurity", "KafkaSecurityError", "read_secret"]
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -33,7 +37,7 @@ class KafkaSecurityError(ValueError):
 def read_secret(env_name: str | None, file_path: str | None, environ: Mapping[str, str] = os.environ) -> str:
     """The secret in environment variable ``env_name`` or in file ``file_path`` (one trailing newline dropped).
 
-    Errors name the variable or file, never the value.
+    Errors name the variable or file, never the value. The value is redacted from this process's logs from now on.
     """
     if (env_name is None) == (file_path is None):
         raise KafkaSecurityError("give exactly one of a password environment variable or a password file")
@@ -41,6 +45,7 @@ def read_secret(env_name: str | None, file_path: str | None, environ: Mapping[st
         value = environ.get(env_name)
         if not value:
             raise KafkaSecurityError(f"environment variable {env_name} is not set or empty on this machine")
+        protect(value)
         return value
     assert file_path is not None
     try:
@@ -51,6 +56,7 @@ def read_secret(env_name: str | None, file_path: str | None, environ: Mapping[st
     value = value[:-1] if value.endswith("\r") else value
     if not value:
         raise KafkaSecurityError(f"the password file {file_path} is empty")
+    protect(value)
     return value
 
 
