@@ -25,7 +25,7 @@ from pipelines.progress import LOG_INTERVAL_S, TERMINAL_INTERVAL_S, ProgressMoni
 from schemas import arrow
 from schemas.records import utc_now
 from transforms.clean import CleanArticle
-from transforms.dedup import DedupConfig, Deduplicate, LakeSeeds
+from transforms.dedup import DedupConfig, Deduplicate
 from transforms.entities import EntityConfig, ExtractEntities, unavailable_models
 from transforms.io.kafka import (
     ConsumerConfig,
@@ -46,6 +46,7 @@ from transforms.io.lake import (
     record_origins,
     recover,
 )
+from transforms.io.lake_seeds import LakeSeeds
 from transforms.io.lake_sink import MarkComplete, WriteLake
 from transforms.parse import ParseArticle, ParseConfig
 from transforms.quality import QualityConfig, ValidateBatch, load_suite, write_index

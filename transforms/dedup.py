@@ -84,7 +84,6 @@ Invariants (each holds on any Beam runner: they rest on the model's watermark, n
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import uuid
@@ -95,11 +94,9 @@ import apache_beam as beam
 from apache_beam import coders, pvalue
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils import shared
 from apache_beam.utils.timestamp import Timestamp
 
-from schemas import arrow
 from schemas.records import Article, DeadLetter, Duplicate, Outcome, OutcomeBatch
 from transforms.dedup_core import (
     CONFLICT,
@@ -125,13 +122,12 @@ from transforms.dedup_core import (
     id_conflict,
     match_shard,
     probes_by_shard,
-    record_id,
     remember_root,
     shard_rows,
     verify,
 )
 
-__all__ = ["DedupConfig", "Deduplicate", "LakeSeeds", "apply_links", "release_time"]
+__all__ = ["DedupConfig", "Deduplicate", "apply_links", "release_time"]
 
 STAGE = "dedup"
 _LOG = logging.getLogger(__name__)
@@ -650,126 +646,18 @@ class _LinkDuplicatesFn(beam.DoFn):
         yield result
 
 
-class _SeedTicketsFn(beam.DoFn):
-    """Reads one lake partition folder and makes seed tickets of the articles a previous run decided.
+class _SeedMessagesFn(beam.DoFn):
+    """A seed's remembered ticket (:func:`encode_memory`; see :mod:`transforms.io.lake_seeds`) → its messages.
 
-    A ``_records/`` folder holds every article deduplication saw (kept, duplicate, quarantined) with
-    its ticket, keys and root, as that run computed them. A memory written before roots were kept
-    takes the ``duplicate_of`` of its row in the same hour of ``duplicates/`` as its root (one
-    step: under the old rule that row could name another duplicate), else (kept) its own id. An
-    ``articles/`` folder is read only for hours that have no ``_records/`` folder (a lake written
-    before it existed): its kept articles are fingerprinted again, ordered at their ingestion time.
+    The messages keep the seed's timestamp (the epoch): a verdict that waits for a seed's ticket
+    is then never stamped later than the batch it concerns.
     """
 
-    def __init__(self, lake_uri: str, config: DedupConfig, since_us: int) -> None:
-        self._lake_uri = lake_uri
+    def __init__(self, config: DedupConfig) -> None:
         self._config = config
-        self._since_us = since_us
 
-    def process(self, folder: str) -> Iterator[Any]:
-        from transforms.io.lake import Lake
-
-        lake = Lake(self._lake_uri)
-        named: dict[int, str] | None = None
-        for info in lake.list(lake.path(folder)):
-            if not info.path.endswith(".parquet"):
-                continue
-            if folder.startswith(f"{arrow.RECORD_LOG_TABLE}/"):
-                seeds = self._remembered(lake, info.path)
-                if any(not seed.root for seed in seeds):
-                    if named is None:
-                        named = self._named_in_duplicates(lake, "duplicates/" + folder.split("/", 1)[1])
-                    seeds = [
-                        seed if seed.root else dataclasses.replace(seed, root=named.get(seed.record_id, ""))
-                        for seed in seeds
-                    ]
-            else:
-                seeds = self._refingerprinted(lake, info.path)
-            for message in _ticket_messages(seeds, self._config):
-                # Stamped at the epoch, not at the seed's own time: a verdict that waits for a
-                # seed's ticket is then never stamped later than the batch it concerns.
-                yield pvalue.TaggedOutput(message.tag, TimestampedValue(message.value, _SEED_TIME))
-
-    def _remembered(self, lake: Any, path: str) -> list[Ticket]:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path, columns=["dedup_memory", "ingested_at"], filesystem=lake.fs)
-        return [
-            decode_memory(row["dedup_memory"])
-            for row in table.to_pylist()
-            if row["dedup_memory"] and int(row["ingested_at"].timestamp() * 1_000_000) >= self._since_us
-        ]
-
-    def _named_in_duplicates(self, lake: Any, folder: str) -> dict[int, str]:
-        """``duplicate_of`` by record id, from a ``duplicates/`` hour folder (empty if it has none)."""
-        import pyarrow.parquet as pq
-
-        if not lake.exists(lake.path(folder)):
-            return {}
-        named = {}
-        columns = ["kafka_topic", "kafka_partition", "kafka_offset", "duplicate_of"]
-        for info in lake.list(lake.path(folder)):
-            if info.path.endswith(".parquet"):
-                for row in pq.read_table(info.path, columns=columns, filesystem=lake.fs).to_pylist():
-                    coordinates = (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"])
-                    named[record_id(*coordinates)] = row["duplicate_of"] or ""
-        return named
-
-    def _refingerprinted(self, lake: Any, path: str) -> list[Ticket]:
-        import pyarrow.parquet as pq
-
-        columns = [
-            "article_id",
-            "text",
-            "canonical_url",
-            "content_hash",
-            "ingested_at",
-            "kafka_topic",
-            "kafka_partition",
-            "kafka_offset",
-        ]
-        refs = []
-        for row in pq.read_table(path, columns=columns, filesystem=lake.fs).to_pylist():
-            time_us = int(row["ingested_at"].timestamp() * 1_000_000)
-            if time_us >= self._since_us:
-                refs.append(
-                    ArticleRef(
-                        row["article_id"],
-                        row["text"] or "",
-                        row["canonical_url"] or "",
-                        row["content_hash"] or "",
-                        row["kafka_topic"],
-                        row["kafka_partition"],
-                        row["kafka_offset"],
-                        time_us,
-                    )
-                )
-        return fingerprint(refs, 0, "", self._config, seed=True) if refs else []
-
-
-class LakeSeeds(beam.PTransform):
-    """``PBegin`` → the seed messages of the articles the lake decided within the TTL before ``now_us``.
-
-    ``folders``: ``_records/`` partition folders (and ``articles/`` ones of hours without
-    ``_records/``); the TTL is counted on ``ingested_at``; one folder per element, read in parallel.
-    """
-
-    def __init__(self, lake_uri: str, folders: Sequence[str], config: DedupConfig, now_us: int) -> None:
-        super().__init__()
-        self._lake_uri = lake_uri
-        self._folders = list(folders)
-        self._config = config
-        self._since_us = now_us - config.ttl_micros
-
-    def expand(self, begin: pvalue.PBegin) -> pvalue.DoOutputsTuple:
-        return (
-            begin
-            | "ListFolders" >> beam.Create(self._folders)
-            | "SeedTickets"
-            >> beam.ParDo(_SeedTicketsFn(self._lake_uri, self._config, self._since_us)).with_outputs(
-                _TO_RECORD, _TO_INDEX
-            )
-        )
+    def process(self, memory: bytes) -> Iterator[pvalue.TaggedOutput]:
+        yield from _ticket_messages([decode_memory(memory)], self._config)
 
 
 def _typed(element_type: Any) -> beam.PTransform:
@@ -780,10 +668,11 @@ def _typed(element_type: Any) -> beam.PTransform:
 class Deduplicate(beam.PTransform):
     """``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]`` with duplicates marked.
 
-    ``seeds``: optional outputs of :class:`LakeSeeds` (articles already in the lake).
+    ``seeds``: optional remembered tickets of articles already in the lake (:func:`encode_memory`
+    each, stamped at the epoch: :class:`transforms.io.lake_seeds.LakeSeeds` reads them).
     """
 
-    def __init__(self, config: DedupConfig = DedupConfig(), seeds: pvalue.DoOutputsTuple | None = None) -> None:
+    def __init__(self, config: DedupConfig = DedupConfig(), seeds: beam.PCollection | None = None) -> None:
         super().__init__()
         self._config = config
         self._seeds = seeds
@@ -796,8 +685,11 @@ class Deduplicate(beam.PTransform):
         to_index = [routed[_TO_INDEX]]
         to_record = [routed[_TO_RECORD]]
         if self._seeds is not None:
-            to_index.append(self._seeds[_TO_INDEX])
-            to_record.append(self._seeds[_TO_RECORD])
+            seeded = self._seeds | "SeedMessages" >> beam.ParDo(_SeedMessagesFn(config)).with_outputs(
+                _TO_RECORD, _TO_INDEX
+            )
+            to_index.append(seeded[_TO_INDEX])
+            to_record.append(seeded[_TO_RECORD])
         candidates = (
             to_index
             | "AllProbes" >> beam.Flatten()

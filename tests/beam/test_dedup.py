@@ -18,7 +18,8 @@ from apache_beam.transforms.window import TimestampedValue
 from schemas.records import Article, Duplicate, RecordBatch, SourceBatch
 from tests.conftest import INGESTED_AT, make_record
 from transforms.clean import CleanArticle
-from transforms.dedup import DedupConfig, Deduplicate, LakeSeeds
+from transforms.dedup import DedupConfig, Deduplicate
+from transforms.io.lake_seeds import LakeSeeds
 from transforms.parse import ParseArticle
 
 pytestmark = pytest.mark.beam
