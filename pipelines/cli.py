@@ -107,7 +107,7 @@ def _config_parsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str]) -> str:
-    from pipelines.ingest import lake_files
+    from transforms.io.lake import lake_files
     from pipelines.query import connect, format_table, keyed_entities
     from pipelines.report import top_named_entities
     from schemas import arrow

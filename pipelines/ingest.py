@@ -40,6 +40,7 @@ from transforms.io.lake import (
     Lake,
     LakeUnwritableError,
     covered_ranges,
+    lake_files,
     mark_complete,
     partition_folders,
     read_origins,
@@ -290,17 +291,6 @@ def _runner_used(result: object) -> str:
     if "direct" in module:
         return "BundleBasedDirectRunner"
     return type(result).__name__
-
-
-def lake_files(lake: Lake) -> frozenset[str]:
-    """Every committed data file of the lake (tables and record log), as paths relative to its root."""
-    prefix = lake.root.rstrip("/") + "/"
-    return frozenset(
-        info.path[len(prefix) :]
-        for table in arrow.STORED_TABLES
-        for info in lake.list(lake.path(table), recursive=True)
-        if info.path.endswith(".parquet")
-    )
 
 
 def progress_monitor(

@@ -238,7 +238,7 @@ class LakeWatch:
 
     def poll(self) -> LakeTally:
         """Read the files committed since the last poll; the totals since the start."""
-        from pipelines.ingest import lake_files
+        from transforms.io.lake import lake_files
 
         for relative in sorted(lake_files(self._lake) - self._before - self._counted - self._skipped):
             found = self._remember(relative, at_start=False)

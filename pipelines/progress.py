@@ -33,15 +33,21 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import Protocol, TextIO
 
 from pipelines.lake_watch import LakeTally, LakeWatch, Latency, LatencyHistogram, is_new_batch, offsets_to_account
 from schemas import arrow
 from transforms.io.kafka import ConsumerConfig, GroupConsumer, PartitionPlan
 from transforms.io.lake import Lake
 
-if TYPE_CHECKING:
-    from pipelines.metrics import MetricsExporter
+
+class MetricsSink(Protocol):
+    """What the monitor hands each poll to (:class:`pipelines.metrics.MetricsExporter`)."""
+
+    def update(self, snapshot: Snapshot, tally: LakeTally, errors: Mapping[str, int] | None = None) -> None: ...
+
+    def stop(self) -> None: ...
+
 
 __all__ = [
     "MODES",
@@ -339,7 +345,7 @@ class ProgressMonitor:
         mode: str,
         interval_s: float,
         stream: TextIO | None = None,
-        metrics: MetricsExporter | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         if mode not in ("tty", "log") and not (mode == "off" and metrics is not None):
             raise ValueError(f"a progress monitor shows tty or log (or off, serving metrics), not {mode!r}")

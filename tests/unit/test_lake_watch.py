@@ -102,7 +102,7 @@ def _write_quality_summary(lake: Lake, batch: SourceBatch, outcomes: list) -> No
 
 
 def test_lake_watch_reads_each_new_batch_once_for_rows_reasons_verdicts_and_times(tmp_path: Path) -> None:
-    from pipelines.ingest import lake_files
+    from transforms.io.lake import lake_files
 
     lake = Lake(str(tmp_path))
     read_at = utc_now() - dt.timedelta(seconds=1)
@@ -152,7 +152,7 @@ def _write(lake: Path, table: str, name: str, rows: int) -> None:
 
 
 def test_lake_watch_counts_only_files_committed_since_the_start_and_stays_monotone(tmp_path: Path) -> None:
-    from pipelines.ingest import lake_files
+    from transforms.io.lake import lake_files
 
     _write(tmp_path, "articles", "t+0+0+5.parquet", 5)
     watch = LakeWatch(Lake(str(tmp_path)), lake_files(Lake(str(tmp_path))))

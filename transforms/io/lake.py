@@ -89,6 +89,7 @@ __all__ = [
     "commit_with_retry",
     "compact",
     "covered_ranges",
+    "lake_files",
     "mark_complete",
     "partition_end",
     "partition_folders",
@@ -778,3 +779,14 @@ def commit_with_retry(
             )
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+def lake_files(lake: Lake) -> frozenset[str]:
+    """Every committed data file of the lake (tables and record log), as paths relative to its root."""
+    prefix = lake.root.rstrip("/") + "/"
+    return frozenset(
+        info.path[len(prefix) :]
+        for table in arrow.STORED_TABLES
+        for info in lake.list(lake.path(table), recursive=True)
+        if info.path.endswith(".parquet")
+    )
