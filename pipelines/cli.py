@@ -107,11 +107,10 @@ def _config_parsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str]) -> str:
-    from transforms.io.lake import lake_files
     from pipelines.query import connect, format_table, keyed_entities
     from pipelines.report import top_named_entities
     from schemas import arrow
-    from transforms.io.lake import Lake
+    from transforms.io.lake import Lake, lake_files
 
     lake = Lake(lake_uri)
     new_files = sorted(lake_files(lake) - files_before)
