@@ -59,6 +59,7 @@ import apache_beam as beam
 
 import schemas
 from schemas.records import Article, Outcome, OutcomeBatch, Quarantined, SourceBatch, utc_now
+from transforms.errors import UserError
 from transforms.io.lake import Lake, article_row
 
 __all__ = [
@@ -94,14 +95,30 @@ _LOG = logging.getLogger(__name__)
 
 
 def load_suite(path: str | Path | None = None) -> dict[str, Any]:
-    """The expectation suite as a plain (picklable) dict, from the versioned JSON file."""
-    suite = json.loads(Path(path or SUITE_PATH).read_text("utf-8"))
+    """The expectation suite as a plain (picklable) dict, from the versioned JSON file.
+
+    A file that cannot be read, is not JSON, or lacks what the pipeline relies on (``name``, a list
+    of ``expectations`` each with a unique ``meta.name`` and a ``meta.level``) is a ``UserError``
+    naming the file and the problem.
+    """
+    source = Path(path or SUITE_PATH)
+    try:
+        suite = json.loads(source.read_text("utf-8"))
+    except OSError as error:
+        raise UserError(f"cannot read the expectation suite {source}: {error.strerror or error}") from error
+    except ValueError as error:  # json.JSONDecodeError names the line and column; UnicodeDecodeError the byte
+        raise UserError(f"the expectation suite {source} is not JSON: {error}") from error
+    if not isinstance(suite, dict) or not isinstance(suite.get("name"), str):
+        raise UserError(f'the expectation suite {source} needs an object with a "name" (see {SUITE_PATH})')
+    if not isinstance(suite.get("expectations"), list):
+        raise UserError(f'the expectation suite {source} needs an "expectations" list (see {SUITE_PATH})')
     names = set()
-    for expectation in suite["expectations"]:
-        meta = expectation.get("meta") or {}
+    for number, expectation in enumerate(suite["expectations"], 1):
+        meta = (expectation.get("meta") if isinstance(expectation, dict) else None) or {}
         if not meta.get("name") or meta.get("level") not in LEVELS or meta["name"] in names:
-            raise ValueError(
-                f"every expectation needs a unique meta.name and meta.level {'|'.join(LEVELS)}: {expectation}"
+            raise UserError(
+                f"the expectation suite {source}: expectation {number} needs a unique meta.name and "
+                f"meta.level {'|'.join(LEVELS)}: {json.dumps(expectation)[:200]}"
             )
         names.add(meta["name"])
     return dict(suite)
