@@ -60,7 +60,7 @@ def require_lake(uri: str) -> Lake:
     if not names & LAKE_ENTRIES:
         held = f"it holds {len(names)} other entries" if names else "it is empty"
         raise UserError(
-            f"{uri} is not a lake: {held}, and none of the articles/, entities/ or _origins/ that "
+            f"{uri} is not a lake: {held}, without the articles/, entities/ or _origins/ folders "
             "wirestream run writes; check the path"
         )
     return lake

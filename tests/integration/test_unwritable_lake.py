@@ -1,7 +1,7 @@
 """A lake that refuses writes: the pipeline retries, then fails loudly, and commits no offset.
 
 A lake read-only from the start refuses the run's lease first: the run retries that write for
-``--lake-retry-seconds`` like a batch's, then fails before reading anything.
+``--lake-retry-seconds`` like a batch's, then refuses to start (exit 2) before reading anything.
 """
 
 from __future__ import annotations
@@ -52,8 +52,14 @@ def test_read_only_lake_fails_loudly_and_commits_nothing(bootstrap_servers: str,
     finally:
         subprocess.run(["chattr", "-i", str(lake)], check=True)
     output = result.stdout + result.stderr
-    assert result.returncode == 1
-    assert "cannot write the lake's lease" in output and "retrying" in output and "Traceback" not in output
+    assert result.returncode == 2  # refused at launch: nothing was read
+    assert "retrying" in output and "Traceback" not in output
+    assert result.stderr.splitlines()[-1].startswith(
+        f"wirestream run: cannot write the lake's lease at {lake}/_lease.json"
+    )
+    assert result.stderr.endswith(
+        "make the lake folder writable (permissions, a read-only mount, free space) or give another --lake\n"
+    )
     assert committed_offsets(bootstrap_servers, topic) == {0: None, 1: None, 2: None}
     assert not list(lake.rglob("*.parquet"))
 

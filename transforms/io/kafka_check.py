@@ -109,7 +109,11 @@ def check_kafka(settings: Mapping[str, Any], topics: Sequence[str] = (), timeout
             client.poll(future=future, timeout_ms=int(timeout_s * 1000))
             answered = future.is_done and not future.failed()
             existing = frozenset(client.cluster.topics()) if answered else frozenset()
-        except (OSError, KafkaError) as error:  # no broker, a refused TLS handshake, a socket error
+        except OSError as error:  # a refused TLS handshake (ssl.SSLError), a socket error: they say what
+            raise KafkaUnreachableError(
+                f"no answer from {where}: {type(error).__name__}: {error}; {_ADVICE}"
+            ) from error
+        except KafkaError as error:  # NoBrokersAvailable says nothing more: the client's log says why
             said = kept.last() or f"{type(error).__name__}: {error}"
             raise KafkaUnreachableError(f"no answer from {where}: {said}; {_ADVICE}") from error
         finally:
