@@ -372,7 +372,10 @@ class _JobMessages(threading.Thread):
             for message in stream:
                 if message.HasField("message_response"):
                     response = message.message_response
-                    _LOG.log(levels.get(response.importance, logging.DEBUG), "%s", response.message_text)
+                    text = response.message_text
+                    if response.importance == error and not _LOG.isEnabledFor(logging.DEBUG):
+                        text = text.strip().splitlines()[-1] if text.strip() else text  # a traceback's last line
+                    _LOG.log(levels.get(response.importance, logging.DEBUG), "%s", text)
                     if response.importance == error:
                         self.last_error = response.message_text
         except Exception:  # noqa: BLE001 - the job server went away at the end: nothing more to read

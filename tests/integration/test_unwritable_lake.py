@@ -65,3 +65,49 @@ def test_read_only_lake_fails_loudly_and_commits_nothing(bootstrap_servers: str,
 
     run_until_caught_up(lake, topic, bootstrap_servers)
     assert_each_once(lake, {(topic, p, o) for p, o in placed})
+
+
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr to make a folder read-only for root")
+def test_a_lake_that_refuses_batches_fails_the_run_with_exit_1(
+    bootstrap_servers: str, prism: Path, tmp_path: Path
+) -> None:
+    """The lease is written, then every batch is refused: the job fails, the CLI says so in its last words."""
+    topic = f"ro-{uuid.uuid4().hex[:10]}"
+    produce(
+        [json.dumps({"url": "https://ro.example/1", "body": "One item about Madrid."}).encode()],
+        bootstrap_servers,
+        topic,
+        1,
+    )
+    lake = tmp_path / "lake"
+    (lake / "_staging").mkdir(parents=True)
+    if subprocess.run(["chattr", "+i", str(lake / "_staging")], capture_output=True).returncode != 0:
+        pytest.skip(f"the filesystem under {lake} does not support chattr +i")
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipelines.cli",
+                "run",
+                *run_args(lake, topic, bootstrap_servers),
+                "--until-caught-up",
+                "--lake-retry-seconds=1",
+                "--progress=off",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(lake / "_staging")], check=True)
+    assert result.returncode == 1, result.stderr[-3000:]
+    said = [line for line in result.stderr.splitlines() if line.startswith("wirestream run: ")]
+    assert len(said) == 1 and said[0].startswith(
+        "wirestream run: the job ended FAILED: transforms.io.lake.LakeUnwritableError: cannot write batch "
+        f"{topic}+0+0000000000000000000+0000000000000000001 to the lake at {lake} after 1 s: "
+    )
+    assert said[0].endswith("; the log above has the details; run again to read what this run did not commit")
+    assert committed_offsets(bootstrap_servers, topic, partitions=1) == {0: None}
+    assert not list(lake.rglob("*.parquet"))
