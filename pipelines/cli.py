@@ -2,6 +2,10 @@
 
 ``wirestream --help`` lists the commands with the first line of each one's docstring;
 ``wirestream COMMAND --help`` lists every option of a command with its default.
+
+A known failure anywhere below raises :class:`~transforms.errors.UserError`; :func:`main` alone
+catches it, prints ``wirestream COMMAND: MESSAGE`` on stderr and returns its exit code (2, or 1
+for a run that failed), with the traceback only under ``--debug`` or ``WIRESTREAM_LOG_LEVEL=DEBUG``.
 """
 
 from __future__ import annotations
@@ -195,13 +199,11 @@ def _run(argv: Sequence[str]) -> int:
     refuse_secret_options(args)  # before the unknown-option check: its message says what to use instead
     unknown = unknown_options(args)
     if unknown:
-        print(f"wirestream run: {'; '.join(unknown)}; see wirestream run --help", file=sys.stderr)
-        return 2
+        raise UserError(f"{'; '.join(unknown)}; see wirestream run --help")
     ingest = PipelineOptions(args).view_as(IngestOptions)
     bad = out_of_range(ingest)
     if bad:
-        print(f"wirestream run: {'; '.join(bad)}", file=sys.stderr)
-        return 2
+        raise UserError("; ".join(bad))
     lake = ingest.lake
     from pipelines.lifecycle import StopSignals
 

@@ -73,6 +73,26 @@ def test_run_with_the_broker_down_says_so_in_one_line_and_creates_no_lake(tmp_pa
     assert not lake.exists()  # the broker is checked before the lake (or its maintenance lock) is created
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--topik", "t2"], "unknown option --topik (did you mean --topic?); see wirestream run --help"),
+        (["--dedup-jaccard", "5"], "--dedup-jaccard 5 is out of range: give 0 to 1"),
+        (
+            ["--spacy-model", "no_such_model_pkg"],
+            "spaCy model 'no_such_model_pkg' (for en) is not installed here: install its package or give a saved "
+            "pipeline's folder",
+        ),
+    ],
+    ids=["misspelled", "out-of-range", "no-model"],
+)
+def test_run_refuses_a_mistaken_option_before_it_starts(option: list[str], message: str, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    result = wirestream("run", f"--lake={lake}", f"--bootstrap-servers=127.0.0.1:{free_port()}", NO_RUNNER, *option)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", refused("run", message))
+    assert not lake.exists()
+
+
 def test_produce_with_the_broker_down_says_so_in_one_line(tmp_path: Path) -> None:
     port = free_port()
     source = tmp_path / "in.jsonl"
