@@ -372,6 +372,7 @@ def run(argv: Sequence[str], signals: StopSignals | None = None) -> RunResult:
         raise UserError("--lake is required: the lake's folder (created if missing) or a gs:// or s3:// URI")
     requested = options.view_as(StandardOptions).runner or "DirectRunner"
     check_models(entity_models(ingest), local=requested in LOCAL_RUNNERS)
+    load_suite(ingest.quality_suite or None)  # a broken suite file is refused before Kafka and the lake
     lake = lake_for_run(ingest.lake)
     topics = [topic.strip() for topic in ingest.topic.split(",") if topic.strip()]
     check_reachable(consumer_config(ingest), topics=topics)  # before the lake is created or touched

@@ -17,6 +17,7 @@ import pytest
 
 from pipelines.lake_check import LAKE_ENTRIES, require_lake
 from pipelines.produce import produce_file
+from pipelines.report import write_report
 from tests.conftest import ROOT
 from transforms.errors import UserError
 from transforms.quality import load_suite
@@ -90,6 +91,15 @@ def test_run_refuses_a_mistaken_option_before_it_starts(option: list[str], messa
     lake = tmp_path / "lake"
     result = wirestream("run", f"--lake={lake}", f"--bootstrap-servers=127.0.0.1:{free_port()}", NO_RUNNER, *option)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", refused("run", message))
+    assert not lake.exists()
+
+
+def test_run_refuses_a_broken_suite_before_it_starts(tmp_path: Path) -> None:
+    suite, lake = tmp_path / "suite.json", tmp_path / "lake"
+    suite.write_text('{"name": "s", "expectations": [\n')
+    result = wirestream("run", f"--lake={lake}", f"--quality-suite={suite}", NO_RUNNER)
+    message = f"the expectation suite {suite} is not JSON: Expecting value: line 2 column 1 (char 32)"
+    assert (result.returncode, result.stderr) == (2, refused("run", message))
     assert not lake.exists()
 
 
@@ -230,6 +240,17 @@ def test_validate_names_a_broken_or_missing_suite_file(lake: Path) -> None:
     with pytest.raises(UserError) as refusal:
         load_suite(lake / "suite.json")
     assert str(refusal.value) == f"cannot read the expectation suite {lake / 'suite.json'}: No such file or directory"
+
+
+def test_a_report_that_cannot_be_written_says_where(lake: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    target = tmp_path / "notes.txt" / "report.html"
+    with pytest.raises(UserError) as refusal:
+        write_report(str(lake), str(target))
+    assert str(refusal.value) == (
+        f"cannot write the report to {target}: [Errno 17] File exists: '{target.parent}'; "
+        "give an --out where you can write"
+    )
 
 
 @pytest.mark.parametrize("how", [["--debug"], []], ids=["--debug", "WIRESTREAM_LOG_LEVEL=DEBUG"])
