@@ -52,7 +52,7 @@ from transforms.io.lake import (
     recover,
 )
 from transforms.parse import ParseArticle, ParseConfig
-from transforms.quality import QualityConfig, ValidateBatch, load_suite, write_index
+from transforms.quality import QualityConfig, ValidateBatch, checked_validator, load_suite, write_index
 
 _LOG = logging.getLogger(__name__)
 LOCAL_RUNNERS = ("DirectRunner", "PrismRunner")
@@ -372,7 +372,9 @@ def run(argv: Sequence[str], signals: StopSignals | None = None) -> RunResult:
         raise UserError("--lake is required: the lake's folder (created if missing) or a gs:// or s3:// URI")
     requested = options.view_as(StandardOptions).runner or "DirectRunner"
     check_models(entity_models(ingest), local=requested in LOCAL_RUNNERS)
-    load_suite(ingest.quality_suite or None)  # a broken suite file is refused before Kafka and the lake
+    suite = load_suite(ingest.quality_suite or None)  # a broken suite file is refused before Kafka and the lake
+    if ingest.quality_suite:
+        checked_validator(suite, ingest.quality_suite)  # else the stage would pass every batch unvalidated
     lake = lake_for_run(ingest.lake)
     topics = [topic.strip() for topic in ingest.topic.split(",") if topic.strip()]
     check_reachable(consumer_config(ingest), topics=topics)  # before the lake is created or touched

@@ -66,6 +66,7 @@ __all__ = [
     "POLICIES",
     "QualityConfig",
     "SuiteValidator",
+    "checked_validator",
     "ValidateBatch",
     "apply_verdict",
     "articles_frame",
@@ -122,6 +123,41 @@ def load_suite(path: str | Path | None = None) -> dict[str, Any]:
             )
         names.add(meta["name"])
     return dict(suite)
+
+
+def checked_validator(suite: Mapping[str, Any], source: str | Path | None = None) -> SuiteValidator:
+    """A :class:`SuiteValidator` holding every expectation of ``suite``, or a ``UserError`` naming ``source``.
+
+    GX drops an expectation it does not accept (an unknown type, wrong arguments) with an ERROR
+    log line and builds the suite without it, so a mistyped expectation would silently never be
+    checked. Its log lines are held back here (unless the level is DEBUG) and the first becomes
+    the message. Building one imports Great Expectations (seconds).
+    """
+    said: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    gx_log = logging.getLogger("great_expectations")
+    keep, propagate = _Keep(logging.ERROR), gx_log.propagate
+    gx_log.addHandler(keep)
+    gx_log.propagate = logging.getLogger().isEnabledFor(logging.DEBUG)
+    where = f"the expectation suite {source or SUITE_PATH}"
+    try:
+        validator = SuiteValidator(suite)
+    except Exception as error:  # noqa: BLE001 - GX's errors for a bad suite have no common base
+        raise UserError(f"Great Expectations refuses {where}: {error}") from error
+    finally:
+        gx_log.removeHandler(keep)
+        gx_log.propagate = propagate
+    kept = {(expectation.meta or {}).get("name") for expectation in validator.suite.expectations}
+    dropped = [e["meta"]["name"] for e in suite["expectations"] if e["meta"]["name"] not in kept]
+    if dropped:
+        parts = (said[0] if said else "no reason given").split(": ")
+        reason = ": ".join(part for i, part in enumerate(parts) if i == 0 or part != parts[i - 1])  # GX repeats
+        raise UserError(f"Great Expectations refuses expectation {dropped[0]!r} of {where}: {reason}")
+    return validator
 
 
 def suite_version(suite: Mapping[str, Any]) -> str:

@@ -7,6 +7,7 @@ traceback). The cases that need the broker are in ``tests/integration/test_error
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -99,6 +100,21 @@ def test_run_refuses_a_broken_suite_before_it_starts(tmp_path: Path) -> None:
     suite.write_text('{"name": "s", "expectations": [\n')
     result = wirestream("run", f"--lake={lake}", f"--quality-suite={suite}", NO_RUNNER)
     message = f"the expectation suite {suite} is not JSON: Expecting value: line 2 column 1 (char 32)"
+    assert (result.returncode, result.stderr) == (2, refused("run", message))
+    assert not lake.exists()
+
+
+def test_run_refuses_a_suite_great_expectations_would_drop_an_expectation_of(tmp_path: Path) -> None:
+    """GX builds a suite without an expectation it does not know: that expectation would never be checked."""
+    suite, lake = tmp_path / "suite.json", tmp_path / "lake"
+    mistyped = {"type": "expect_column_valuse_to_be_unique", "kwargs": {"column": "url"}}
+    expectation = {**mistyped, "meta": {"name": "u", "level": "row"}}
+    suite.write_text(json.dumps({"name": "s", "expectations": [expectation]}))
+    result = wirestream("run", f"--lake={lake}", f"--quality-suite={suite}", NO_RUNNER)
+    message = (
+        f"Great Expectations refuses expectation 'u' of the expectation suite {suite}: Could not add expectation; "
+        "provided configuration is not valid: expect_column_valuse_to_be_unique not found"
+    )
     assert (result.returncode, result.stderr) == (2, refused("run", message))
     assert not lake.exists()
 
