@@ -355,6 +355,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("WIRESTREAM_LOG_LEVEL", "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        from transforms.io.kafka_check import OncePerInterval
+
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(existing, OncePerInterval) for existing in handler.filters):
+                handler.addFilter(OncePerInterval())  # a broker restarting: one line a minute, not hundreds
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):
             print(f"wirestream: unknown command {argv[0]!r}", file=sys.stderr)

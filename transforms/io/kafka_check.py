@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from transforms.errors import UserError
 
-__all__ = ["KafkaUnreachableError", "TopicMissingError", "check_kafka", "missing_topic_message"]
+__all__ = ["KafkaUnreachableError", "OncePerInterval", "TopicMissingError", "check_kafka", "missing_topic_message"]
 
 _ADVICE = (
     "is the broker running? check --bootstrap-servers (or $WIRESTREAM_BOOTSTRAP_SERVERS), "
@@ -52,6 +53,31 @@ def missing_topic_message(topic: str, servers: str, existing: Sequence[str]) -> 
         f"topic {topic!r} does not exist on {servers}; {hint}{has}. Fix --topic, or create it: "
         f"wirestream produce FILE --topic {topic} creates it and loads FILE"
     )
+
+
+class OncePerInterval(logging.Filter):
+    """Lets each of the Kafka client's messages through once per ``interval_s``; others pass untouched.
+
+    A message is its logger and format string, so "Connect attempt to <broker 1> returned error
+    111" repeated every few milliseconds while a broker restarts is one line a minute. Install
+    it on a handler (a logger's filters do not apply to its children's records).
+    """
+
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._clock = clock
+        self._shown: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to show ``record``."""
+        if record.name != "kafka" and not record.name.startswith("kafka."):
+            return True
+        key, now = (record.name, str(record.msg)), self._clock()
+        if now - self._shown.get(key, -self._interval_s) < self._interval_s:
+            return False
+        self._shown[key] = now
+        return True
 
 
 class _Kept(logging.Handler):
