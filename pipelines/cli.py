@@ -2,20 +2,27 @@
 
 ``wirestream --help`` lists the commands with the first line of each one's docstring;
 ``wirestream COMMAND --help`` lists every option of a command with its default.
+
+A known failure anywhere below raises :class:`~transforms.errors.UserError`; :func:`main` alone
+catches it, prints ``wirestream COMMAND: MESSAGE`` on stderr and returns its exit code (2, or 1
+for a run that failed), with the traceback only under ``--debug`` or ``WIRESTREAM_LOG_LEVEL=DEBUG``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.config import ConfigError, expand_config
+from pipelines.config import expand_config
+from pipelines.lake_check import require_lake
 from pipelines.logs import configure as configure_logging
-from transforms.io.kafka_security import KafkaSecurityError
+from transforms.errors import UserError
 
 # Modules that import Apache Beam (pipelines.options, pipelines.ingest, ...) are imported inside
 # the commands that need them: query, validate, report, compact and --help never load Beam.
@@ -179,7 +186,7 @@ def _run(argv: Sequence[str]) -> int:
     """Run the pipeline: stream until stopped, or with --until-caught-up stop and print a summary."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.ingest import ModelUnavailableError, run
+    from pipelines.ingest import run
     from pipelines.options import (
         IngestOptions,
         out_of_range,
@@ -191,36 +198,21 @@ def _run(argv: Sequence[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         run_parser().print_help()
         return 0
-    try:
-        args = with_local_defaults(expand_config(argv, "run", _config_parsers()))
-    except ConfigError as error:
-        print(f"wirestream run: {error}", file=sys.stderr)
-        return 2
+    args = with_local_defaults(expand_config(argv, "run", _config_parsers()))
     refuse_secret_options(args)  # before the unknown-option check: its message says what to use instead
     unknown = unknown_options(args)
     if unknown:
-        print(f"wirestream run: {'; '.join(unknown)}; see wirestream run --help", file=sys.stderr)
-        return 2
+        raise UserError(f"{'; '.join(unknown)}; see wirestream run --help")
     ingest = PipelineOptions(args).view_as(IngestOptions)
     bad = out_of_range(ingest)
     if bad:
-        print(f"wirestream run: {'; '.join(bad)}", file=sys.stderr)
-        return 2
+        raise UserError("; ".join(bad))
     lake = ingest.lake
-    from pipelines.lifecycle import LakeBusyError, StopSignals
-    from pipelines.metrics import MetricsPortError
-    from transforms.io.kafka import KafkaUnreachableError
-    from transforms.io.lake import LakeUnwritableError
+    from pipelines.lifecycle import StopSignals
 
     signals = StopSignals().install()
     try:
         result = run(args, signals)
-    except (KafkaSecurityError, KafkaUnreachableError, LakeBusyError, ModelUnavailableError, MetricsPortError) as error:
-        print(f"wirestream run: {error}", file=sys.stderr)
-        return 2
-    except LakeUnwritableError as error:
-        print(f"wirestream run: {error}", file=sys.stderr)
-        return 1
     finally:
         signals.restore()
     if result.aborted:
@@ -247,16 +239,9 @@ def _produce(argv: Sequence[str]) -> int:
     from pipelines.options import kafka_security
     from pipelines.produce import produce_file
 
-    try:
-        args = produce_parser().parse_args(expand_config(argv, "produce", _config_parsers()))
-    except ConfigError as error:
-        print(f"wirestream produce: {error}", file=sys.stderr)
-        return 2
-    try:
-        security = kafka_security(args)
-    except KafkaSecurityError as error:
-        print(f"wirestream produce: {error}", file=sys.stderr)
-        return 2
+    refuse_secret_options(argv)  # as run does: a password never on the command line, nor an "ambiguous option"
+    args = produce_parser().parse_args(expand_config(argv, "produce", _config_parsers()))
+    security = kafka_security(args)
     placed = produce_file(args.file, args.bootstrap_servers, args.topic, args.partitions, security)
     per_partition: dict[int, int] = {}
     for partition, _ in placed:
@@ -286,6 +271,7 @@ def _query(argv: Sequence[str]) -> int:
         "(default: table)",
     )
     args = parser.parse_args(argv)
+    require_lake(args.lake)
     columns, rows = query(args.lake, args.sql)
     sys.stdout.write(render(columns, rows, args.format))
     return 0
@@ -304,6 +290,7 @@ def _validate(argv: Sequence[str]) -> int:
     parser.add_argument("--dt", nargs="*", default=[], help="only these days (YYYY-MM-DD); default: every day")
     parser.add_argument("--suite", default=None, help="expectation suite JSON (default: the versioned one)")
     args = parser.parse_args(argv)
+    require_lake(args.lake)
     lines, code = validate_lake(args.lake, args.dt, args.suite)
     print("\n".join(lines))
     return code
@@ -311,7 +298,7 @@ def _validate(argv: Sequence[str]) -> int:
 
 def _compact(argv: Sequence[str]) -> int:
     """Merge each lake partition's small files into one, atomically and idempotently."""
-    from transforms.io.lake import Lake, compact
+    from transforms.io.lake import compact
 
     parser = _parser(
         prog="wirestream compact",
@@ -320,7 +307,7 @@ def _compact(argv: Sequence[str]) -> int:
     )
     parser.add_argument("lake", help="lake root")
     args = parser.parse_args(argv)
-    merged = compact(Lake(args.lake))
+    merged = compact(require_lake(args.lake))
     for relative, count in merged:
         print(f"merged {count} files into {relative}")
     print(f"compacted {len(merged)} file groups ({sum(count for _, count in merged)} files)")
@@ -339,11 +326,8 @@ def _report(argv: Sequence[str]) -> int:
     parser.add_argument("lake")
     parser.add_argument("--out", default=None, help="the HTML file to write (default: LAKE/_report/index.html)")
     args = parser.parse_args(argv)
-    try:
-        path = write_report(args.lake, args.out)
-    except FileNotFoundError as error:
-        print(f"wirestream report: {error}", file=sys.stderr)
-        return 2
+    require_lake(args.lake)
+    path = write_report(args.lake, args.out)
     print(f"report: {path}")
     return 0
 
@@ -366,25 +350,42 @@ def usage() -> str:
     for name, command in COMMANDS.items():
         summary = (command.__doc__ or "").strip().splitlines()[0] if command.__doc__ else ""
         lines.append(f"  {name:<{width}}  {summary}")
-    environment = "WIRESTREAM_BOOTSTRAP_SERVERS, WIRESTREAM_LOG_LEVEL (default WARNING), see docs/options.md"
-    lines += ["", f"environment: {environment}"]
+    lines += [
+        "",
+        "--debug (anywhere): show the traceback behind an error message",
+        "environment: WIRESTREAM_BOOTSTRAP_SERVERS, WIRESTREAM_LOG_LEVEL (default WARNING), see docs/options.md",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wirestream`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     try:
-        configure_logging(os.environ.get("WIRESTREAM_LOG_LEVEL"))
+        level = configure_logging(os.environ.get("WIRESTREAM_LOG_LEVEL"))
     except ValueError as error:
         print(f"wirestream: {error}", file=sys.stderr)
         return 2
+    if level > logging.DEBUG:
+        from transforms.io.kafka_check import OncePerInterval
+
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(existing, OncePerInterval) for existing in handler.filters):
+                handler.addFilter(OncePerInterval())  # a broker restarting: one line a minute, not hundreds
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):
             print(f"wirestream: unknown command {argv[0]!r}", file=sys.stderr)
         print(usage())
         return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
-    return COMMANDS[argv[0]](argv[1:])
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except UserError as error:
+        if debug or logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+            traceback.print_exc()
+        print(f"wirestream {argv[0]}: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -21,13 +21,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from transforms.errors import UserError
+
 __all__ = ["ConfigError", "config_args", "expand_config", "load_config"]
 
 COMMANDS = ("run", "produce")
 _KAFKA_OPTIONS = ("bootstrap_servers", "topic")  # [kafka] keys without the kafka_ prefix of the flags
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The configuration file cannot be read, or a key or value in it is wrong."""
 
 

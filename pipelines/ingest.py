@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
+from pipelines.lake_check import create_lake, lake_for_run
 from pipelines.lifecycle import LakeLease, StopSignals, request_stop, stop_path, wait_for_job
 from pipelines.options import IngestOptions, kafka_security, refuse_secret_options, spacy_models
 from pipelines.progress import LOG_INTERVAL_S, TERMINAL_INTERVAL_S, ProgressMonitor, resolve_mode
@@ -27,11 +28,13 @@ from schemas.records import utc_now
 from transforms.clean import CleanArticle
 from transforms.dedup import DedupConfig, Deduplicate
 from transforms.entities import EntityConfig, ExtractEntities, unavailable_models
+from transforms.errors import REFUSED, UserError
 from transforms.io.kafka import (
     ConsumerConfig,
     OffsetCommitter,
     PartitionPlan,
     ReadArticles,
+    check_reachable,
     gapless_reach,
     merge_ranges,
     plan_partitions,
@@ -50,7 +53,7 @@ from transforms.io.lake import (
 from transforms.io.lake_seeds import LakeSeeds
 from transforms.io.lake_sink import MarkComplete, WriteLake
 from transforms.parse import ParseArticle, ParseConfig
-from transforms.quality import QualityConfig, ValidateBatch, load_suite, write_index
+from transforms.quality import QualityConfig, ValidateBatch, checked_validator, load_suite, write_index
 
 _LOG = logging.getLogger(__name__)
 LOCAL_RUNNERS = ("DirectRunner", "PrismRunner")
@@ -87,10 +90,10 @@ def dedup_config(options: IngestOptions) -> DedupConfig:
             index_shards=options.dedup_shards,
         )
     except ValueError as error:
-        raise SystemExit(f"deduplication settings: {error}") from error
+        raise UserError(f"deduplication settings: {error}") from error
 
 
-class ModelUnavailableError(ValueError):
+class ModelUnavailableError(UserError, ValueError):
     """``--spacy-model`` is malformed or names a model this machine does not have."""
 
 
@@ -230,7 +233,7 @@ def separate_worker_processes(options: PipelineOptions) -> None:
     """
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     if runner not in LOCAL_RUNNERS:
-        raise SystemExit(f"--ner-workers applies to Prism; on {runner} use the runner's parallelism")
+        raise UserError(f"--ner-workers applies to Prism; on {runner} use the runner's parallelism")
     debug = options.view_as(DebugOptions)
     if not debug.lookup_experiment("use_loopback_process_worker"):
         debug.add_experiment("use_loopback_process_worker")
@@ -298,7 +301,7 @@ def progress_monitor(
 ) -> ProgressMonitor | None:
     """The live progress display (and metrics server) the options ask for, started; ``None`` if neither."""
     if options.progress_interval is not None and options.progress_interval <= 0:
-        raise SystemExit(f"--progress-interval must be more than 0 seconds, not {options.progress_interval}")
+        raise UserError(f"--progress-interval must be more than 0 seconds, not {options.progress_interval}")
     mode = resolve_mode(options.progress, sys.stderr.isatty())
     if mode == "off" and not options.metrics_port:
         return None
@@ -328,7 +331,9 @@ def take_lease(lease: LakeLease, lake: Lake, heartbeat: bool, retry_seconds: flo
         except OSError as error:
             if time.monotonic() + delay > deadline:
                 raise LakeUnwritableError(
-                    f"cannot write the lake's lease at {lease.path} after {retry_seconds:.0f} s: {error}"
+                    f"cannot write the lake's lease at {lease.path} after {retry_seconds:.0f} s: {error}; "
+                    "make the lake folder writable (permissions, a read-only mount, free space) or give another --lake",
+                    exit_code=REFUSED,  # nothing was read yet
                 ) from error
             _LOG.error("cannot write the lake's lease at %s (%s); retrying in %.1f s", lease.path, error, delay)
             time.sleep(delay)
@@ -361,11 +366,16 @@ def run(argv: Sequence[str], signals: StopSignals | None = None) -> RunResult:
     options = PipelineOptions(list(argv))
     ingest = options.view_as(IngestOptions)
     if not ingest.lake:
-        raise SystemExit("--lake is required")
+        raise UserError("--lake is required: the lake's folder (created if missing) or a gs:// or s3:// URI")
     requested = options.view_as(StandardOptions).runner or "DirectRunner"
     check_models(entity_models(ingest), local=requested in LOCAL_RUNNERS)
-    lake = Lake(ingest.lake)
-    lake.fs.create_dir(lake.root, recursive=True)
+    suite = load_suite(ingest.quality_suite or None)  # a broken suite file is refused before Kafka and the lake
+    if ingest.quality_suite:
+        checked_validator(suite, ingest.quality_suite)  # else the stage would pass every batch unvalidated
+    lake = lake_for_run(ingest.lake)
+    topics = [topic.strip() for topic in ingest.topic.split(",") if topic.strip()]
+    check_reachable(consumer_config(ingest), topics=topics)  # before the lake is created or touched
+    create_lake(lake)
     detached = requested == "DataflowRunner" and not ingest.until_caught_up
     lease = LakeLease(lake.fs, lake.root)
     take_lease(lease, lake, heartbeat=not detached, retry_seconds=ingest.lake_retry_seconds)

@@ -46,7 +46,10 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from transforms.errors import FAILED, UserError
+
 __all__ = [
+    "JobFailedError",
     "LakeBusyError",
     "LakeLease",
     "Lease",
@@ -63,7 +66,20 @@ TERMINAL_STATES = ("DONE", "FAILED", "CANCELLED", "UPDATED", "DRAINED")
 _LOG = logging.getLogger(__name__)
 
 
-class LakeBusyError(RuntimeError):
+class JobFailedError(UserError, RuntimeError):
+    """The job ended in a state other than DONE (a failed run: exit 1); what it committed stays."""
+
+    exit_code = FAILED
+
+
+def _last_line(error: str) -> str:
+    """The last line of a runner's error (a worker's traceback ends with the exception), and what to do."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    what = lines[-1] if lines else "no error message from the runner"
+    return f"{what}; the log above has the details; run again to read what this run did not commit"
+
+
+class LakeBusyError(UserError, RuntimeError):
     """Another pipeline holds the lake's lease."""
 
 
@@ -328,7 +344,7 @@ def wait_for_job(
             time.sleep(poll_s)
         messages.join(timeout=10)
         if state != "DONE":
-            raise RuntimeError(f"the job ended {state}: {messages.last_error or 'no error message from the runner'}")
+            raise JobFailedError(f"the job ended {state}: {_last_line(messages.last_error)}")
         return state
     finally:
         with contextlib.suppress(Exception):
@@ -356,7 +372,10 @@ class _JobMessages(threading.Thread):
             for message in stream:
                 if message.HasField("message_response"):
                     response = message.message_response
-                    _LOG.log(levels.get(response.importance, logging.DEBUG), "%s", response.message_text)
+                    text = response.message_text
+                    if response.importance == error and not _LOG.isEnabledFor(logging.DEBUG):
+                        text = text.strip().splitlines()[-1] if text.strip() else text  # a traceback's last line
+                    _LOG.log(levels.get(response.importance, logging.DEBUG), "%s", text)
                     if response.importance == error:
                         self.last_error = response.message_text
         except Exception:  # noqa: BLE001 - the job server went away at the end: nothing more to read

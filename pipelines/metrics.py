@@ -27,6 +27,7 @@ from prometheus_client.utils import floatToGoString
 
 from pipelines.lake_watch import QUALITY_STATUSES, STAGES, Buckets, LakeTally
 from pipelines.progress import RATE_WINDOW_S
+from transforms.errors import UserError
 
 if TYPE_CHECKING:
     from pipelines.progress import Snapshot
@@ -104,7 +105,7 @@ def exposed_names() -> frozenset[str]:
     return frozenset(name + suffix for name, (kind, _, _) in METRICS.items() for suffix in suffixes[kind])
 
 
-class MetricsPortError(RuntimeError):
+class MetricsPortError(UserError):
     """The metrics port could not be listened on (in use, or not allowed)."""
 
 

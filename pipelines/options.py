@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.dedup_core import DedupConfig
+from transforms.errors import UserError
 from transforms.io.kafka_security import KafkaSecurity
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
@@ -285,7 +286,7 @@ def refuse_secret_options(argv: Sequence[str]) -> None:
     for arg in argv:
         name = arg.split("=", 1)[0].replace("_", "-")
         if name in _SECRET_OPTIONS:
-            raise SystemExit(
+            raise UserError(
                 f"{name} is not an option: a password must not travel with the job. "
                 "Use --kafka-sasl-password-env NAME or --kafka-sasl-password-file PATH."
             )
@@ -362,13 +363,13 @@ def with_local_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.env
     if runner in ("DirectRunner", "PrismRunner") and not _has_flag(args, "--prism_location"):
         binary = prism_binary(environ)
         if not binary.exists():
-            raise SystemExit(f"Prism runner not found at {binary}: run `make prism` (or set WIRESTREAM_PRISM)")
+            raise UserError(f"Prism runner not found at {binary}: run `make prism` (or set WIRESTREAM_PRISM)")
         args.append(f"--prism_location={binary}")
     if runner == "FlinkRunner":
         if not _has_flag(args, "--flink_job_server_jar"):
             jar = flink_job_server_jar(environ)
             if not jar.exists():
-                raise SystemExit(
+                raise UserError(
                     f"Beam's Flink job server is not at {jar}: run `make flink` "
                     "(or set WIRESTREAM_FLINK_JOB_SERVER_JAR, or pass --flink_job_server_jar)"
                 )

@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from transforms.errors import UserError
+from transforms.io.kafka_check import check_kafka
 from transforms.io.kafka_security import KafkaSecurity
 
 
@@ -95,5 +97,16 @@ def produce(
 def produce_file(
     path: Path, bootstrap_servers: str, topic: str, partitions: int = 3, security: KafkaSecurity = KafkaSecurity()
 ) -> list[tuple[int, int]]:
-    """Send every non-empty line of ``path`` as one record."""
+    """Send every non-empty line of ``path`` as one record.
+
+    Refuses (:class:`~transforms.errors.UserError`) a file it cannot read, then a broker that does
+    not answer, before any topic is created.
+    """
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        reason = "no such file" if isinstance(error, FileNotFoundError) else error.strerror or str(error)
+        raise UserError(f"cannot read {path}: {reason}; give a JSON-lines file, one record per line") from error
+    settings = {**security.client_settings(), "bootstrap_servers": bootstrap_servers.split(",")}
+    check_kafka(settings, timeout_s=30.0)
     return produce(read_lines(path), bootstrap_servers, topic, partitions, security=security)

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from schemas import arrow
 from schemas.entity_keys import entity_key
+from transforms.errors import UserError
 from transforms.io.lake import Lake
 
 
@@ -106,12 +107,14 @@ def empty_select(schema: pa.Schema) -> str:
 
 
 def query(lake_uri: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``sql`` over the lake; column names and rows."""
+    """Run ``sql`` over the lake; column names and rows (a ``UserError`` with DuckDB's message if it fails)."""
     connection = connect(lake_uri)
     try:
         cursor = connection.execute(sql)
         columns = [column[0] for column in cursor.description or []]
         return columns, cursor.fetchall()
+    except duckdb.Error as error:  # DuckDB's message names the problem and where; no traceback adds to it
+        raise UserError(f"the query failed: {error}") from error
     finally:
         connection.close()
 

@@ -30,6 +30,7 @@ import pyarrow.fs as pafs
 from pipelines.report_axis import advance, axis_limits, bin_count, bin_unit, time_ticks
 from schemas import arrow
 from schemas.entity_keys import NOT_NAMED
+from transforms.errors import UserError
 from transforms.io.lake import Lake
 
 DEFAULT_REPORT = ("_report", "index.html")
@@ -791,16 +792,24 @@ def write_report(lake_uri: str, out: str | None = None) -> str:
     page = render_html(lake_uri, build_sections(lake_uri), dt.datetime.now(dt.UTC))
     if out is None:
         path = default_path(lake_uri)
-        lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-        lake.write_bytes(temporary, page.encode("utf-8"))
-        lake.fs.move(temporary, path)
+        try:
+            lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+            lake.write_bytes(temporary, page.encode("utf-8"))
+            lake.fs.move(temporary, path)
+        except OSError as error:
+            raise UserError(
+                f"cannot write the report to {path}: {error}; give --out FILE where you can write"
+            ) from error
         return path
     from pathlib import Path
 
     target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary_file = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
-    temporary_file.write_text(page, "utf-8")
-    temporary_file.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary_file = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+        temporary_file.write_text(page, "utf-8")
+        temporary_file.replace(target)
+    except OSError as error:
+        raise UserError(f"cannot write the report to {target}: {error}; give an --out where you can write") from error
     return str(target)

@@ -21,6 +21,7 @@ from transforms.io.lake import Lake
 from transforms.quality_core import (
     SuiteValidator,
     batch_failures,
+    checked_validator,
     load_suite,
     records_frame,
     row_failures,
@@ -106,13 +107,13 @@ def format_verdict(verdict: PartitionVerdict) -> str:
 
 def validate_lake(lake_uri: str, days: Sequence[str] = (), suite_path: str | None = None) -> tuple[list[str], int]:
     """Validate the chosen partitions: the report's lines and the exit code (0 pass, 1 fail, 2 none)."""
+    suite = load_suite(suite_path)  # a broken suite file is refused first, whatever the lake holds
     lake = Lake(lake_uri)
     folders = article_partitions(lake, days)
     if not folders:
         wanted = f" for {', '.join(days)}" if days else ""
         return [f"no articles partitions{wanted} in {lake_uri}"], 2
-    suite = load_suite(suite_path)
-    validator = SuiteValidator(suite)
+    validator = checked_validator(suite, suite_path)  # imports GX: only when there is something to validate
     verdicts = [validate_partition(lake, folder, validator) for folder in folders]
     lines = [f"suite {suite_version(suite)} over {len(verdicts)} partitions of {lake_uri}"]
     lines += [format_verdict(verdict) for verdict in verdicts]

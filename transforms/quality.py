@@ -30,13 +30,14 @@ from transforms.quality_core import (
     QualityConfig,
     SuiteValidator,
     Verdict,
+    checked_validator,
     load_suite,
     validate_articles,
     write_index,
     write_report,
 )
 
-__all__ = ["QualityConfig", "ValidateBatch", "load_suite", "write_index"]
+__all__ = ["QualityConfig", "ValidateBatch", "checked_validator", "load_suite", "write_index"]
 
 _LOG = logging.getLogger(__name__)
 

@@ -57,6 +57,7 @@ from typing import Any
 
 import schemas
 from schemas.records import Article, Outcome, OutcomeBatch, Quarantined, SourceBatch
+from transforms.errors import UserError
 from transforms.io.lake import Lake, article_row, covered_ranges
 from transforms.io.offsets import merge_ranges
 
@@ -64,6 +65,7 @@ __all__ = [
     "POLICIES",
     "QualityConfig",
     "SuiteValidator",
+    "checked_validator",
     "apply_verdict",
     "articles_frame",
     "batch_failures",
@@ -92,17 +94,68 @@ _LOG = logging.getLogger(__name__)
 
 
 def load_suite(path: str | Path | None = None) -> dict[str, Any]:
-    """The expectation suite as a plain (picklable) dict, from the versioned JSON file."""
-    suite = json.loads(Path(path or SUITE_PATH).read_text("utf-8"))
+    """The expectation suite as a plain (picklable) dict, from the versioned JSON file.
+
+    A file that cannot be read, is not JSON, or lacks what the pipeline relies on (``name``, a list
+    of ``expectations`` each with a unique ``meta.name`` and a ``meta.level``) is a ``UserError``
+    naming the file and the problem.
+    """
+    source = Path(path or SUITE_PATH)
+    try:
+        suite = json.loads(source.read_text("utf-8"))
+    except OSError as error:
+        raise UserError(f"cannot read the expectation suite {source}: {error.strerror or error}") from error
+    except ValueError as error:  # json.JSONDecodeError names the line and column; UnicodeDecodeError the byte
+        raise UserError(f"the expectation suite {source} is not JSON: {error}") from error
+    if not isinstance(suite, dict) or not isinstance(suite.get("name"), str):
+        raise UserError(f'the expectation suite {source} needs an object with a "name" (see {SUITE_PATH})')
+    if not isinstance(suite.get("expectations"), list):
+        raise UserError(f'the expectation suite {source} needs an "expectations" list (see {SUITE_PATH})')
     names = set()
-    for expectation in suite["expectations"]:
-        meta = expectation.get("meta") or {}
+    for number, expectation in enumerate(suite["expectations"], 1):
+        meta = (expectation.get("meta") if isinstance(expectation, dict) else None) or {}
         if not meta.get("name") or meta.get("level") not in LEVELS or meta["name"] in names:
-            raise ValueError(
-                f"every expectation needs a unique meta.name and meta.level {'|'.join(LEVELS)}: {expectation}"
+            raise UserError(
+                f"the expectation suite {source}: expectation {number} needs a unique meta.name and "
+                f"meta.level {'|'.join(LEVELS)}: {json.dumps(expectation)[:200]}"
             )
         names.add(meta["name"])
     return dict(suite)
+
+
+def checked_validator(suite: Mapping[str, Any], source: str | Path | None = None) -> SuiteValidator:
+    """A :class:`SuiteValidator` holding every expectation of ``suite``, or a ``UserError`` naming ``source``.
+
+    GX drops an expectation it does not accept (an unknown type, wrong arguments) with an ERROR
+    log line and builds the suite without it, so a mistyped expectation would silently never be
+    checked. Its log lines are held back here (unless the level is DEBUG) and the first becomes
+    the message. Building one imports Great Expectations (seconds).
+    """
+    said: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    gx_log = logging.getLogger("great_expectations")
+    keep, propagate = _Keep(logging.ERROR), gx_log.propagate
+    gx_log.addHandler(keep)
+    gx_log.propagate = logging.getLogger().isEnabledFor(logging.DEBUG)
+    where = f"the expectation suite {source or SUITE_PATH}"
+    try:
+        validator = SuiteValidator(suite)
+    except Exception as error:  # noqa: BLE001 - GX's errors for a bad suite have no common base
+        raise UserError(f"Great Expectations refuses {where}: {error}") from error
+    finally:
+        gx_log.removeHandler(keep)
+        gx_log.propagate = propagate
+    kept = {(expectation.meta or {}).get("name") for expectation in validator.suite.expectations}
+    dropped = [e["meta"]["name"] for e in suite["expectations"] if e["meta"]["name"] not in kept]
+    if dropped:
+        parts = (said[0] if said else "no reason given").split(": ")
+        reason = ": ".join(part for i, part in enumerate(parts) if i == 0 or part != parts[i - 1])  # GX repeats
+        raise UserError(f"Great Expectations refuses expectation {dropped[0]!r} of {where}: {reason}")
+    return validator
 
 
 def suite_version(suite: Mapping[str, Any]) -> str:

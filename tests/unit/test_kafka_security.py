@@ -17,6 +17,7 @@ from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipelines.ingest import build, consumer_config
 from pipelines.options import IngestOptions, refuse_secret_options
+from transforms.errors import UserError
 from transforms.io.kafka import PartitionPlan
 from transforms.io.kafka_security import KafkaSecurity, KafkaSecurityError, read_secret
 
@@ -172,9 +173,9 @@ def test_the_graph_check_would_see_a_password_captured_by_a_dofn(monkeypatch: py
 @pytest.mark.parametrize("flag", ["--kafka-sasl-password", "--kafka_sasl_password", "--kafka-ssl-password"])
 def test_a_password_given_as_an_option_is_refused_before_it_can_reach_the_runner(flag: str) -> None:
     """Beam would keep an unknown option and send it to the job server: refuse it, without echoing it."""
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(UserError) as error:
         refuse_secret_options([*SECURE_ARGS, f"{flag}={SECRET}"])
     assert SECRET not in str(error.value) and "--kafka-sasl-password-env" in str(error.value)
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError):
         refuse_secret_options([*SECURE_ARGS, flag, SECRET])
     refuse_secret_options(SECURE_ARGS)  # the -env / -file forms are fine

@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.options import FLINK_MINOR_VERSION, flink_job_server_jar, with_local_defaults
 from tests.conftest import ROOT
+from transforms.errors import UserError
 
 
 def test_flink_runner_gets_the_local_job_server_jar_and_its_flink_version(tmp_path: Path) -> None:
@@ -29,7 +30,7 @@ def test_explicit_flink_settings_are_kept() -> None:
 
 
 def test_missing_job_server_jar_stops_before_beam_would_download_one(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="make flink"):
+    with pytest.raises(UserError, match="make flink"):
         with_local_defaults(["--runner=FlinkRunner"], {"WIRESTREAM_CACHE": str(tmp_path)})
 
 
@@ -58,7 +59,7 @@ def test_ner_workers_ask_prism_for_worker_processes_and_refuse_other_runners(mon
     separate_worker_processes(options)
     assert options.view_as(DebugOptions).lookup_experiment("use_loopback_process_worker")
     assert os.environ["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
-    with pytest.raises(SystemExit, match="runner's parallelism"):
+    with pytest.raises(UserError, match="runner's parallelism"):
         separate_worker_processes(PipelineOptions(["--runner=FlinkRunner"]))
 
 
@@ -70,7 +71,7 @@ def test_dedup_settings_come_from_the_options_and_a_bad_shard_count_stops_the_ru
 
     config = dedup_config(PipelineOptions(["--dedup-shards=4", "--dedup-ttl-hours=2"]).view_as(IngestOptions))
     assert config.index_shards == 4 and config.ttl_seconds == 7200.0
-    with pytest.raises(SystemExit, match="index_shards must be between 1 and 65536, not 0"):
+    with pytest.raises(UserError, match="index_shards must be between 1 and 65536, not 0"):
         dedup_config(PipelineOptions(["--dedup-shards=0"]).view_as(IngestOptions))
 
 

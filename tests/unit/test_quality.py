@@ -10,6 +10,7 @@ import pytest
 
 from schemas.records import Article, DeadLetter, Entity, OutcomeBatch, Quarantined, SourceBatch
 from tests.conftest import INGESTED_AT
+from transforms.errors import UserError
 from transforms.io.lake import Lake
 from transforms.quality_core import (
     QualityConfig,
@@ -154,7 +155,7 @@ def test_load_suite_refuses_unnamed_or_unlevelled_expectations(tmp_path: Path) -
     assert {e["meta"]["level"] for e in suite["expectations"]} == {"row", "batch", "monitor"}
     broken = {"name": "s", "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "x"}}]}
     (tmp_path / "s.json").write_text(json.dumps(broken))
-    with pytest.raises(ValueError, match="meta.name"):
+    with pytest.raises(UserError, match="expectation 1 needs a unique meta.name"):
         load_suite(tmp_path / "s.json")
 
 

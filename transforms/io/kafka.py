@@ -49,12 +49,15 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from schemas.records import KafkaRecord, RecordBatch, SourceBatch, utc_now
+from transforms.io.kafka_check import KafkaUnreachableError, TopicMissingError, check_kafka, missing_topic_message
 from transforms.io.kafka_security import KafkaSecurity
 from transforms.io.offsets import first_uncovered, gapless_reach, merge_ranges
 
 __all__ = [
     "ConsumerConfig",
     "KafkaUnreachableError",
+    "TopicMissingError",
+    "check_reachable",
     "GroupConsumer",
     "OffsetCommitter",
     "PartitionPlan",
@@ -172,35 +175,14 @@ def resume_plan(
     return PartitionPlan(topic, partition, start, log_end if until_caught_up else None, skip)
 
 
-class KafkaUnreachableError(RuntimeError):
-    """The brokers did not answer a metadata request in time (address, protocol or credentials wrong)."""
-
-
-def check_reachable(config: ConsumerConfig, timeout_s: float = 30.0) -> None:
-    """Fetch cluster metadata once, or fail within ``timeout_s``.
+def check_reachable(config: ConsumerConfig, timeout_s: float = 30.0, topics: Sequence[str] = ()) -> None:
+    """Fetch cluster metadata once, or fail within ``timeout_s`` (see :func:`~transforms.io.kafka_check.check_kafka`).
 
     kafka-python retries a refused SASL login (wrong password, unknown mechanism) or a failed TLS
     handshake forever inside ``partitions_for_topic``; this bounded request turns that into an error
-    at launch. The client's own log lines above it say what the broker answered.
+    at launch, as it does a broker that is down or a topic in ``topics`` that does not exist.
     """
-    from kafka import KafkaClient
-
-    problem = (
-        f"no metadata from Kafka at {config.bootstrap_servers} ({config.security.protocol}) within "
-        f"{timeout_s:.0f} s: check the address, the security protocol, the TLS files and the credentials"
-    )
-    client = None
-    try:
-        client = KafkaClient(**config.consumer_settings())  # connects to learn the broker version
-        future = client.cluster.request_update()
-        client.poll(future=future, timeout_ms=int(timeout_s * 1000))
-        if not future.is_done or future.failed():
-            raise KafkaUnreachableError(problem)
-    except OSError as error:  # a TLS handshake refused (ssl.SSLError), a socket error
-        raise KafkaUnreachableError(f"{problem} ({type(error).__name__}: {error})") from error
-    finally:
-        if client is not None:
-            client.close()
+    check_kafka(config.consumer_settings(), topics, timeout_s)
 
 
 def plan_partitions(
@@ -220,7 +202,9 @@ def plan_partitions(
         for topic in topics:
             found = consumer.partitions_for_topic(topic)
             if not found:
-                raise ValueError(f"topic {topic!r} does not exist on {config.bootstrap_servers}")
+                raise TopicMissingError(
+                    missing_topic_message(topic, config.bootstrap_servers, sorted(consumer.topics()))
+                )
             partitions.extend(TopicPartition(topic, number) for number in sorted(found))
         starts = consumer.beginning_offsets(partitions)
         ends = consumer.end_offsets(partitions)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transforms.errors import UserError
 from transforms.io.log_redaction import protect
 
 __all__ = ["SASL_MECHANISMS", "SECURITY_PROTOCOLS", "KafkaSecurity", "KafkaSecurityError", "read_secret"]
@@ -30,7 +31,7 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
-class KafkaSecurityError(ValueError):
+class KafkaSecurityError(UserError, ValueError):
     """The security settings are inconsistent, or the secret they point at cannot be read."""
 
 

@@ -79,6 +79,7 @@ from schemas.records import (
     SourceBatch,
     utc_now,
 )
+from transforms.errors import FAILED, UserError
 from transforms.io.offsets import merge_ranges
 
 __all__ = [
@@ -752,8 +753,10 @@ def covered_ranges(lake: Lake) -> dict[tuple[str, int], list[tuple[int, int]]]:
     return {key: sorted(ranges) for key, ranges in covered.items()}
 
 
-class LakeUnwritableError(RuntimeError):
-    """The lake refused a batch for longer than the configured retry time."""
+class LakeUnwritableError(UserError, RuntimeError):
+    """The lake refused a write for longer than the configured retry time (a failed run: exit 1)."""
+
+    exit_code = FAILED
 
 
 def commit_with_retry(

@@ -1,0 +1,66 @@
+"""Which paths are lakes: ``run`` creates one, the other commands refuse a path that is not one.
+
+A lake is a folder that holds at least one entry ``wirestream run`` writes: a table folder
+(``articles/``, ``entities/``, ... ``_records/``), ``_origins/`` (written before the first batch
+is read, so also by a run that read nothing), ``_quality/``, ``_staging/``, the lease or the
+maintenance lock. A mistyped path (missing, a file, or an unrelated or empty folder) is refused
+with a :class:`~transforms.errors.UserError` instead of answering "0 rows" or "compacted 0 file
+groups".
+"""
+
+from __future__ import annotations
+
+import pyarrow.fs as pafs
+
+from pipelines.lifecycle import LEASE
+from schemas import arrow
+from transforms.errors import UserError
+from transforms.io.lake import MAINTENANCE_LOCK, ORIGINS, STAGING, Lake
+
+__all__ = ["LAKE_ENTRIES", "create_lake", "lake_for_run", "require_lake"]
+
+LAKE_ENTRIES = frozenset({*arrow.STORED_TABLES, ORIGINS, "_quality", STAGING, LEASE, MAINTENANCE_LOCK})
+
+
+def _open(uri: str) -> Lake:
+    try:
+        return Lake(uri)
+    except Exception as error:  # noqa: BLE001 - pyarrow's errors for a URI it cannot use have no common base
+        raise UserError(f"cannot open the lake at {uri}: {error}") from error
+
+
+def lake_for_run(uri: str) -> Lake:
+    """The lake at ``uri`` for ``run``, not created yet; refuses a path that is a file."""
+    lake = _open(uri)
+    if lake.fs.get_file_info(lake.root).type == pafs.FileType.File:
+        raise UserError(f"--lake {uri} is a file, not a folder: give the lake's folder (created if missing)")
+    return lake
+
+
+def create_lake(lake: Lake) -> Lake:
+    """Create the lake's folder unless it exists; a ``UserError`` when it cannot be created."""
+    try:
+        lake.fs.create_dir(lake.root, recursive=True)
+    except OSError as error:
+        raise UserError(
+            f"cannot create the lake folder {lake.uri}: {error}; give a --lake where you can write"
+        ) from error
+    return lake
+
+
+def require_lake(uri: str) -> Lake:
+    """The lake at ``uri``, or a :class:`UserError` saying why ``uri`` is not one."""
+    lake = _open(uri)
+    kind = lake.fs.get_file_info(lake.root).type
+    if kind == pafs.FileType.NotFound:
+        raise UserError(f"no lake at {uri}: the folder does not exist; give the --lake that wirestream run wrote")
+    if kind != pafs.FileType.Directory:
+        raise UserError(f"{uri} is a file, not a lake: give the lake's folder (the --lake of wirestream run)")
+    names = {info.base_name for info in lake.list(lake.root)}
+    if not names & LAKE_ENTRIES:
+        held = f"it holds {len(names)} other entries" if names else "it is empty"
+        raise UserError(
+            f"{uri} is not a lake: {held}, without the articles/, entities/ or _origins/ folders "
+            "wirestream run writes; check the path"
+        )
+    return lake
