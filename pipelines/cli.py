@@ -236,7 +236,7 @@ def _run(argv: Sequence[str]) -> int:
 
 def _produce(argv: Sequence[str]) -> int:
     """Load a JSON-lines file into Kafka (demo, tests, backfill)."""
-    from pipelines.options import kafka_security
+    from pipelines.options import kafka_security, refuse_secret_options
     from pipelines.produce import produce_file
 
     refuse_secret_options(argv)  # as run does: a password never on the command line, nor an "ambiguous option"

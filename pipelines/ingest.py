@@ -372,6 +372,10 @@ def run(argv: Sequence[str], signals: StopSignals | None = None) -> RunResult:
     suite = load_suite(ingest.quality_suite or None)  # a broken suite file is refused before Kafka and the lake
     if ingest.quality_suite:
         checked_validator(suite, ingest.quality_suite)  # else the stage would pass every batch unvalidated
+    if ingest.metrics_port:
+        from pipelines.metrics import check_port
+
+        check_port(ingest.metrics_port)  # a port in use is refused before Kafka and the lake
     lake = lake_for_run(ingest.lake)
     topics = [topic.strip() for topic in ingest.topic.split(",") if topic.strip()]
     check_reachable(consumer_config(ingest), topics=topics)  # before the lake is created or touched

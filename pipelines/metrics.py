@@ -15,6 +15,7 @@ the Grafana dashboard in ``infra/grafana/`` uses only these names (a unit test c
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from transforms.errors import UserError
 if TYPE_CHECKING:
     from pipelines.progress import Snapshot
 
-__all__ = ["METRICS", "MetricsExporter", "MetricsPortError", "Poll", "exposed_names", "metric_families"]
+__all__ = ["METRICS", "MetricsExporter", "MetricsPortError", "check_port", "Poll", "exposed_names", "metric_families"]
 
 _PREFIX = "wirestream_"
 _TABLES = ("articles", "entities", "duplicates", "quarantine", "dead_letters")
@@ -107,6 +108,22 @@ def exposed_names() -> frozenset[str]:
 
 class MetricsPortError(UserError):
     """The metrics port could not be listened on (in use, or not allowed)."""
+
+
+def check_port(port: int, address: str = "0.0.0.0") -> None:
+    """Raise :class:`MetricsPortError` now if nothing could listen on ``port``: before a run touches its lake.
+
+    The exporter listens later, once the run has its partitions; a port taken between the two is
+    still refused then, with the same message.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the exporter's server does
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            raise MetricsPortError(
+                f"cannot serve metrics on {address}:{port} ({error.strerror or error}); choose another --metrics-port"
+            ) from error
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,18 @@ def test_run_refuses_a_lake_path_that_is_a_file(tmp_path: Path) -> None:
     assert file.read_bytes() == b"PAR1"
 
 
+def test_run_refuses_a_metrics_port_in_use_before_it_touches_the_lake(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = wirestream("run", "--lake", str(tmp_path / "lake"), f"--metrics-port={port}", NO_RUNNER)
+    assert result.returncode == 2
+    message = f"cannot serve metrics on 0.0.0.0:{port} (Address already in use); choose another --metrics-port"
+    assert result.stderr == refused("run", message)
+    assert not (tmp_path / "lake").exists()
+
+
 def test_produce_refuses_an_input_it_cannot_read(tmp_path: Path) -> None:
     missing = wirestream("produce", str(tmp_path / "articles.jsonl"))
     message = f"cannot read {tmp_path / 'articles.jsonl'}: no such file; give a JSON-lines file, one record per line"
