@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
@@ -50,8 +51,8 @@ from transforms.io.lake import (
     record_origins,
     recover,
 )
-from transforms.io.lake_seeds import LakeSeeds
-from transforms.io.lake_sink import MarkComplete, WriteLake
+from transforms.io.lake.seeds import LakeSeeds
+from transforms.io.lake.sink import MarkComplete, WriteLake
 from transforms.parse import ParseArticle, ParseConfig
 from transforms.quality import QualityConfig, ValidateBatch, checked_validator, load_suite, write_index
 
@@ -174,7 +175,8 @@ def build(
                 workers=options.ner_workers,
             )
         )
-        | "WriteLake" >> WriteLake(options.lake, consumer, options.partition_by, options.lake_retry_seconds)
+        | "WriteLake"
+        >> WriteLake(options.lake, partial(OffsetCommitter, consumer), options.partition_by, options.lake_retry_seconds)
     )
     if options.partition_by == "ingestion_time":
         _ = reports | "MarkCompletePartitions" >> MarkComplete(options.lake)

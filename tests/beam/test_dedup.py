@@ -19,7 +19,7 @@ from schemas.records import Article, Duplicate, RecordBatch, SourceBatch
 from tests.conftest import INGESTED_AT, make_record
 from transforms.clean import CleanArticle
 from transforms.dedup import DedupConfig, Deduplicate
-from transforms.io.lake_seeds import LakeSeeds
+from transforms.io.lake.seeds import LakeSeeds
 from transforms.parse import ParseArticle
 
 pytestmark = pytest.mark.beam
@@ -549,10 +549,10 @@ def test_after_a_restart_a_copy_of_a_remembered_duplicate_names_the_kept_article
         import pyarrow.parquet as pq
 
         from schemas import arrow
-        from transforms.io.lake import _duplicate_row
+        from transforms.io.lake.rows import duplicate_row
 
         (tmp_path / "duplicates/dt=2026-11-24/hour=09").mkdir(parents=True)
-        table = pa.Table.from_pylist([_duplicate_row(duplicate)], schema=arrow.DUPLICATES)
+        table = pa.Table.from_pylist([duplicate_row(duplicate)], schema=arrow.DUPLICATES)
         pq.write_table(table, tmp_path / "duplicates/dt=2026-11-24/hour=09/batch.parquet")
     now_us = int((INGESTED_AT + dt.timedelta(hours=1)).timestamp() * 1_000_000)
     with BeamTestPipeline(**_runner_args(FnApiRunner())) as p:

@@ -15,7 +15,7 @@ from schemas.records import Article, RecordBatch, SourceBatch
 from tests.conftest import make_record
 from transforms.clean import CleanArticle
 from transforms.entities import EntityConfig, ExtractEntities
-from transforms.io.lake_sink import WriteLake
+from transforms.io.lake.sink import WriteLake
 from transforms.parse import ParseArticle
 
 pytestmark = pytest.mark.beam
@@ -109,7 +109,7 @@ def test_markers_follow_the_watermark_but_never_an_hour_still_running(tmp_path) 
 
     from schemas.records import utc_now
     from transforms.io.lake import partition_path
-    from transforms.io.lake_sink import BatchReport, MarkComplete
+    from transforms.io.lake.sink import BatchReport, MarkComplete
 
     now = utc_now()
     past, current = "articles/dt=2026-11-24/hour=09", f"articles/{partition_path(now)}"
@@ -231,7 +231,7 @@ def test_in_a_streaming_run_a_marker_appears_once_the_watermark_passes_the_hour(
     from apache_beam.testing.test_stream import TestStream
     from apache_beam.transforms.window import TimestampedValue
 
-    from transforms.io.lake_sink import BatchReport, MarkComplete
+    from transforms.io.lake.sink import BatchReport, MarkComplete
 
     folder = "articles/dt=2026-11-24/hour=09"
     (tmp_path / folder).mkdir(parents=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -54,10 +55,10 @@ def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers
     from schemas.records import OutcomeBatch, SourceBatch
     from tests.conftest import make_record
     from tests.integration.helpers import committed_offsets
-    from transforms.io import lake_sink as sink_module
-    from transforms.io.kafka import ConsumerConfig
+    from transforms.io.kafka import ConsumerConfig, OffsetCommitter
     from transforms.io.lake import record_origins
-    from transforms.io.lake_sink import _CommitBatchFn
+    from transforms.io.lake import sink as sink_module
+    from transforms.io.lake.sink import _CommitBatchFn
     from transforms.parse import parse_record
 
     topic = f"order-{uuid.uuid4().hex[:10]}"
@@ -71,7 +72,7 @@ def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers
         records = [make_record(b"{oops", offset=o, topic=topic, batch=source) for o in range(first, end)]
         return OutcomeBatch(source, tuple(parse_record(r) for r in records))
 
-    sink = _CommitBatchFn(lake.root, "ingestion_time", consumer, 5.0)
+    sink = _CommitBatchFn(lake.root, "ingestion_time", partial(OffsetCommitter, consumer), 5.0)
     sink.setup()
     try:
         (report,) = list(sink.process(batch(10, 20)))
@@ -83,7 +84,9 @@ def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers
     finally:
         sink.teardown()
     sink_module._REACHES.clear()  # what a new worker process starts with
-    restarted = _CommitBatchFn(lake.root, "ingestion_time", consumer, 5.0)  # learns from the lake
+    restarted = _CommitBatchFn(
+        lake.root, "ingestion_time", partial(OffsetCommitter, consumer), 5.0
+    )  # learns from the lake
     restarted.setup()
     try:
         (report,) = list(restarted.process(batch(20, 30)))

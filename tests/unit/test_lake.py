@@ -312,7 +312,7 @@ def test_readers_never_see_a_folder_half_compacted(tmp_path) -> None:
 
 
 def test_a_batch_committed_during_compaction_is_kept(tmp_path, monkeypatch) -> None:
-    import transforms.io.lake as lake_module
+    import transforms.io.lake.staging as lake_module
 
     lake = Lake(str(tmp_path))
     for first in (0, 1):
@@ -336,7 +336,7 @@ def test_a_batch_committed_during_compaction_is_kept(tmp_path, monkeypatch) -> N
 
 @pytest.mark.parametrize("swapped", [False, True], ids=["before-the-swap", "after-the-swap"])
 def test_an_interrupted_folder_swap_is_finished_by_recovery(tmp_path, monkeypatch, swapped: bool) -> None:
-    import transforms.io.lake as lake_module
+    import transforms.io.lake.staging as lake_module
 
     lake = Lake(str(tmp_path))
     for first in (0, 1, 2):
