@@ -47,6 +47,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from transforms.errors import FAILED, UserError
+from transforms.io.files import write_atomically
 
 __all__ = [
     "JobFailedError",
@@ -249,11 +250,8 @@ class LakeLease:
                 return
             beat = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             self._lease = lease = Lease(**{**asdict(lease), "heartbeat_at": beat})
-            temporary = f"{self.path}.{lease.run_id}.beat"
             try:
-                with self._fs.open_output_stream(temporary) as stream:
-                    stream.write(json.dumps(asdict(lease)).encode())
-                self._fs.move(temporary, self.path)
+                write_atomically(self._fs, self.path, json.dumps(asdict(lease)).encode())
             except OSError as error:
                 _LOG.warning("cannot renew the lake's lease (%s); retrying in %.0f s", error, HEARTBEAT_S)
 

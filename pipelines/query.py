@@ -32,7 +32,7 @@ import pyarrow as pa
 from schemas import arrow
 from schemas.entity_keys import entity_key
 from transforms.errors import UserError
-from transforms.io.lake import Lake
+from transforms.io.lake import Lake, data_files
 
 
 def keyed_entities(connection: duckdb.DuckDBPyConnection, name: str, source: str) -> None:
@@ -56,7 +56,7 @@ def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
     lake = Lake(lake_uri)
     connection = duckdb.connect()
     for table, schema in arrow.TABLES.items():
-        files = [info.path for info in lake.list(lake.path(table), recursive=True) if info.path.endswith(".parquet")]
+        files = data_files(lake, table)
         if files:
             root = lake.root if lake.local else lake_uri.rstrip("/")  # DuckDB reads gs:// and s3:// itself
             pattern = f"{root}/{table}/*/*/*.parquet".replace("'", "''")

@@ -31,7 +31,8 @@ from pipelines.report_axis import advance, axis_limits, bin_count, bin_unit, tim
 from schemas import arrow
 from schemas.entity_keys import NOT_NAMED
 from transforms.errors import UserError
-from transforms.io.lake import Lake
+from transforms.io.files import write_atomically
+from transforms.io.lake import Lake, data_files
 
 DEFAULT_REPORT = ("_report", "index.html")
 TOP = 15  # bars in a ranked chart
@@ -90,7 +91,7 @@ def tables_present(lake: Lake) -> set[str]:
     """The lake tables that hold at least one Parquet file."""
     present = set()
     for table in arrow.TABLES:
-        if any(info.path.endswith(".parquet") for info in lake.list(lake.path(table), recursive=True)):
+        if data_files(lake, table):
             present.add(table)
     return present
 
@@ -529,11 +530,7 @@ def latency(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Section:
         "lake, per hour of commit (UTC), from the pipeline's record log (`_records/`). A backlog read "
         "long after it was produced shows here as high latency, as it should.",
     )
-    files = [
-        info.path
-        for info in lake.list(lake.path(arrow.RECORD_LOG_TABLE), recursive=True)
-        if info.path.endswith(".parquet")
-    ]
+    files = data_files(lake, arrow.RECORD_LOG_TABLE)
     if not files:
         section.no_data = "No data: the lake has no record log (`_records/`) yet."
         return section
@@ -784,8 +781,6 @@ def render_html(lake_uri: str, sections: Sequence[Section], generated_at: dt.dat
 
 def write_report(lake_uri: str, out: str | None = None) -> str:
     """Compute, render and write the report (atomically); its path."""
-    import uuid
-
     lake = Lake(lake_uri)
     if lake.local and lake.fs.get_file_info(lake.root).type != pafs.FileType.Directory:
         raise FileNotFoundError(f"no lake at {lake_uri}")
@@ -794,9 +789,7 @@ def write_report(lake_uri: str, out: str | None = None) -> str:
         path = default_path(lake_uri)
         try:
             lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-            temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-            lake.write_bytes(temporary, page.encode("utf-8"))
-            lake.fs.move(temporary, path)
+            lake.write_atomically(path, page.encode("utf-8"))
         except OSError as error:
             raise UserError(
                 f"cannot write the report to {path}: {error}; give --out FILE where you can write"
@@ -807,9 +800,7 @@ def write_report(lake_uri: str, out: str | None = None) -> str:
     target = Path(out)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary_file = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
-        temporary_file.write_text(page, "utf-8")
-        temporary_file.replace(target)
+        write_atomically(pafs.LocalFileSystem(), str(target.resolve()), page.encode("utf-8"))
     except OSError as error:
         raise UserError(f"cannot write the report to {target}: {error}; give an --out where you can write") from error
     return str(target)

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 
 from schemas import arrow
-from transforms.io.lake import Lake
+from transforms.io.lake import Lake, data_files, partition_folders
 from transforms.quality_core import (
     SuiteValidator,
     batch_failures,
@@ -62,22 +61,13 @@ class PartitionVerdict:
 
 def article_partitions(lake: Lake, days: Sequence[str] = ()) -> list[str]:
     """``articles/dt=.../hour=...`` folders (relative to the lake), optionally only those days."""
-    prefix = lake.root.rstrip("/") + "/"
-    folders = []
-    for info in lake.list(lake.path("articles"), recursive=True):
-        relative = info.path[len(prefix) :]
-        parts = relative.split("/")
-        is_partition = info.type == pafs.FileType.Directory and len(parts) == 3 and parts[2].startswith("hour=")
-        if is_partition and (not days or parts[1].removeprefix("dt=") in days):
-            folders.append(relative)
-    return sorted(folders)
+    folders = [folder for folder, _ in partition_folders(lake, "articles")]
+    return sorted(folder for folder in folders if not days or folder.split("/")[1].removeprefix("dt=") in days)
 
 
 def validate_partition(lake: Lake, folder: str, validator: SuiteValidator) -> PartitionVerdict:
     """Validate one partition folder's articles as one DataFrame."""
-    files = [
-        info.path for info in lake.list(lake.path(folder)) if info.path.endswith(".parquet") and "/_" not in info.path
-    ]
+    files = [path for path in data_files(lake, folder, recursive=False) if "/_" not in path]
     table = ds.dataset(files, schema=arrow.ARTICLES, format="parquet", filesystem=lake.fs).to_table(
         columns=READ_COLUMNS
     )

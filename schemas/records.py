@@ -5,7 +5,7 @@ One definition of each record lives here. The pipeline's elements are batches: a
 every stage turns it into an :class:`OutcomeBatch` holding exactly one outcome per record, an
 :class:`Article` or a :class:`DeadLetter`. Keeping a batch together as one element is what lets
 the lake sink write a whole offset range atomically without any runner state (see
-``transforms/io/lake.py``). Every record also carries its own Kafka coordinates.
+``transforms/io/lake/commit.py``). Every record also carries its own Kafka coordinates.
 """
 
 from __future__ import annotations

@@ -48,7 +48,6 @@ import html
 import json
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -534,9 +533,7 @@ def validate_articles(
 
 def _write_atomically(lake: Lake, path: str, data: bytes) -> None:
     lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    lake.write_bytes(temporary, data)
-    lake.fs.move(temporary, path)
+    lake.write_atomically(path, data)
 
 
 def results_path(lake: Lake, batch_key: str) -> str:
