@@ -64,10 +64,11 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.resources import ResourceHint
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils import shared
-from apache_beam.utils.timestamp import Duration
 
 from schemas.entity_keys import entity_key, strip_possessive
 from schemas.records import Article, DeadLetter, Entity, Outcome, OutcomeBatch, SourceBatch
+from transforms.outcomes import rewrite_live
+from transforms.stage import hold_until_watermark_passes
 
 __all__ = [
     "ANNOTATED",
@@ -405,7 +406,7 @@ def annotate_outcomes(nlp: Any, outcomes: Sequence[Any], config: EntityConfig) -
     if not articles:
         return tuple(outcomes)
     annotated = iter(annotate_languages(_as_models(nlp, config), articles, config))
-    return tuple(next(annotated) if isinstance(o, Article) else o for o in outcomes)
+    return rewrite_live(outcomes, lambda _: next(annotated))
 
 
 def annotate_batch(nlp: Any, element: OutcomeBatch, config: EntityConfig) -> OutcomeBatch:
@@ -517,7 +518,7 @@ class _JoinLanesFn(beam.DoFn):
         release: Any = beam.DoFn.TimerParam(RELEASE),
     ) -> None:
         parts.add(element[1])
-        release.set(timestamp + Duration(micros=1000))  # runners keep timers to the millisecond
+        hold_until_watermark_passes(release, timestamp.micros)
 
     @userstate.on_timer(RELEASE)
     def release(self, parts: Any = beam.DoFn.StateParam(PARTS)) -> Iterator[OutcomeBatch]:

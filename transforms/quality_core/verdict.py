@@ -9,6 +9,7 @@ Never raises for a validation failure. No Beam, no IO.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.records import Article, Outcome, OutcomeBatch, Quarantined, SourceBatch
+from transforms.outcomes import rewrite_live
 from transforms.quality_core.suite import (
     UNDETERMINED,
     QualityConfig,
@@ -98,18 +100,15 @@ def apply_verdict(
     One outcome per record in, the same count and order out.
     """
     quarantine_all = policy == "fail" and bool(failed_batch)
-    result: list[Outcome] = []
-    row = -1
-    for outcome in outcomes:
-        if not isinstance(outcome, Article):
-            result.append(outcome)
-            continue
-        row += 1
-        names = failed_rows.get(row, ())
+    rows = itertools.count()
+
+    def judged(article: Article) -> Outcome:
+        names = failed_rows.get(next(rows), ())
         if quarantine_all:
             names = (*names, *(name for name in failed_batch if name not in names))
-        result.append(Quarantined(outcome, tuple(names)) if names else outcome)
-    return tuple(result)
+        return Quarantined(article, tuple(names)) if names else article
+
+    return rewrite_live(outcomes, judged)
 
 
 def _observed(result: Mapping[str, Any]) -> Any:
