@@ -177,6 +177,52 @@ def _batch_dict(batch: SourceBatch) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Judgement:
+    """What running the suite over one batch found (or the error that stopped it)."""
+
+    outcomes: tuple[Outcome, ...]
+    failed_batch: tuple[str, ...]
+    monitors: tuple[str, ...]
+    expectations: list[dict[str, Any]]
+    gx_result: dict[str, Any] | None
+    error: str | None
+
+
+def _judge(
+    validator: SuiteValidator | None, element: OutcomeBatch, articles: Sequence[Article], policy: str
+) -> _Judgement:
+    """Run the suite over the batch's articles and apply the verdict; an exception becomes ``error``."""
+    try:
+        if validator is None:
+            raise RuntimeError("no validator")
+        frame = articles_frame(articles)
+        gx_result = validator.validate(frame)
+        failed_rows = row_failures(gx_result, len(articles))
+        failed_batch = batch_failures(gx_result)
+        return _Judgement(
+            apply_verdict(element.outcomes, failed_rows, failed_batch, policy),
+            failed_batch,
+            monitor_failures(gx_result),
+            summarise(gx_result, [a.kafka_offset for a in articles]),
+            gx_result,
+            None,
+        )
+    except Exception as caught:  # noqa: BLE001 - a validation bug must not stop the stream
+        _LOG.exception("validating batch %s failed", element.batch.key)
+        error = f"{type(caught).__name__}: {caught}"[:2000]
+        failed = (VALIDATION_ERROR,)
+        return _Judgement(apply_verdict(element.outcomes, {}, failed, policy), failed, (), [], None, error)
+
+
+def _status(judgement: _Judgement, quarantined: int) -> str:
+    if judgement.error:
+        return "error"
+    if judgement.failed_batch:
+        return "batch_failed"
+    return "rows_quarantined" if quarantined else "passed"
+
+
 def validate_articles(
     validator: SuiteValidator | None, element: OutcomeBatch, config: QualityConfig, validated_at: dt.datetime
 ) -> Verdict:
@@ -198,48 +244,22 @@ def validate_articles(
         "suite": suite_version(config.suite),
         "policy": config.policy,
     }
-    try:
-        if validator is None:
-            raise RuntimeError("no validator")
-        frame = articles_frame(articles)
-        gx_result = validator.validate(frame)
-        failed_rows = row_failures(gx_result, len(articles))
-        failed_batch = batch_failures(gx_result)
-        monitors = monitor_failures(gx_result)
-        outcomes = apply_verdict(element.outcomes, failed_rows, failed_batch, config.policy)
-        expectations = summarise(gx_result, [a.kafka_offset for a in articles])
-        error = None
-    except Exception as caught:  # noqa: BLE001 - a validation bug must not stop the stream
-        _LOG.exception("validating batch %s failed", element.batch.key)
-        error = f"{type(caught).__name__}: {caught}"[:2000]
-        failed_batch = (VALIDATION_ERROR,)
-        monitors = ()
-        failed_rows = {}
-        outcomes = apply_verdict(element.outcomes, {}, failed_batch, config.policy)
-        expectations = []
-        gx_result = None
-    quarantined = [o for o in outcomes if isinstance(o, Quarantined)]
-    if error:
-        status = "error"
-    elif failed_batch:
-        status = "batch_failed"
-    elif quarantined:
-        status = "rows_quarantined"
-    else:
-        status = "passed"
+    judgement = _judge(validator, element, articles, config.policy)
+    quarantined = [o for o in judgement.outcomes if isinstance(o, Quarantined)]
+    status = _status(judgement, len(quarantined))
     report.update(
         {
             "status": status,
             "success": status == "passed",
-            "error": error,
+            "error": judgement.error,
             "counts": {
                 "records": element.batch.size,
                 "articles_validated": len(articles),
                 "quarantined": len(quarantined),
                 "articles_passed": len(articles) - len(quarantined),
             },
-            "failed_batch_expectations": list(failed_batch),
-            "failed_monitors": list(monitors),
+            "failed_batch_expectations": list(judgement.failed_batch),
+            "failed_monitors": list(judgement.monitors),
             "languages": dict(Counter(article.language or UNDETERMINED for article in articles).most_common()),
             "quarantined": [
                 {
@@ -249,12 +269,12 @@ def validate_articles(
                 }
                 for q in quarantined
             ],
-            "expectations": expectations,
+            "expectations": judgement.expectations,
             "validation_seconds": round(time.perf_counter() - started, 4),
             # CPU time of this thread: wall time also counts waiting for the GIL while other
             # bundles of the same worker (NER) run in parallel threads.
             "validation_cpu_seconds": round(time.thread_time() - started_cpu, 4),
-            "gx_result": gx_result,
+            "gx_result": judgement.gx_result,
         }
     )
-    return Verdict(outcomes, report, len(quarantined), failed_batch, error)
+    return Verdict(judgement.outcomes, report, len(quarantined), judgement.failed_batch, judgement.error)
