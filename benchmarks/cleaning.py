@@ -620,7 +620,7 @@ def _clean_article(**trafilatura_options: Any) -> Callable[[], tuple[ExtractFn, 
             return extract, prepare
 
         def extract_with(article: Any) -> Extraction:
-            with mock.patch.dict(clean._TRAFILATURA_OPTIONS, trafilatura_options):
+            with mock.patch.dict(clean.TRAFILATURA_OPTIONS, trafilatura_options):
                 return extract(article)
 
         return extract_with, prepare

@@ -68,7 +68,8 @@ def in_process(values: list[bytes], model: str, repeats: int) -> dict[str, Any]:
 
     import_seconds = time.perf_counter() - start
     from transforms.io.lake import Lake
-    from transforms.quality_core import QualityConfig, SuiteValidator, load_suite, validate_articles, write_report
+    from transforms.io.quality_store import write_report
+    from transforms.quality_core import QualityConfig, SuiteValidator, load_suite, validate_articles
 
     start = time.perf_counter()
     suite = load_suite()

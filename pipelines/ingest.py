@@ -53,8 +53,9 @@ from transforms.io.lake import (
 )
 from transforms.io.lake.seeds import LakeSeeds
 from transforms.io.lake.sink import MarkComplete, WriteLake
+from transforms.io.quality_store import LakeQualityStore, write_index
 from transforms.parse import ParseArticle, ParseConfig
-from transforms.quality import QualityConfig, ValidateBatch, checked_validator, load_suite, write_index
+from transforms.quality import QualityConfig, ValidateBatch, checked_validator, load_suite
 
 _LOG = logging.getLogger(__name__)
 LOCAL_RUNNERS = ("DirectRunner", "PrismRunner")
@@ -164,7 +165,7 @@ def build(
         | "ReadArticles" >> ReadArticles(plans, consumer, stop_uri)
         | "ParseArticles" >> ParseArticle(ParseConfig(options.max_record_bytes))
         | "CleanArticles" >> CleanArticle()
-        | "ValidateBatch" >> ValidateBatch(quality_config(options))
+        | "ValidateBatch" >> ValidateBatch(quality_config(options), LakeQualityStore(options.lake))
         | "Deduplicate" >> Deduplicate(dedup, seeds)
         | "ExtractEntities"
         >> ExtractEntities(

@@ -59,7 +59,7 @@ STAGES = ("read_to_quality", "quality", "quality_to_commit", "read_to_commit")
 validation (parse, clean, and waiting), validation, from the end of validation to the commit
 (deduplication, entities, writing), and the whole way."""
 QUALITY_STATUSES = ("passed", "rows_quarantined", "batch_failed", "error")
-SUMMARIES = ("_quality", "summaries")  # where transforms/quality.py's write_report puts each batch's summary
+SUMMARIES = ("_quality", "summaries")  # where transforms/io/quality_store.py's write_report puts each batch's summary
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ class Entity:
     start: int
     end: int
     canonical: str
-    """The article's fullest name of the entity (see ``transforms/entities.py``)."""
+    """The article's fullest name of the entity (see ``transforms/entity_names.py``)."""
     key: str
     """``entity_key(canonical)``: the same for every spelling of one entity (``schemas/entity_keys.py``)."""
 

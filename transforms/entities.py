@@ -6,31 +6,14 @@ excluded components are never loaded). The articles of a Kafka batch are annotat
 ``nlp.pipe`` call (``batch_size`` texts at a time). Texts longer than ``max_chunk_chars`` are split on paragraph
 boundaries and entity offsets shifted back, so no article is refused for its length.
 
-``canonical`` is the article's fullest name of a mention's entity: "Austin" → "Lloyd Austin" when
-the article also says "Lloyd Austin". A longer mention is a fuller name only if it has the same
-label and more words, the short mention's words (case-folded, without a leading article or final
-possessive) are its first or last words, it crosses no line break, and it is no "X’s Y"
-construction ("Ford’s Wikipedia" names something of Ford's, not Ford). By label:
-
-* ``PERSON``: the short mention is the first or last part of the name ("Kim" → "Kim Yong-hyun");
-  the added words are capitalised or name particles ("da", "bin", "al-Kuwaiti"), the outermost
-  one no bare particle ("de Kiev", "Meghan cry" are no names); a generational suffix is never
-  added ("Trump" is not "Donald Trump Jr").
-* ``ORG``, ``FAC``, ``EVENT``, ``PRODUCT``: the short mention ends the longer one after capitalised
-  words, so the head noun stays ("Security Council" → "UN Security Council", not "AI" → "Allen
-  Institute for AI"); or starts it with only a designator after it ("Labour" → "Labour Party",
-  not "Google" → "Google Search" or "UN" → "UN Security Council").
-* ``NORP``, ``GPE``, ``LOC``: never lengthened, since a longer group or place name containing a
-  shorter one names another group or place ("British Indians", "Kansas City", "Port Sudan").
-
-A mention that itself crosses a line break (spaCy joined two lines) keeps its own text. The rule
-and its known misses are measured on hand-judged corpus cases (``tests/unit/canonical_cases.json``,
-``python -m benchmarks.entity_quality``).
+``canonical`` is the article's fullest name of a mention's entity ("Austin" → "Lloyd Austin"); the
+rule, label by label, is :mod:`transforms.entity_names`.
 
 ``key`` is :func:`schemas.entity_keys.entity_key` of the canonical form ("the United States",
 "U.S." and "US" share ``us``). Reason given: ``ner_failed`` when spaCy raises on an article.
 
-Parallel NER (``workers`` > 1, ``--ner-workers``). A Python SDK worker runs its bundles on threads
+Parallel NER (``workers`` > 1, ``--ner-workers``; cutting and joining a batch is
+:mod:`transforms.entity_lanes`). A Python SDK worker runs its bundles on threads
 that share one GIL, and Prism starts one SDK worker per *environment*; so to annotate on several
 cores the stage fans each batch out to ``workers`` lanes, each lane a ParDo with its own
 ``wirestream_ner_worker`` resource hint (hence its own environment, hence its own worker process
@@ -50,9 +33,7 @@ with its own model), and joins the lanes' parts again. Invariants:
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,13 +45,20 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.resources import ResourceHint
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils import shared
-from apache_beam.utils.timestamp import Duration
 
-from schemas.entity_keys import entity_key, strip_possessive
-from schemas.records import Article, DeadLetter, Entity, Outcome, OutcomeBatch, SourceBatch
+from schemas.records import Article, DeadLetter, OutcomeBatch
+from transforms.entity_lanes import LanePart, join_parts, split_batch
+from transforms.entity_names import CANONICAL_LABELS, NOT_EXTENDED, canonicalise
+from transforms.outcomes import rewrite_live
+from transforms.stage import hold_until_watermark_passes
 
 __all__ = [
     "ANNOTATED",
+    "CANONICAL_LABELS",
+    "NOT_EXTENDED",
+    "LanePart",
+    "join_parts",
+    "split_batch",
     "NO_MODEL",
     "EntityConfig",
     "ExtractEntities",
@@ -84,23 +72,7 @@ __all__ = [
 ]
 
 STAGE = "entities"
-CANONICAL_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "PRODUCT"})
-"""Labels whose mentions get a canonical form (the others keep their text)."""
-NOT_EXTENDED = frozenset({"NORP", "GPE", "LOC"})
-"""Labels never lengthened: a longer group or place name that contains a shorter one names another
-group or place ("British" / "British Indians", "Kansas" / "Kansas City", "Sudan" / "Port Sudan")."""
-_ARTICLES = frozenset({"the", "a", "an"})
-_NAME_PARTICLES = frozenset(
-    {"al", "bin", "bint", "ibn", "da", "das", "de", "del", "della", "den", "der", "di", "do", "dos", "du", "el"}
-    | {"la", "le", "van", "von", "y", "zu"}
-)
-_GENERATIONS = frozenset({"jr", "sr", "ii", "iii", "iv"})
-_DESIGNATORS = frozenset(
-    {"party", "inc", "corp", "corporation", "co", "company", "ltd", "limited", "plc", "llc", "co-op", "group"}
-)
-_NAME_WORD = re.compile(r"[^\W_][\w.&'’‘\-]*")
-_POSSESSIVE_WORD = re.compile(r"(?:\w['’‘][sS]|[sS]['’‘])$")
-_LINE_BREAK = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+_LOG = logging.getLogger(__name__)
 _LOG = logging.getLogger(__name__)
 
 
@@ -200,102 +172,6 @@ def split_into_chunks(text: str, max_chars: int) -> list[tuple[int, str]]:
         chunks.append((start, text[start:end]))
         start = end
     return chunks
-
-
-@dataclass(frozen=True)
-class _Name:
-    """A mention's text as canonicalisation compares it."""
-
-    display: str
-    """The text as a canonical form: trimmed, without a final possessive."""
-    words: tuple[str, ...]
-    """Its words without a leading article."""
-    folded: tuple[str, ...]
-    """The same words case-folded: what mentions are compared by."""
-    clean: bool
-    """No line break and no possessive before its last word: it may be another mention's canonical."""
-
-
-def _name(text: str) -> _Name:
-    display = strip_possessive(text)
-    words = tuple(display.split())
-    if len(words) > 1 and words[0].casefold() in _ARTICLES:
-        words = words[1:]
-    clean = not _LINE_BREAK.search(text) and not any(_POSSESSIVE_WORD.search(word) for word in words[:-1])
-    return _Name(display, words, tuple(word.casefold() for word in words), clean)
-
-
-def _capitalised(word: str) -> bool:
-    return bool(_NAME_WORD.fullmatch(word)) and (word[0].isupper() or word[0].isdigit())
-
-
-def _name_part(word: str) -> bool:
-    """A word of a person's name: capitalised, a particle ("da", "bin"), or both ("al-Kuwaiti")."""
-    head, _, rest = word.partition("-")
-    lowered = word.casefold()
-    return (
-        (_capitalised(word) and not word[0].isdigit())
-        or lowered in _NAME_PARTICLES
-        or (head.casefold() in _NAME_PARTICLES and rest[:1].isupper())
-    )
-
-
-def _lengthens(small: _Name, large: _Name, label: str) -> bool:
-    """Whether ``large`` is a fuller name of the entity ``small`` names (the rule in the module docstring)."""
-    count, total = len(small.folded), len(large.folded)
-    if label in NOT_EXTENDED or not large.clean or count == 0 or total <= count:
-        return False
-    starts = large.folded[:count] == small.folded
-    ends = large.folded[total - count :] == small.folded
-    if label == "PERSON":
-        if large.folded[-1].rstrip(".") in _GENERATIONS and small.folded[-1].rstrip(".") not in _GENERATIONS:
-            return False
-        after, before = large.words[count:], large.words[: total - count]
-        return (starts and all(map(_name_part, after)) and after[-1].casefold() not in _NAME_PARTICLES) or (
-            ends and all(map(_name_part, before)) and before[0].casefold() not in _NAME_PARTICLES
-        )
-    return (ends and all(map(_capitalised, large.words[: total - count]))) or (
-        starts and all(word.casefold().rstrip(".") in _DESIGNATORS for word in large.words[count:])
-    )
-
-
-def _in_order(words: tuple[str, ...], within: tuple[str, ...]) -> bool:
-    rest = iter(within)
-    return all(word in rest for word in words)
-
-
-def canonicalise(mentions: Sequence[tuple[str, str, int, int]]) -> tuple[Entity, ...]:
-    """Entities for ``(text, label, start, end)`` mentions, each with its canonical form and key.
-
-    A mention's canonical form is the fullest other mention of the article that is a longer name
-    of the same entity (the rule in the module docstring): most words, then most frequent, then
-    first seen. When the candidates disagree (one of them is not the best's words in order:
-    "Johnson" with "Boris Johnson" and "Doug Johnson"), the mention keeps its own form. A
-    canonical form never ends in a possessive ("Austin's" → "Lloyd Austin", "UiPath’s" →
-    "UiPath"). Labels outside :data:`CANONICAL_LABELS` keep their text as it is. The key is
-    :func:`schemas.entity_keys.entity_key` of the canonical form.
-    """
-    frequency = Counter((label, text) for text, label, _, _ in mentions)
-    by_label: dict[str, list[str]] = {}
-    for label, text in frequency:
-        if label in CANONICAL_LABELS:
-            by_label.setdefault(label, []).append(text)
-    canonical: dict[tuple[str, str], str] = {}
-    for label, texts in by_label.items():
-        names = {text: _name(text) for text in texts}
-        for text in texts:
-            longer = [other for other in texts if _lengthens(names[text], names[other], label)]
-            canonical[(label, text)] = names[text].display
-            if longer:
-                best = max(longer, key=lambda other: (len(names[other].folded), frequency[(label, other)]))
-                if all(_in_order(names[other].folded, names[best].folded) for other in longer):
-                    canonical[(label, text)] = names[best].display
-    keys = {form: entity_key(form) for form in {*canonical.values(), *(text for text, *_ in mentions)}}
-    entities = []
-    for text, label, start, end in mentions:
-        form = canonical.get((label, text), text)
-        entities.append(Entity(text=text, label=label, start=start, end=end, canonical=form, key=keys[form]))
-    return tuple(entities)
 
 
 def model_label(nlp: Any) -> str:
@@ -405,7 +281,7 @@ def annotate_outcomes(nlp: Any, outcomes: Sequence[Any], config: EntityConfig) -
     if not articles:
         return tuple(outcomes)
     annotated = iter(annotate_languages(_as_models(nlp, config), articles, config))
-    return tuple(next(annotated) if isinstance(o, Article) else o for o in outcomes)
+    return rewrite_live(outcomes, lambda _: next(annotated))
 
 
 def annotate_batch(nlp: Any, element: OutcomeBatch, config: EntityConfig) -> OutcomeBatch:
@@ -443,56 +319,6 @@ class _ExtractEntitiesFn(beam.DoFn):
         yield OutcomeBatch(element.batch, self._annotate(element.outcomes))
 
 
-@dataclass(frozen=True)
-class LanePart:
-    """One lane's share of a batch: ``outcomes[i]`` is set where position ``i`` is this lane's."""
-
-    batch: SourceBatch
-    lane: int
-    outcomes: tuple[Outcome | None, ...]
-
-
-def split_batch(element: OutcomeBatch, workers: int) -> list[LanePart]:
-    """``workers`` parts of a batch, one per lane.
-
-    Articles are spread by characters (longest first, each to the lane with the fewest so far);
-    every other outcome goes to part 0.
-    """
-    load = [0] * workers
-    lane_of = [0] * len(element.outcomes)
-    articles = [(len(o.text), i) for i, o in enumerate(element.outcomes) if isinstance(o, Article)]
-    for size, position in sorted(articles, key=lambda item: (-item[0], item[1])):
-        lane = min(range(workers), key=lambda w: (load[w], w))
-        lane_of[position] = lane
-        load[lane] += size
-    return [
-        LanePart(
-            element.batch,
-            lane,
-            tuple(outcome if lane_of[i] == lane else None for i, outcome in enumerate(element.outcomes)),
-        )
-        for lane in range(workers)
-    ]
-
-
-def join_parts(parts: Sequence[LanePart], workers: int) -> OutcomeBatch:
-    """The batch again, from all its lanes' parts; raises if a position is filled twice or never."""
-    lanes = sorted(part.lane for part in parts)
-    if lanes != list(range(workers)):
-        raise RuntimeError(f"batch {parts[0].batch.key}: parts of lanes {lanes}, expected 0..{workers - 1}")
-    outcomes: list[Outcome | None] = [None] * len(parts[0].outcomes)
-    for part in parts:
-        for position, outcome in enumerate(part.outcomes):
-            if outcome is not None:
-                if outcomes[position] is not None:
-                    raise RuntimeError(f"batch {part.batch.key}: position {position} filled twice")
-                outcomes[position] = outcome
-    missing = [position for position, outcome in enumerate(outcomes) if outcome is None]
-    if missing:
-        raise RuntimeError(f"batch {parts[0].batch.key}: positions {missing[:5]} filled by no lane")
-    return OutcomeBatch(parts[0].batch, tuple(o for o in outcomes if o is not None))
-
-
 class _AnnotatePartFn(_ExtractEntitiesFn):
     """A lane: annotates the articles of its part, keyed by batch for the join."""
 
@@ -517,7 +343,7 @@ class _JoinLanesFn(beam.DoFn):
         release: Any = beam.DoFn.TimerParam(RELEASE),
     ) -> None:
         parts.add(element[1])
-        release.set(timestamp + Duration(micros=1000))  # runners keep timers to the millisecond
+        hold_until_watermark_passes(release, timestamp.micros)
 
     @userstate.on_timer(RELEASE)
     def release(self, parts: Any = beam.DoFn.StateParam(PARTS)) -> Iterator[OutcomeBatch]:

@@ -3,7 +3,9 @@
 ``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]``, one outcome per record in, one out.
 The rules (suite levels, policies, verdicts, the report files and Data Docs) are plain functions in
 :mod:`transforms.quality_core`, which the read side imports without Beam; this module is the DoFn
-around them, and re-exports the names the pipeline builds it with.
+around them, and re-exports the names the pipeline builds it with. Reports are written through
+the :class:`~transforms.quality_core.QualityStore` the pipeline passes in (the lake's is
+``transforms.io.quality_store.LakeQualityStore``, small and picklable): a stage never imports IO.
 
 Great Expectations is imported and its ephemeral context built in ``setup()``: one context per
 DoFn instance (a shared pandas engine validated the wrong batch across threads, GX #12209; the
@@ -23,28 +25,27 @@ from collections.abc import Iterator
 import apache_beam as beam
 
 from schemas.records import OutcomeBatch, utc_now
-from transforms.io.lake import Lake
 from transforms.quality_core import (
     POLICIES,
     STAGE,
     QualityConfig,
+    QualityStore,
     SuiteValidator,
     Verdict,
     checked_validator,
     load_suite,
     validate_articles,
-    write_index,
-    write_report,
 )
 
-__all__ = ["QualityConfig", "ValidateBatch", "checked_validator", "load_suite", "write_index"]
+__all__ = ["QualityConfig", "QualityStore", "ValidateBatch", "checked_validator", "load_suite"]
 
 _LOG = logging.getLogger(__name__)
 
 
 class _ValidateBatchFn(beam.DoFn):
-    def __init__(self, config: QualityConfig) -> None:
+    def __init__(self, config: QualityConfig, store: QualityStore) -> None:
         self._config = config
+        self._store = store
         self._passed = beam.metrics.Metrics.counter(STAGE, "batches_passed")
         self._with_quarantine = beam.metrics.Metrics.counter(STAGE, "batches_with_quarantine")
         self._failed = beam.metrics.Metrics.counter(STAGE, "batches_failed")
@@ -54,7 +55,6 @@ class _ValidateBatchFn(beam.DoFn):
         self._milliseconds = beam.metrics.Metrics.distribution(STAGE, "validation_ms")
 
     def setup(self) -> None:
-        self._lake = Lake(self._config.lake_uri)
         self._last_index = 0.0
         try:
             self._validator: SuiteValidator | None = SuiteValidator(self._config.suite)
@@ -67,9 +67,9 @@ class _ValidateBatchFn(beam.DoFn):
         if verdict.report is not None:
             self._count(verdict)
             try:
-                write_report(self._lake, verdict.report)
+                self._store.write_report(verdict.report)
                 if time.monotonic() - self._last_index >= self._config.index_interval_seconds:
-                    write_index(self._lake)
+                    self._store.write_index()
                     self._last_index = time.monotonic()
             except OSError:
                 _LOG.exception("cannot write the quality report of batch %s", element.batch.key)
@@ -93,11 +93,12 @@ class _ValidateBatchFn(beam.DoFn):
 class ValidateBatch(beam.PTransform):
     """``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]``; failing articles quarantined."""
 
-    def __init__(self, config: QualityConfig) -> None:
+    def __init__(self, config: QualityConfig, store: QualityStore) -> None:
         super().__init__()
         if config.policy not in POLICIES:
             raise ValueError(f"quality policy must be one of {POLICIES}, not {config.policy!r}")
         self._config = config
+        self._store = store
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "ValidateArticles" >> beam.ParDo(_ValidateBatchFn(self._config))
+        return batches | "ValidateArticles" >> beam.ParDo(_ValidateBatchFn(self._config, self._store))

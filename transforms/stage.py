@@ -11,6 +11,11 @@ Why batches and not one element per record: the lake sink must write every outco
 range at once. Carrying the range as one element makes that a property of the data, not of runner
 state (Prism, for one, can run two bundles of the same key at once after a split, which breaks
 "count the outcomes in keyed state").
+
+Also the one way a stage waits for the watermark (:func:`hold_until_watermark_passes`, used by
+the keyed steps of deduplication and the entity lanes' join): an event-time timer on the next
+whole millisecond after a time, because runners keep timers to the millisecond and a timer set
+between two milliseconds would fire at the earlier one, before the watermark has passed it.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.utils.timestamp import Timestamp
 
 from schemas.records import Article, DeadLetter, KafkaRecord, Outcome, OutcomeBatch, RecordBatch
+from transforms.outcomes import rewrite_live
 
-__all__ = ["OutcomeStage", "apply_rule"]
+__all__ = ["OutcomeStage", "apply_rule", "hold_until_watermark_passes", "next_millisecond"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -40,6 +47,16 @@ def apply_rule(stage: str, rule: Callable[[Any], Outcome], item: KafkaRecord | A
         return DeadLetter.for_record(item, stage, "internal_error", message)
 
 
+def next_millisecond(micros: int) -> int:
+    """The next whole millisecond after ``micros``: the earliest timer that fires only past ``micros``."""
+    return (micros // 1000 + 1) * 1000
+
+
+def hold_until_watermark_passes(timer: Any, micros: int) -> None:
+    """Set the event-time ``timer`` to fire once the watermark has passed ``micros`` (not before)."""
+    timer.set(Timestamp(micros=next_millisecond(micros)))
+
+
 class _MapOutcomesFn(beam.DoFn):
     def __init__(self, stage: str, rule: Callable[[Any], Outcome]) -> None:
         self._stage = stage
@@ -49,18 +66,12 @@ class _MapOutcomesFn(beam.DoFn):
 
     def process(self, element: RecordBatch | OutcomeBatch) -> Iterator[OutcomeBatch]:
         items = element.records if isinstance(element, RecordBatch) else element.outcomes
-        outcomes: list[Outcome] = []
-        for item in items:
-            if not isinstance(item, Article | KafkaRecord):
-                outcomes.append(item)  # final outcomes (dead letters, duplicates) pass through
-                continue
-            outcome = apply_rule(self._stage, self._rule, item)
-            if isinstance(outcome, DeadLetter):
-                self._rejected.inc()
-            else:
-                self._passed.inc()
-            outcomes.append(outcome)
-        yield OutcomeBatch(element.batch, tuple(outcomes))
+        yield OutcomeBatch(element.batch, rewrite_live(items, self._apply, (Article, KafkaRecord)))
+
+    def _apply(self, item: KafkaRecord | Article) -> Outcome:
+        outcome = apply_rule(self._stage, self._rule, item)
+        (self._rejected if isinstance(outcome, DeadLetter) else self._passed).inc()
+        return outcome
 
 
 class OutcomeStage(beam.PTransform):

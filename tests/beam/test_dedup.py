@@ -287,9 +287,9 @@ def _shard_fn(ttl: float):
 
     from apache_beam.utils import shared
 
-    from transforms.dedup import _MatchShardsFn
+    from transforms.dedup.match import MatchShardsFn
 
-    fn = _MatchShardsFn(DedupConfig(ttl_seconds=ttl), shared.Shared(), uuid.uuid4().hex)
+    fn = MatchShardsFn(DedupConfig(ttl_seconds=ttl), shared.Shared(), uuid.uuid4().hex)
     fn.setup()
     return fn
 
@@ -318,7 +318,7 @@ def _stored(bag: _Bag) -> list[tuple[int, float]]:
 
 
 def test_a_shard_expires_at_its_newest_entry_without_reading_and_a_busy_shard_is_pruned(monkeypatch) -> None:
-    from transforms.dedup import _MatchShardsFn
+    from transforms.dedup.match import MatchShardsFn
 
     ttl = 60.0
     fn, token, bag, timer = _shard_fn(ttl), _Value(), _Bag([]), _Timer()
@@ -335,7 +335,7 @@ def test_a_shard_expires_at_its_newest_entry_without_reading_and_a_busy_shard_is
 
     # A shard that is never quiet: a probe every second for 300 s, TTL 10 s. Its bag stays
     # bounded, never loses an entry within two TTLs of the newest, and pairs stay within one TTL.
-    monkeypatch.setattr(_MatchShardsFn, "PRUNE_FROM", 8)
+    monkeypatch.setattr(MatchShardsFn, "PRUNE_FROM", 8)
     ttl = 10.0
     fn, token, bag = _shard_fn(ttl), _Value(), _Bag([])
     largest = 0

@@ -13,6 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Article, DeadLetter, OutcomeBatch, Quarantined, SourceBatch
 from tests.unit.test_quality import ROW_LEVEL_BREAKS, article, dead_letter
+from transforms.io.quality_store import LakeQualityStore
 from transforms.quality import QualityConfig, ValidateBatch, load_suite
 
 pytestmark = pytest.mark.beam
@@ -46,7 +47,11 @@ def _summary(element: OutcomeBatch) -> tuple[int, list[tuple[int, str]]]:
 def _run(lake: Path, policy: str) -> tuple[list, dict[str, int]]:
     config = QualityConfig(lake_uri=str(lake), suite=load_suite(), policy=policy, run_name=f"beam-{policy}")
     pipeline = beam.Pipeline(runner=FnApiRunner())
-    validated = pipeline | beam.Create(_batches(), reshuffle=False) | "Validate" >> ValidateBatch(config)
+    validated = (
+        pipeline
+        | beam.Create(_batches(), reshuffle=False)
+        | "Validate" >> ValidateBatch(config, LakeQualityStore(str(lake)))
+    )
     summaries = validated | beam.Map(_summary)
     expected = _expected(policy)
     assert_that(summaries, equal_to(expected))

@@ -222,7 +222,7 @@ def test_mojibake_repair_skips_only_lines_with_nothing_to_fix(monkeypatch: pytes
         "x < y on this line\nand AT&amp;T on the next",
     ]
     for sample in samples:
-        assert normalise_text(repair_mojibake(sample)) == normalise_text(ftfy.fix_text(sample, clean._FTFY))
+        assert normalise_text(repair_mojibake(sample)) == normalise_text(ftfy.fix_text(sample, clean.FTFY_CONFIG))
 
     def no_ftfy(text: str, config: object = None) -> str:
         raise AssertionError("ftfy called on plain text")

@@ -93,7 +93,8 @@ def _dead(offset: int, batch: SourceBatch, reason: str, read_at: dt.datetime) ->
 
 def _write_quality_summary(lake: Lake, batch: SourceBatch, outcomes: list) -> None:
     """The real stage's report for the batch (no validator: status ``error``), written as the stage does."""
-    from transforms.quality import QualityConfig, load_suite, validate_articles, write_report
+    from transforms.io.quality_store import write_report
+    from transforms.quality import QualityConfig, load_suite, validate_articles
 
     config = QualityConfig(lake.uri, load_suite(), run_name="test")
     verdict = validate_articles(None, OutcomeBatch(batch, tuple(outcomes)), config, utc_now())

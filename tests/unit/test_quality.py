@@ -12,6 +12,7 @@ from schemas.records import Article, DeadLetter, Entity, OutcomeBatch, Quarantin
 from tests.conftest import INGESTED_AT
 from transforms.errors import UserError
 from transforms.io.lake import Lake
+from transforms.io.quality_store import report_states, write_index, write_report
 from transforms.quality_core import (
     QualityConfig,
     SuiteValidator,
@@ -21,11 +22,8 @@ from transforms.quality_core import (
     load_suite,
     records_frame,
     render_index,
-    report_states,
     row_failures,
     validate_articles,
-    write_index,
-    write_report,
 )
 
 BATCH = SourceBatch("news", 0, 100, 110, 10)

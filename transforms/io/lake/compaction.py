@@ -1,0 +1,166 @@
+"""Compaction (``wirestream compact``): merge a partition's small files, atomically and idempotently.
+
+Files of one Kafka partition whose ranges are contiguous (counting what other tables cover in
+between) become one file named after the union of their ranges, staged and committed by a
+manifest too (:mod:`transforms.io.lake.staging`), so the lake's coverage, and with it the resume
+point and the accounting, are unchanged. On a local lake the folder's new content is swapped in
+with one atomic directory exchange, so readers see the folder before or after, never half-way.
+No Beam here.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from schemas import arrow
+from schemas.records import SourceBatch
+from transforms.io.lake.coverage import covered_ranges
+from transforms.io.lake.layout import STAGING, BatchFile, batch_files
+from transforms.io.lake.staging import (
+    can_exchange,
+    commit_manifest,
+    finish_exchange,
+    maintenance_lock,
+    recover_staging,
+    roll_forward,
+)
+from transforms.io.lake.store import Lake
+from transforms.io.offsets import merge_ranges
+
+__all__ = ["compact"]
+
+
+def _runs(files: list[BatchFile], covered: list[tuple[int, int]]) -> Iterator[list[BatchFile]]:
+    """Runs of one partition's files whose ranges are contiguous, counting what other files cover.
+
+    A merged file's name then still says truthfully which offsets it accounts for.
+    """
+    run: list[BatchFile] = []
+    for file in sorted(files, key=lambda f: f.first):
+        gap_covered = bool(run) and (
+            file.first <= run[-1].end or any(a <= run[-1].end and file.first <= b for a, b in covered)
+        )
+        if run and not gap_covered:
+            yield run
+            run = []
+        run.append(file)
+    if run:
+        yield run
+
+
+@dataclass(frozen=True)
+class _Merge:
+    """A run of contiguous files of one folder and the file they become (named after their union)."""
+
+    folder: str
+    run: list[BatchFile]
+
+    @property
+    def key(self) -> str:
+        first = self.run[0]
+        return SourceBatch(first.topic, first.partition, first.first, max(f.end for f in self.run), 0).key
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}.parquet"
+
+    @property
+    def relative(self) -> str:
+        return f"{self.folder}/{self.name}"
+
+
+def _merge_run(lake: Lake, schema: pa.Schema, run: list[BatchFile]) -> pa.Table:
+    combined = pa.concat_tables([pq.read_table(lake.path(f.relative), schema=schema) for f in run])
+    return combined.sort_by("kafka_offset") if "kafka_offset" in schema.names else combined
+
+
+def _compact_by_exchange(lake: Lake, schema: pa.Schema, folder: str, merges: list[_Merge]) -> None:
+    """Build the folder's next content beside it and swap it in at once (see :func:`compact`)."""
+    staging = lake.path(STAGING, f"swap+{folder.replace('/', '+')}+{uuid.uuid4().hex[:12]}")
+    following = f"{staging}/next"
+    lake.fs.create_dir(following, recursive=True)
+    replaced: set[str] = set()
+    for merge in merges:
+        lake.write_table(f"{following}/{merge.name}", _merge_run(lake, schema, merge.run))
+        replaced.update(f.relative for f in merge.run)
+    kept = []
+    for info in lake.list(lake.path(folder)):
+        relative = f"{folder}/{info.base_name}"
+        if info.type == pafs.FileType.File and relative not in replaced:
+            os.link(info.path, f"{following}/{info.base_name}")  # unmerged files and _SUCCESS stay
+            kept.append(relative)
+    lake.fsync(following)
+    files = [{"file": merge.relative} for merge in merges]
+    manifest = {"swap": folder, "files": files, "keep": kept, "remove": sorted(replaced)}
+    commit_manifest(lake, staging, manifest)
+    finish_exchange(lake, staging, manifest)
+
+
+def compact(lake: Lake) -> list[tuple[str, int]]:
+    """Merge each partition folder's small files, atomically, idempotently, safely for readers.
+
+    Files of one Kafka partition whose ranges are contiguous (counting what other tables cover in
+    between) become one file named after the union of their ranges, so the lake's coverage, and
+    with it the resume point and the accounting, are unchanged.
+
+    On a local lake each folder changes in one step: its next content (the merged files, plus
+    hard links to the files that stay) is built in ``_staging/``, committed by a manifest, then
+    swapped with the live folder by one ``renameat2(RENAME_EXCHANGE)``. A reader lists either
+    the old files or the new ones, never both and never neither; a query that listed the old
+    files and opens one after the swap gets a "file not found" error (never wrong rows) and can
+    be run again. A batch committed into the folder while it is being compacted is moved into the
+    new folder right after the swap. Elsewhere (object stores) each merge is committed like a
+    batch (staged, manifest, rename, deletes), and a query at that moment may see the rows twice.
+    :func:`transforms.io.lake.recover` finishes either kind of merge interrupted after its
+    manifest; recovery and compaction take turns on a lock, and compaction leaves the running
+    pipeline's staged batches alone. Returns ``(merged file, files replaced)`` for every merge.
+    """
+    with maintenance_lock(lake):
+        recover_staging(lake, only_merges=True)
+        return _compact(lake)
+
+
+def _compact(lake: Lake) -> list[tuple[str, int]]:
+    covered = {key: merge_ranges(ranges) for key, ranges in covered_ranges(lake).items()}
+    exchange = can_exchange(lake)
+    merged: list[tuple[str, int]] = []
+    for table, schema in arrow.STORED_TABLES.items():
+        by_folder: dict[str, list[BatchFile]] = defaultdict(list)
+        for file in batch_files(lake, table):
+            by_folder[file.folder].append(file)
+        for folder, files in by_folder.items():
+            by_partition: dict[tuple[str, int], list[BatchFile]] = defaultdict(list)
+            for file in files:
+                by_partition[(file.topic, file.partition)].append(file)
+            merges = [
+                _Merge(folder, run)
+                for (topic, partition), group in by_partition.items()
+                for run in _runs(group, covered.get((topic, partition), []))
+                if len(run) >= 2
+            ]
+            merged.extend((merge.relative, len(merge.run)) for merge in merges)
+            if not merges:
+                continue
+            if exchange:
+                _compact_by_exchange(lake, schema, folder, merges)
+                continue
+            for merge in merges:
+                combined = _merge_run(lake, schema, merge.run)
+                staging = lake.path(STAGING, f"compact+{table}+{folder.replace('/', '+')}+{merge.key}")
+                lake.fs.create_dir(f"{staging}/{folder}", recursive=True)
+                lake.write_table(f"{staging}/{merge.relative}", combined)
+                manifest = {
+                    "files": [{"file": merge.relative, "rows": combined.num_rows}],
+                    "remove": [f.relative for f in merge.run],
+                }
+                commit_manifest(lake, staging, manifest)
+                roll_forward(lake, staging, manifest)
+    return merged
