@@ -369,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wirestream: {error}", file=sys.stderr)
         return 2
     if level > logging.DEBUG:
-        from transforms.io.kafka_check import OncePerInterval
+        from transforms.io.kafka.check import OncePerInterval
 
         for handler in logging.getLogger().handlers:
             if not any(isinstance(existing, OncePerInterval) for existing in handler.filters):

@@ -33,12 +33,12 @@ from transforms.io.kafka import (
     ConsumerConfig,
     OffsetCommitter,
     PartitionPlan,
-    ReadArticles,
     check_reachable,
     gapless_reach,
     merge_ranges,
     plan_partitions,
 )
+from transforms.io.kafka.source import ReadArticles
 from transforms.io.lake import (
     Lake,
     LakeUnwritableError,

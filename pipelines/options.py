@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.dedup_core import DedupConfig
 from transforms.errors import UserError
-from transforms.io.kafka_security import KafkaSecurity
+from transforms.io.kafka.security import KafkaSecurity
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
 DEFAULT_TOPIC = "articles"
