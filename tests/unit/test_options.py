@@ -8,7 +8,8 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 
-from pipelines.options import FLINK_MINOR_VERSION, flink_job_server_jar, with_local_defaults
+from pipelines.options import with_local_defaults
+from pipelines.runners import FLINK_MINOR_VERSION, flink_job_server_jar
 from tests.conftest import ROOT
 from transforms.errors import UserError
 
