@@ -10,8 +10,8 @@ Invariants
       records (:func:`unskipped_runs`) never straddles one, so a batch is a contiguous, complete
       range of one partition.
 
-Imports no Beam (the progress monitor and the launcher's pre-flight use it); only
-:meth:`PartitionPlan.restriction`, called on the workers, loads Beam's ``OffsetRange``.
+Imports no Beam (the progress monitor and the launcher's pre-flight use it): the source turns a
+plan into its restriction (``[start_offset, stop_offset)``, or up to :data:`UNBOUNDED`).
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ import bisect
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transforms.io.kafka.check import TopicMissingError, check_reachable, missing_topic_message
 from transforms.io.kafka.config import ConsumerConfig
 from transforms.io.offsets import first_uncovered, gapless_reach, merge_ranges
-
-if TYPE_CHECKING:
-    from apache_beam.io.restriction_trackers import OffsetRange
 
 __all__ = ["UNBOUNDED", "PartitionPlan", "SkipList", "plan_partitions", "resume_plan", "unskipped_runs"]
 
@@ -45,12 +42,6 @@ class PartitionPlan:
     stop_offset: int | None
     skip: tuple[tuple[int, int], ...] = field(default=())
 
-    def restriction(self) -> OffsetRange:
-        """The initial restriction of this partition's SDF element."""
-        from apache_beam.io.restriction_trackers import OffsetRange
-
-        stop = UNBOUNDED if self.stop_offset is None else max(self.stop_offset, self.start_offset)
-        return OffsetRange(self.start_offset, stop)
 
 
 def resume_plan(

@@ -57,8 +57,11 @@ _LOG = logging.getLogger(__name__)
 
 
 class _PlanRestrictions(RestrictionProvider):
+    """A plan's restriction: ``[start_offset, stop_offset)``, or up to ``UNBOUNDED`` when it has no stop."""
+
     def initial_restriction(self, plan: PartitionPlan) -> OffsetRange:
-        return plan.restriction()
+        stop = UNBOUNDED if plan.stop_offset is None else max(plan.stop_offset, plan.start_offset)
+        return OffsetRange(plan.start_offset, stop)
 
     def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
         return OffsetRestrictionTracker(restriction)
