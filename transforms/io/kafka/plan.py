@@ -43,7 +43,6 @@ class PartitionPlan:
     skip: tuple[tuple[int, int], ...] = field(default=())
 
 
-
 def resume_plan(
     topic: str,
     partition: int,
