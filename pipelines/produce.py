@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from transforms.errors import UserError
-from transforms.io.kafka_check import check_kafka
-from transforms.io.kafka_security import KafkaSecurity
+from transforms.io.kafka.check import check_kafka
+from transforms.io.kafka.security import KafkaSecurity
 
 
 def ensure_topic(

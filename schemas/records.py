@@ -55,7 +55,7 @@ class KafkaRecord:
     ingested_at: dt.datetime
     batch: SourceBatch
     event_us: int = -1
-    """The record's event time in µs, as the source orders it (see ``transforms/io/kafka.py``); -1 unknown."""
+    """The record's event time in µs, as the source orders it (see ``transforms/io/kafka/source.py``); -1 unknown."""
 
 
 @dataclass(frozen=True)

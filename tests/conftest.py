@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.options import prism_binary
+from pipelines.runners import prism_binary
 from schemas import arrow
 from schemas.records import Article, KafkaRecord, SourceBatch
 from transforms.entities import canonicalise

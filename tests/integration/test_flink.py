@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.options import flink_job_server_jar
 from pipelines.produce import produce
+from pipelines.runners import flink_job_server_jar
 from tests.integration.helpers import assert_each_once, run_until_caught_up
 
 pytestmark = pytest.mark.integration

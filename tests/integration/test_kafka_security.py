@@ -20,7 +20,7 @@ from pipelines.produce import produce
 from tests.integration.helpers import assert_each_once, committed_offsets, wirestream
 from tests.integration.secure_broker import USER, SecureBroker, secure_broker
 from transforms.io.kafka import ConsumerConfig, KafkaUnreachableError, check_reachable, plan_partitions
-from transforms.io.kafka_security import KafkaSecurity
+from transforms.io.kafka.security import KafkaSecurity
 
 pytestmark = pytest.mark.integration
 

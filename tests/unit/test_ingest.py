@@ -1,4 +1,4 @@
-"""Launcher helpers of ``pipelines/ingest.py`` that decide what a run reads and how it runs."""
+"""Launcher helpers (``pipelines/launcher.py``, ``runners.py``) that decide what a run reads and how it runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions
 
-from pipelines.ingest import prism_settings, seed_folders
+from pipelines.launcher import seed_folders
+from pipelines.runners import prism_settings
 from transforms.io.lake import Lake
 
 NOW = dt.datetime(2026, 12, 2, 12, 30, tzinfo=dt.UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from transforms.io.kafka_check import OncePerInterval, missing_topic_message
+from transforms.io.kafka.check import OncePerInterval, missing_topic_message
 
 
 def _record(name: str, msg: str, *args: object) -> logging.LogRecord:

@@ -1,6 +1,7 @@
 from types import SimpleNamespace
 
-from transforms.io.kafka import PartitionPlan, _batches, _SkipList, merge_ranges, resume_plan
+from transforms.io.kafka import PartitionPlan, merge_ranges, resume_plan
+from transforms.io.kafka.plan import SkipList, unskipped_runs
 
 
 def test_merge_ranges_joins_touching_and_overlapping() -> None:
@@ -31,7 +32,7 @@ def test_retention_moves_the_start_forward() -> None:
 
 def test_batches_never_straddle_a_skipped_range() -> None:
     records = [SimpleNamespace(offset=o) for o in (10, 11, 12, 20, 21, 30, 31)]
-    runs = [[r.offset for r in run] for run in _batches(records, _SkipList([(12, 13), (21, 30)]))]
+    runs = [[r.offset for r in run] for run in unskipped_runs(records, SkipList([(12, 13), (21, 30)]))]
     assert runs == [[10, 11], [20], [30, 31]]
 
 

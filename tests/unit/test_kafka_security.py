@@ -19,7 +19,7 @@ from pipelines.ingest import build, consumer_config
 from pipelines.options import IngestOptions, refuse_secret_options
 from transforms.errors import UserError
 from transforms.io.kafka import PartitionPlan
-from transforms.io.kafka_security import KafkaSecurity, KafkaSecurityError, read_secret
+from transforms.io.kafka.security import KafkaSecurity, KafkaSecurityError, read_secret
 
 SECRET = "s3cret-Kafka-password-7f1c2b"
 

@@ -11,7 +11,8 @@ from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.runners.sdf_utils import RestrictionTrackerView, ThreadsafeRestrictionTracker
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.io.kafka import ConsumerConfig, PartitionPlan, _ReadPartitionFn
+from transforms.io.kafka import ConsumerConfig, PartitionPlan
+from transforms.io.kafka.source import ReadPartitionFn
 
 
 class _Log:
@@ -57,8 +58,8 @@ class _Log:
         return {TopicPartition("t", 0): batch} if batch else {}
 
 
-def _fn(log: _Log, max_batch: int = 10) -> _ReadPartitionFn:
-    fn = _ReadPartitionFn(ConsumerConfig(max_batch_records=max_batch))
+def _fn(log: _Log, max_batch: int = 10) -> ReadPartitionFn:
+    fn = ReadPartitionFn(ConsumerConfig(max_batch_records=max_batch))
     fn.setup()
     fn._consumers[("t", 0)] = log
     fn._positions[("t", 0)] = 0
@@ -72,7 +73,7 @@ def _tracker(restriction: OffsetRange) -> tuple[ThreadsafeRestrictionTracker, Re
     return threadsafe, RestrictionTrackerView(threadsafe)
 
 
-def _drain(fn: _ReadPartitionFn, plan: PartitionPlan, restriction: OffsetRange, on_tracker=None) -> list[int]:
+def _drain(fn: ReadPartitionFn, plan: PartitionPlan, restriction: OffsetRange, on_tracker=None) -> list[int]:
     threadsafe, view = _tracker(restriction)
     if on_tracker:
         on_tracker(threadsafe)
@@ -111,7 +112,7 @@ def test_batches_cover_contiguous_ranges_and_skip_what_the_lake_has() -> None:
     ]
 
 
-def _poll_once(fn: _ReadPartitionFn, plan: PartitionPlan, watermark: ManualWatermarkEstimator) -> list:
+def _poll_once(fn: ReadPartitionFn, plan: PartitionPlan, watermark: ManualWatermarkEstimator) -> list:
     _, view = _tracker(OffsetRange(fn._positions[("t", 0)] if fn._positions[("t", 0)] >= 0 else 0, 2**63 - 1))
     return list(fn.process(plan, tracker=view, watermark=watermark))
 

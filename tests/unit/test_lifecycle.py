@@ -25,7 +25,7 @@ from pipelines.lifecycle import (
     request_stop,
     stop_path,
 )
-from transforms.io.kafka import _StopFlag
+from transforms.io.kafka.source import StopFlag
 
 
 def _lease(root: Path) -> LakeLease:
@@ -94,7 +94,7 @@ def test_an_unreadable_lease_is_replaced(tmp_path: Path) -> None:
 def test_the_sources_see_a_stop_request_and_the_lease_release_removes_it(tmp_path: Path) -> None:
     holder = _lease(tmp_path)
     holder.acquire(heartbeat=False)
-    flag = _StopFlag(stop_path(str(tmp_path), holder.run_id), interval_s=0)
+    flag = StopFlag(stop_path(str(tmp_path), holder.run_id), interval_s=0)
     assert not flag.requested()
     request_stop(pafs.LocalFileSystem(), str(tmp_path), holder.run_id)
     assert flag.requested()

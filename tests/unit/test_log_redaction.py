@@ -15,7 +15,7 @@ from kafka.protocol.sasl_authenticate import SaslAuthenticateRequest, SaslAuthen
 from kafka.sasl.scram import ScramClient
 
 from transforms.io import log_redaction
-from transforms.io.kafka_security import KafkaSecurity, KafkaSecurityError, read_secret
+from transforms.io.kafka.security import KafkaSecurity, KafkaSecurityError, read_secret
 from transforms.io.log_redaction import MASK, Redactor, RedactSecrets
 
 USER = "wirestream-reader"

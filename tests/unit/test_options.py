@@ -8,7 +8,8 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 
-from pipelines.options import FLINK_MINOR_VERSION, flink_job_server_jar, with_local_defaults
+from pipelines.options import with_local_defaults
+from pipelines.runners import FLINK_MINOR_VERSION, flink_job_server_jar
 from tests.conftest import ROOT
 from transforms.errors import UserError
 
@@ -52,7 +53,7 @@ def test_ner_workers_ask_prism_for_worker_processes_and_refuse_other_runners(mon
 
     from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions
 
-    from pipelines.ingest import separate_worker_processes
+    from pipelines.runners import separate_worker_processes
 
     monkeypatch.setenv("PATH", "/usr/bin")
     options = PipelineOptions(["--runner=PrismRunner", "--ner-workers=2"])
@@ -66,8 +67,7 @@ def test_ner_workers_ask_prism_for_worker_processes_and_refuse_other_runners(mon
 def test_dedup_settings_come_from_the_options_and_a_bad_shard_count_stops_the_run() -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.ingest import dedup_config
-    from pipelines.options import IngestOptions
+    from pipelines.options import IngestOptions, dedup_config
 
     config = dedup_config(PipelineOptions(["--dedup-shards=4", "--dedup-ttl-hours=2"]).view_as(IngestOptions))
     assert config.index_shards == 4 and config.ttl_seconds == 7200.0

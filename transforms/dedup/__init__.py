@@ -110,7 +110,7 @@ class Deduplicate(beam.PTransform):
     """``PCollection[OutcomeBatch]`` → ``PCollection[OutcomeBatch]`` with duplicates marked.
 
     ``seeds``: optional remembered tickets of articles already in the lake (:func:`encode_memory`
-    each, stamped at the epoch: :class:`transforms.io.lake_seeds.LakeSeeds` reads them).
+    each, stamped at the epoch: :class:`transforms.io.lake.seeds.LakeSeeds` reads them).
     """
 
     def __init__(self, config: DedupConfig = DedupConfig(), seeds: beam.PCollection | None = None) -> None:

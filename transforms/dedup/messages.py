@@ -117,7 +117,7 @@ def ticket_messages(tickets: Sequence[Ticket], config: DedupConfig) -> Iterator[
 
 
 class SeedMessagesFn(beam.DoFn):
-    """A seed's remembered ticket (:func:`encode_memory`; see :mod:`transforms.io.lake_seeds`) → its messages.
+    """A seed's remembered ticket (:func:`encode_memory`; see :mod:`transforms.io.lake.seeds`) → its messages.
 
     The messages keep the seed's timestamp (the epoch): a verdict that waits for a seed's ticket
     is then never stamped later than the batch it concerns.

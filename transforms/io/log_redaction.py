@@ -4,7 +4,7 @@ A :class:`RedactSecrets` filter sits on the root logger's handlers, so it sees t
 logger (ours, Beam's, kafka-python's, the Prism lines Beam relays) just before they are written.
 It rewrites each record in place and never drops one:
 
-* every **known secret** (each value :func:`~transforms.io.kafka_security.read_secret` returned in
+* every **known secret** (each value :func:`~transforms.io.kafka.security.read_secret` returned in
   this process, handed over by :func:`protect`) is replaced by ``***`` in each form a log line
   can carry it: as is, escaped as in a ``str`` or ``bytes`` repr (either quote style), JSON-escaped,
   percent-encoded;
