@@ -1,8 +1,10 @@
-"""Shared fixtures: records, the corpus setting, the real broker and the locally built Prism."""
+"""Shared fixtures: the corpus setting, the real broker, the locally built Prism, small lakes.
+
+Record builders and paths are in :mod:`tests.kit`.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import uuid
@@ -15,34 +17,9 @@ import pytest
 
 from pipelines.runners import prism_binary
 from schemas import arrow
-from schemas.records import Article, KafkaRecord, SourceBatch
-from transforms.entities import canonicalise
+from schemas.records import SourceBatch
+from tests.kit import KAFKA_SCRIPT, ROOT, article_with_mentions
 from transforms.io.lake import Lake, commit_batch
-
-ROOT = Path(__file__).resolve().parent.parent
-KAFKA_SCRIPT = ROOT / "infra" / "kafka" / "kafka.sh"
-INGESTED_AT = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
-
-
-def make_record(
-    value: bytes | None,
-    offset: int = 0,
-    partition: int = 0,
-    topic: str = "t",
-    batch: SourceBatch | None = None,
-    key: bytes | None = None,
-) -> KafkaRecord:
-    return KafkaRecord(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        key=key,
-        value=value,
-        headers=(("h", b"v"),),
-        timestamp_ms=1764000000000,
-        ingested_at=INGESTED_AT,
-        batch=batch or SourceBatch(topic, partition, offset, offset + 1, 1),
-    )
 
 
 @pytest.fixture(scope="session")
@@ -84,36 +61,6 @@ def topic() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
-def _article(offset: int, batch: SourceBatch, mentions: list[tuple[str, str]]) -> Article:
-    text = " ".join(text for text, _ in mentions)
-    found, start = [], 0
-    for name, label in mentions:
-        found.append((name, label, start, start + len(name)))
-        start += len(name) + 1
-    return Article(
-        article_id=f"a{offset}",
-        url=f"https://x.example/{offset}",
-        title=None,
-        body=None,
-        html=None,
-        published_at=None,
-        source="x.example",
-        language="en",
-        ingested_at=INGESTED_AT,
-        kafka_topic=batch.topic,
-        kafka_partition=batch.partition,
-        kafka_offset=offset,
-        batch=batch,
-        raw_value=b"{}",
-        raw_key=None,
-        canonical_url=f"https://x.example/{offset}",
-        text=text,
-        word_count=len(text.split()),
-        content_hash=f"h{offset}",
-        entities=canonicalise(found),
-    )
-
-
 @pytest.fixture
 def lake_from_before_keys(tmp_path: Path) -> Path:
     """A lake whose first batch was written before the ``key`` column (files without it) and whose
@@ -130,8 +77,10 @@ def write_lake_from_before_keys(tmp_path: Path) -> None:
         lake,
         old,
         [
-            _article(0, old, [("U.S.", "GPE")] * 3 + [("two", "CARDINAL")] * 4 + [("Lloyd Austin", "PERSON")]),
-            _article(1, old, [("U.S.", "GPE")]),
+            article_with_mentions(
+                0, old, [("U.S.", "GPE")] * 3 + [("two", "CARDINAL")] * 4 + [("Lloyd Austin", "PERSON")]
+            ),
+            article_with_mentions(1, old, [("U.S.", "GPE")]),
         ],
     )
     for path in tmp_path.glob(f"*/dt=*/hour=*/{old.key}.parquet"):
@@ -149,8 +98,10 @@ def write_lake_from_before_keys(tmp_path: Path) -> None:
         lake,
         new,
         [
-            _article(2, new, [("US", "GPE")] * 3 + [("the United States", "GPE")] + [("one", "CARDINAL")] * 5),
-            _article(
+            article_with_mentions(
+                2, new, [("US", "GPE")] * 3 + [("the United States", "GPE")] + [("one", "CARDINAL")] * 5
+            ),
+            article_with_mentions(
                 3,
                 new,
                 [("Britain", "GPE"), ("the United Kingdom", "GPE"), ("Austin", "PERSON")]

@@ -16,7 +16,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
 from schemas.records import Article, Duplicate, RecordBatch, SourceBatch
-from tests.conftest import INGESTED_AT, make_record
+from tests.kit import INGESTED_AT, make_record
 from transforms.clean import CleanArticle
 from transforms.dedup import DedupConfig, Deduplicate
 from transforms.io.lake.seeds import LakeSeeds

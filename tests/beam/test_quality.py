@@ -12,7 +12,8 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Article, DeadLetter, OutcomeBatch, Quarantined, SourceBatch
-from tests.unit.test_quality import ROW_LEVEL_BREAKS, article, dead_letter
+from tests.kit import ROW_LEVEL_BREAKS, dead_letter
+from tests.kit import news_article as article
 from transforms.io.quality_store import LakeQualityStore
 from transforms.quality import QualityConfig, ValidateBatch, load_suite
 
@@ -26,12 +27,12 @@ SOURCELESS = "source_null_rate_at_most_1_percent"
 
 def _batches() -> list[OutcomeBatch]:
     crafted = [article(100 + i, batch=CRAFTED, **changes) for i, changes in enumerate(ROW_LEVEL_BREAKS.values())]
-    outcomes = (*crafted, dead_letter(108), article(109, batch=CRAFTED))
+    outcomes = (*crafted, dead_letter(108, error="x", raw=b"x"), article(109, batch=CRAFTED))
     twins = tuple(article(i, kafka_partition=1, source=None, batch=TWINS) for i in range(3))
     return [
         OutcomeBatch(CRAFTED, outcomes),
         OutcomeBatch(TWINS, twins),
-        OutcomeBatch(LETTERS, (dead_letter(0).evolve(kafka_partition=2, batch=LETTERS),)),
+        OutcomeBatch(LETTERS, (dead_letter(0, error="x", raw=b"x").evolve(kafka_partition=2, batch=LETTERS),)),
     ]
 
 

@@ -12,7 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Article, RecordBatch, SourceBatch
-from tests.conftest import make_record
+from tests.kit import make_record
 from transforms.clean import CleanArticle
 from transforms.entities import EntityConfig, ExtractEntities
 from transforms.io.lake.sink import WriteLake

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipelines.query import query
-from tests.conftest import ROOT
+from tests.kit import ROOT
 
 
 def wirestream(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,7 @@ def wirestream(*args: str, timeout: float = 300, env: dict[str, str] | None = No
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**_env(), **(env or {})},
+        env={**subprocess_env(), **(env or {})},
     )
     if result.returncode != 0:
         raise AssertionError(
@@ -99,7 +99,7 @@ def start_streaming(lake: Path, topic: str, bootstrap: str, log: Path) -> subpro
         cwd=ROOT,
         stdout=handle,
         stderr=subprocess.STDOUT,
-        env=_env(),
+        env=subprocess_env(),
         start_new_session=True,
     )
 
@@ -137,7 +137,7 @@ def accounted(lake: Path) -> Counter[tuple[str, int, int]]:
     return Counter((topic, int(partition), int(offset)) for topic, partition, offset in rows)
 
 
-def _env() -> dict[str, str]:
+def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("WIRESTREAM_LOG_LEVEL", "INFO")
     return env

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import KAFKA_SCRIPT
+from tests.kit import KAFKA_SCRIPT
 
 USER = "wirestream-reader"
 

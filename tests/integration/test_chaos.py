@@ -22,7 +22,6 @@ import pytest
 from pipelines.produce import produce
 from pipelines.query import query
 from schemas import arrow
-from tests.conftest import KAFKA_SCRIPT
 from tests.integration.helpers import (
     accounted,
     assert_each_once,
@@ -32,6 +31,7 @@ from tests.integration.helpers import (
     start_streaming,
     wirestream,
 )
+from tests.kit import KAFKA_SCRIPT
 from transforms.io.lake import STAGING
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.produce import ensure_topic
-from tests.conftest import ROOT
 from tests.integration.helpers import run_args, run_until_caught_up, wirestream
+from tests.kit import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.produce import produce
-from tests.conftest import ROOT
 from tests.integration.helpers import assert_each_once, kill_group, run_args, wait_until_accounted
+from tests.kit import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.produce import produce
-from tests.conftest import ROOT
 from tests.integration.helpers import assert_each_once, run_args
+from tests.kit import ROOT
 
 pytestmark = pytest.mark.integration
 

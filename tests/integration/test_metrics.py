@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipelines.produce import produce
 from pipelines.query import query
-from tests.conftest import ROOT
-from tests.integration.helpers import _env, kill_group, run_args
+from tests.integration.helpers import kill_group, run_args, subprocess_env
+from tests.kit import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,7 @@ def test_a_scrape_during_a_streaming_run_matches_the_lake_exactly(
         cwd=ROOT,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
-        env={**_env(), "WIRESTREAM_LOG_LEVEL": "WARNING"},
+        env={**subprocess_env(), "WIRESTREAM_LOG_LEVEL": "WARNING"},
         start_new_session=True,
     )
     try:

@@ -13,8 +13,8 @@ import pytest
 
 from pipelines.produce import produce
 from pipelines.query import query
-from tests.conftest import ROOT
 from tests.integration.helpers import assert_each_once, chromium, dump_dom, run_until_caught_up
+from tests.kit import ROOT
 
 pytestmark = pytest.mark.integration
 

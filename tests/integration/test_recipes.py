@@ -20,7 +20,7 @@ import pytest
 from examples.recipes import duckdb_sql, polars_lazy, pyarrow_dataset
 from pipelines.report import resolve_clusters
 from schemas.entity_keys import NOT_NAMED, entity_key
-from tests.conftest import ROOT
+from tests.kit import ROOT
 
 pytestmark = pytest.mark.integration
 

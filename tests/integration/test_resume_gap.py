@@ -53,12 +53,12 @@ def test_a_batch_missing_before_later_committed_ones_is_read_again(
 def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers: str, tmp_path: Path) -> None:
     """The sink commits the end of the lake's gapless run from the origin, not each batch's own end."""
     from schemas.records import OutcomeBatch, SourceBatch
-    from tests.conftest import make_record
     from tests.integration.helpers import committed_offsets
+    from tests.kit import make_record
     from transforms.io.kafka import ConsumerConfig, OffsetCommitter
     from transforms.io.lake import record_origins
     from transforms.io.lake import sink as sink_module
-    from transforms.io.lake.sink import _CommitBatchFn
+    from transforms.io.lake.sink import CommitBatchFn
     from transforms.parse import parse_record
 
     topic = f"order-{uuid.uuid4().hex[:10]}"
@@ -72,7 +72,7 @@ def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers
         records = [make_record(b"{oops", offset=o, topic=topic, batch=source) for o in range(first, end)]
         return OutcomeBatch(source, tuple(parse_record(r) for r in records))
 
-    sink = _CommitBatchFn(lake.root, "ingestion_time", partial(OffsetCommitter, consumer), 5.0)
+    sink = CommitBatchFn(lake.root, "ingestion_time", partial(OffsetCommitter, consumer), 5.0)
     sink.setup()
     try:
         (report,) = list(sink.process(batch(10, 20)))
@@ -84,7 +84,7 @@ def test_the_group_commit_never_passes_a_batch_still_in_flight(bootstrap_servers
     finally:
         sink.teardown()
     sink_module._REACHES.clear()  # what a new worker process starts with
-    restarted = _CommitBatchFn(
+    restarted = CommitBatchFn(
         lake.root, "ingestion_time", partial(OffsetCommitter, consumer), 5.0
     )  # learns from the lake
     restarted.setup()

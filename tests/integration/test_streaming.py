@@ -13,7 +13,6 @@ import pytest
 
 from pipelines.produce import produce
 from pipelines.query import query
-from tests.conftest import KAFKA_SCRIPT
 from tests.integration.helpers import (
     assert_each_once,
     committed_offsets,
@@ -21,6 +20,7 @@ from tests.integration.helpers import (
     start_streaming,
     wait_until_accounted,
 )
+from tests.kit import KAFKA_SCRIPT
 from transforms.io.lake import STAGING
 
 pytestmark = pytest.mark.integration

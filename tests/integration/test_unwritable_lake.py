@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.produce import produce
-from tests.conftest import ROOT
 from tests.integration.helpers import assert_each_once, committed_offsets, run_args, run_until_caught_up
+from tests.kit import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@ import ftfy
 import pytest
 
 from schemas.records import Article, DeadLetter
-from tests.conftest import make_record
+from tests.kit import make_record
 from transforms import clean
 from transforms.clean import (
     canonical_url,

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import cli
 from pipelines.config import ConfigError, config_args, expand_config, load_config
-from tests.conftest import ROOT
+from tests.kit import ROOT
 
 EXAMPLE = ROOT / "infra" / "wirestream.example.toml"
 PARSERS = {"run": cli.run_parser(), "produce": cli.produce_parser()}

@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.ingest import build
 from pipelines.options import IngestOptions
-from tests.conftest import ROOT
+from tests.kit import ROOT
 from transforms.io.kafka import PartitionPlan
 
 apiclient = pytest.importorskip(

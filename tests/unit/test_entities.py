@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from schemas.entity_keys import entity_key, strip_possessive
-from tests.conftest import make_record
+from tests.kit import make_record
 from transforms.clean import clean_article
 from transforms.entities import CANONICAL_LABELS, EntityConfig, annotate, canonicalise, load_model, split_into_chunks
 from transforms.parse import parse_record

@@ -10,7 +10,7 @@ import spacy
 
 from pipelines.options import spacy_models
 from schemas.records import Article
-from tests.conftest import make_record
+from tests.kit import make_record
 from transforms.clean import clean_article
 from transforms.entities import ANNOTATED, NO_MODEL, EntityConfig, annotate_languages, load_model, model_label
 from transforms.parse import parse_record

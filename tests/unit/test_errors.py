@@ -19,7 +19,7 @@ import pytest
 from pipelines.lake_check import LAKE_ENTRIES, require_lake
 from pipelines.produce import produce_file
 from pipelines.report import write_report
-from tests.conftest import ROOT
+from tests.kit import ROOT
 from transforms.errors import UserError
 from transforms.quality import load_suite
 

@@ -19,7 +19,7 @@ import spacy
 
 from pipelines.query import query
 from schemas.records import Article, DeadLetter, Outcome, SourceBatch
-from tests.conftest import make_record
+from tests.kit import make_record
 from transforms.clean import clean_article
 from transforms.dedup_core import ArticleRef, DedupConfig, decode_memory, encode_memory, encode_ticket, fingerprint
 from transforms.entities import EntityConfig, annotate

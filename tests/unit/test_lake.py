@@ -7,6 +7,7 @@ import pytest
 
 from schemas import arrow
 from schemas.records import Article, DeadLetter, Duplicate, Entity, Quarantined, SourceBatch
+from tests.kit import article, dead_letter
 from transforms.io.lake import (
     MANIFEST,
     STAGING,
@@ -24,24 +25,10 @@ T0 = dt.datetime(2026, 11, 24, 9, 59, 59, tzinfo=dt.UTC)
 
 
 def _article(offset: int, batch: SourceBatch, ingested_at: dt.datetime = T0) -> Article:
-    return Article(
-        article_id=f"a{offset}",
-        url=f"https://x.example/{offset}",
-        title=None,
-        body=None,
-        html=None,
-        published_at=None,
-        source="x.example",
-        language="en",
+    return article(
+        offset,
+        batch,
         ingested_at=ingested_at,
-        kafka_topic=batch.topic,
-        kafka_partition=batch.partition,
-        kafka_offset=offset,
-        batch=batch,
-        raw_value=b"{}",
-        raw_key=None,
-        canonical_url=f"https://x.example/{offset}",
-        text="Lloyd Austin spoke.",
         word_count=3,
         content_hash="h",
         entities=(Entity("Lloyd Austin", "PERSON", 0, 12, "Lloyd Austin", "lloyd austin"),),
@@ -49,7 +36,7 @@ def _article(offset: int, batch: SourceBatch, ingested_at: dt.datetime = T0) -> 
 
 
 def _dead(offset: int, batch: SourceBatch) -> DeadLetter:
-    return DeadLetter("parse", "not_json", "bad", b"{x", None, T0, T0, batch.topic, batch.partition, offset, batch)
+    return dead_letter(offset, batch, at=T0)
 
 
 def test_commit_writes_every_table_with_its_schema(tmp_path) -> None:

@@ -18,6 +18,7 @@ from pipelines.lake_watch import (
     stage_seconds,
 )
 from schemas.records import Article, DeadLetter, Duplicate, OutcomeBatch, Quarantined, SourceBatch, utc_now
+from tests.kit import article, dead_letter
 from transforms.io.kafka import PartitionPlan
 from transforms.io.lake import Lake, commit_batch
 
@@ -61,34 +62,17 @@ def test_offsets_to_account_run_from_the_start_to_the_end_less_skipped_ranges() 
 
 
 def _article(offset: int, batch: SourceBatch, read_at: dt.datetime) -> Article:
-    return Article(
-        article_id=f"a{offset}",
-        url=f"https://x.example/{offset}",
-        title=None,
-        body=None,
-        html=None,
-        published_at=None,
-        source="x.example",
-        language="en",
-        ingested_at=read_at,
-        kafka_topic=batch.topic,
-        kafka_partition=batch.partition,
-        kafka_offset=offset,
-        batch=batch,
-        raw_value=b"{}",
-        raw_key=None,
-        canonical_url=f"https://x.example/{offset}",
+    return article(
+        offset,
+        batch,
         text="Some words here.",
-        word_count=3,
-        content_hash=f"h{offset}",
+        ingested_at=read_at,
         event_us=int((read_at - dt.timedelta(seconds=7)).timestamp() * 1_000_000),
     )
 
 
 def _dead(offset: int, batch: SourceBatch, reason: str, read_at: dt.datetime) -> DeadLetter:
-    return DeadLetter(
-        "parse", reason, "bad", b"{x", None, read_at, read_at, batch.topic, batch.partition, offset, batch
-    )
+    return dead_letter(offset, batch, reason, at=read_at)
 
 
 def _write_quality_summary(lake: Lake, batch: SourceBatch, outcomes: list) -> None:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipelines.lake_watch import LATENCY_BOUNDS_S, STAGE_BOUNDS_S, Buckets, LakeTally
 from pipelines.metrics import METRICS, MetricsExporter, MetricsPortError, exposed_names
 from pipelines.progress import Snapshot
-from tests.conftest import ROOT
+from tests.kit import ROOT
 
 DASHBOARD = ROOT / "infra" / "grafana" / "wirestream-dashboard.json"
 

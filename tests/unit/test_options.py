@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.options import with_local_defaults
 from pipelines.runners import FLINK_MINOR_VERSION, flink_job_server_jar
-from tests.conftest import ROOT
+from tests.kit import ROOT
 from transforms.errors import UserError
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from schemas.records import Article, DeadLetter
-from tests.conftest import make_record
+from tests.kit import make_record
 from transforms.parse import ParseConfig, parse_record
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from schemas.records import Article, DeadLetter, Entity, OutcomeBatch, Quarantined, SourceBatch
-from tests.conftest import INGESTED_AT
+from tests.kit import INGESTED_AT, NEWS_BATCH, ROW_LEVEL_BREAKS
+from tests.kit import dead_letter as kit_dead_letter
+from tests.kit import news_article as article
 from transforms.errors import UserError
 from transforms.io.lake import Lake
 from transforms.io.quality_store import report_states, write_index, write_report
@@ -26,38 +28,12 @@ from transforms.quality_core import (
     validate_articles,
 )
 
-BATCH = SourceBatch("news", 0, 100, 110, 10)
+BATCH = NEWS_BATCH
 TEXT = "The mayor of Lisbon opened a new tram line on Friday, the city council said."
 
 
-def article(offset: int = 100, **changes: object) -> Article:
-    base = Article(
-        article_id=f"a{offset}",
-        url=f"https://n.example/{offset}",
-        title="Tram line opens",
-        body=None,
-        html=None,
-        published_at=INGESTED_AT - dt.timedelta(hours=1),
-        source="n.example",
-        language="en",
-        ingested_at=INGESTED_AT,
-        kafka_topic="news",
-        kafka_partition=0,
-        kafka_offset=offset,
-        batch=BATCH,
-        raw_value=b"{}",
-        raw_key=None,
-        canonical_url=f"https://n.example/{offset}",
-        text=TEXT,
-        word_count=len(TEXT.split()),
-        content_hash=f"hash{offset}",
-        entities=(Entity("Lisbon", "GPE", 13, 19, "Lisbon", "lisbon"),),
-    )
-    return base.evolve(**changes)
-
-
 def dead_letter(offset: int) -> DeadLetter:
-    return DeadLetter("parse", "not_json", "x", b"x", None, INGESTED_AT, INGESTED_AT, "news", 0, offset, BATCH)
+    return kit_dead_letter(offset, BATCH, error="x", raw=b"x")
 
 
 def gx_result(*entries: tuple[str, str, bool, list[int]]) -> dict:
@@ -160,16 +136,6 @@ def test_load_suite_refuses_unnamed_or_unlevelled_expectations(tmp_path: Path) -
 @pytest.fixture(scope="module")
 def validator() -> SuiteValidator:
     return SuiteValidator(load_suite())
-
-
-ROW_LEVEL_BREAKS = {
-    "article_id_not_null": {"article_id": ""},
-    "url_not_null": {"url": ""},
-    "text_not_null": {"text": "", "entities": ()},
-    "text_length_in_bounds": {"text": "Too short.", "word_count": 2, "entities": ()},
-    "word_count_positive": {"word_count": 0},
-    "published_at_not_in_future": {"published_at": INGESTED_AT + dt.timedelta(hours=2)},
-}
 
 
 def test_the_suite_names_every_row_level_expectation_a_crafted_article_breaks(

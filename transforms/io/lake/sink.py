@@ -39,7 +39,7 @@ from transforms.io.lake.markers import write_marker
 from transforms.io.lake.store import Lake
 from transforms.io.offsets import first_uncovered, gapless_reach, merge_ranges
 
-__all__ = ["BatchReport", "Committer", "MarkComplete", "OpenCommitter", "WriteLake"]
+__all__ = ["BatchReport", "CommitBatchFn", "Committer", "MarkComplete", "OpenCommitter", "WriteLake"]
 
 
 class Committer(Protocol):
@@ -110,7 +110,7 @@ def _written_reach(lake_uri: str) -> _WrittenReach:
         return _REACHES.setdefault(lake_uri, _WrittenReach())
 
 
-class _CommitBatchFn(beam.DoFn):
+class CommitBatchFn(beam.DoFn):
     def __init__(
         self, lake_uri: str, partition_by: str, open_committer: OpenCommitter | None, retry_seconds: float
     ) -> None:
@@ -168,7 +168,7 @@ class WriteLake(beam.PTransform):
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         return batches | "CommitBatches" >> beam.ParDo(
-            _CommitBatchFn(self._lake_uri, self._partition_by, self._open_committer, self._retry_seconds)
+            CommitBatchFn(self._lake_uri, self._partition_by, self._open_committer, self._retry_seconds)
         )
 
 
