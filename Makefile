@@ -8,7 +8,7 @@ TOPIC ?= articles
 export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv dev prism flink kafka-jars chromium kafka-up kafka-down kafka-status run test lint unit beam integration bench soak clean
+.PHONY: setup venv dev prism flink kafka-jars chromium kafka-up kafka-down kafka-status run test lint unit component beam integration bench soak clean
 
 setup: venv prism kafka-jars ## everything: Python env, Prism runner, Kafka jars
 
@@ -58,6 +58,9 @@ lint: dev
 
 unit: dev
 	$(BIN)/pytest -q tests/unit
+
+component: dev
+	$(BIN)/pytest -q tests/component
 
 beam: dev prism
 	$(BIN)/pytest -q tests/beam

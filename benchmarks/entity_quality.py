@@ -10,7 +10,7 @@ the raw text through the alignment of the two strings. Micro-averaged precision,
 re3d labels nominal mentions ("the Army") too, so both scores sit well below spaCy's OntoNotes
 figures; what matters here is that the pipeline loses nothing against bare spaCy.
 
-Canonical forms are scored on the hand-judged cases in ``tests/unit/canonical_cases.json`` (real
+Canonical forms are scored on the hand-judged cases in ``tests/component/canonical_cases.json`` (real
 mentions from every corpus page; see its ``about``): *precision* is the share of the mentions the
 rule lengthens that get a right longer name, *recall* the share of the mentions that have one
 that get it. The rule only sees each case's own mentions, as ``canonicalise`` would in the article.
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CANONICAL_CASES = ROOT / "tests" / "unit" / "canonical_cases.json"
+CANONICAL_CASES = ROOT / "tests" / "component" / "canonical_cases.json"
 GOLD_TYPES = {"Person": "PERSON", "Organisation": "ORG", "Location": "LOC"}
 SPACY_TYPES = {"PERSON": "PERSON", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC"}
 

@@ -18,7 +18,7 @@ construction ("Ford’s Wikipedia" names something of Ford's, not Ford). By labe
   shorter one names another group or place ("British Indians", "Kansas City", "Port Sudan").
 
 A mention that itself crosses a line break (spaCy joined two lines) keeps its own text. The rule
-and its known misses are measured on hand-judged corpus cases (``tests/unit/canonical_cases.json``,
+and its known misses are measured on hand-judged corpus cases (``tests/component/canonical_cases.json``,
 ``python -m benchmarks.entity_quality``).
 
 :func:`canonicalise` applies the rule to one article's mentions; :mod:`transforms.entities` (the

@@ -1,7 +1,7 @@
 """Known failures that need the real broker: one line ``wirestream run: ...``, exit 2, nothing created.
 
 The cases without a broker (broker down, a lake that is a file, bad SQL, a broken suite, ...) are
-in ``tests/unit/test_errors.py``; a lake whose lease cannot be written is in
+in ``tests/component/test_errors.py``; a lake whose lease cannot be written is in
 ``test_unwritable_lake.py``.
 """
 
