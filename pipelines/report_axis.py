@@ -1,7 +1,7 @@
 """A real time axis for the report's charts: calendar bins, and tick labels that never overlap.
 
 Pure functions over naive datetimes read as UTC (what DuckDB returns for ``ts AT TIME ZONE 'UTC'``)
-and lengths in points; no plotting library. ``pipelines/report.py`` picks a bin unit with
+and lengths in points; no plotting library. ``pipelines/report/`` picks a bin unit with
 ``bin_unit`` (so many days become weeks or months rather than bars thinner than a pixel), counts
 per ``date_trunc`` of that unit in DuckDB, and places bars and ticks by time, so a gap of three
 years takes the room of three years.
