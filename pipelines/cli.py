@@ -297,12 +297,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"wirestream: {error}", file=sys.stderr)
         return 2
-    if level > logging.DEBUG:
-        from transforms.io.kafka.check import OncePerInterval
-
-        for handler in logging.getLogger().handlers:
-            if not any(isinstance(existing, OncePerInterval) for existing in handler.filters):
-                handler.addFilter(OncePerInterval())  # a broker restarting: one line a minute, not hundreds
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):
             print(f"wirestream: unknown command {argv[0]!r}", file=sys.stderr)
@@ -311,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[argv[0]](argv[1:])
     except UserError as error:
-        if debug or logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        if debug or level <= logging.DEBUG:
             traceback.print_exc()
         print(f"wirestream {argv[0]}: {error}", file=sys.stderr)
         return error.exit_code

@@ -11,7 +11,8 @@ stderr. Above ``DEBUG``:
   the names ``PrismRunner``/``PrismJobServer`` and lets through at ``INFO`` whatever the root level,
   and Beam's pipeline-option warnings.
 
-At ``DEBUG`` every record shows. At every level the records pass
+A message repeated while a broker is away shows once a minute (:class:`OncePerInterval`), not
+hundreds of times. At ``DEBUG`` every record shows. At every level the records pass
 :class:`~transforms.io.log_redaction.RedactSecrets` first, so no secret the process read is written.
 """
 
@@ -21,6 +22,7 @@ import logging
 import sys
 from typing import TextIO
 
+from transforms.io.kafka.check import OncePerInterval
 from transforms.io.log_redaction import install as install_redaction
 
 __all__ = ["DEFAULT_LEVEL", "FORMAT", "LEVELS", "QuietFilter", "configure", "parse_level", "shown"]
@@ -103,6 +105,8 @@ def configure(level_text: str | None) -> int:
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.setLevel(threshold)
     handler.addFilter(QuietFilter(threshold))
+    if threshold > logging.DEBUG:
+        handler.addFilter(OncePerInterval())
     root.addHandler(handler)
     root.setLevel(threshold)
     _HANDLER = handler
