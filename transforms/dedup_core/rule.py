@@ -154,6 +154,10 @@ class Link:
         """The link of ``ticket``'s article as if it were kept."""
         return cls(ticket.record_id, ticket.time_us, ticket.article_id, ticket.batch_key, ticket.offset)
 
+    def unmatched(self) -> Link:
+        """The link without its match (its id conflict, if any, stays): the article as if it matched none."""
+        return dataclasses.replace(self, matched=None, matched_time_us=0, matched_id="", matched_root="")
+
     def to(self, best: Match | None, conflict: Match | None = None) -> Link:
         """The article's link once its best match (None: none) and its id conflict (None: none) are known."""
         conflict_with = ""
@@ -161,9 +165,7 @@ class Link:
             topic, partition, *_ = conflict.earlier.batch_key.split("+")  # topic names hold no "+"
             conflict_with = f"topic {topic}, partition {partition}, offset {conflict.earlier.offset}"
         if best is None:
-            return dataclasses.replace(
-                self, matched=None, matched_time_us=0, matched_id="", matched_root="", conflict_with=conflict_with
-            )
+            return dataclasses.replace(self.unmatched(), conflict_with=conflict_with)
         earlier = best.earlier
         return dataclasses.replace(
             self,
@@ -185,9 +187,7 @@ def settle(link: Link, matched_root: str | None) -> tuple[Link, str]:
     duplicate of ``matched_root``.
     """
     if matched_root is None or matched_root == VOID:
-        kept = link.to(None) if link.matched is not None else link
-        kept = dataclasses.replace(kept, conflict_with=link.conflict_with)
-        return kept, VOID if link.conflict_with else link.article_id
+        return link.unmatched(), VOID if link.conflict_with else link.article_id
     return link, matched_root
 
 
