@@ -6,11 +6,13 @@ A lake read-only from the start refuses the run's lease first: the run retries t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,28 @@ from tests.kit import ROOT
 pytestmark = pytest.mark.integration
 
 
+@contextlib.contextmanager
+def _immutable(folder: Path) -> Iterator[None]:
+    """``folder`` read-only even for root (``chattr +i``) while the block runs; skipped where it cannot be."""
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip(f"the filesystem under {folder} does not support chattr +i")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def _run_until_caught_up(lake: Path, topic: str, servers: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``wirestream run --until-caught-up`` at the default log level, not checked (these runs must fail)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", *run_args(lake, topic, servers), "--until-caught-up", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr to make a folder read-only for root")
 def test_read_only_lake_fails_loudly_and_commits_nothing(bootstrap_servers: str, prism: Path, tmp_path: Path) -> None:
     topic = f"ro-{uuid.uuid4().hex[:10]}"
@@ -31,26 +55,8 @@ def test_read_only_lake_fails_loudly_and_commits_nothing(bootstrap_servers: str,
     placed = produce(values, bootstrap_servers, topic, partitions=3)
     lake = tmp_path / "lake"
     lake.mkdir()
-    if subprocess.run(["chattr", "+i", str(lake)], capture_output=True).returncode != 0:  # read-only even for root
-        pytest.skip(f"the filesystem under {lake} does not support chattr +i")
-    try:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pipelines.cli",
-                "run",
-                *run_args(lake, topic, bootstrap_servers),
-                "--until-caught-up",
-                "--lake-retry-seconds=2",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        subprocess.run(["chattr", "-i", str(lake)], check=True)
+    with _immutable(lake):
+        result = _run_until_caught_up(lake, topic, bootstrap_servers, "--lake-retry-seconds=2")
     output = result.stdout + result.stderr
     assert result.returncode == 2  # refused at launch: nothing was read
     assert "retrying" in output and "Traceback" not in output
@@ -81,27 +87,8 @@ def test_a_lake_that_refuses_batches_fails_the_run_with_exit_1(
     )
     lake = tmp_path / "lake"
     (lake / "_staging").mkdir(parents=True)
-    if subprocess.run(["chattr", "+i", str(lake / "_staging")], capture_output=True).returncode != 0:
-        pytest.skip(f"the filesystem under {lake} does not support chattr +i")
-    try:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pipelines.cli",
-                "run",
-                *run_args(lake, topic, bootstrap_servers),
-                "--until-caught-up",
-                "--lake-retry-seconds=1",
-                "--progress=off",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        subprocess.run(["chattr", "-i", str(lake / "_staging")], check=True)
+    with _immutable(lake / "_staging"):
+        result = _run_until_caught_up(lake, topic, bootstrap_servers, "--lake-retry-seconds=1", "--progress=off")
     assert result.returncode == 1, result.stderr[-3000:]
     said = [line for line in result.stderr.splitlines() if line.startswith("wirestream run: ")]
     assert len(said) == 1 and said[0].startswith(
