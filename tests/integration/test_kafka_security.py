@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -170,21 +171,30 @@ def test_pipeline_over_sasl_ssl_scram_accounts_for_everything_and_never_shows_th
     assert "sasl_plain_password" not in result.stdout + result.stderr
 
 
-def test_produce_command_over_sasl_scram(broker: SecureBroker, tmp_path: Path) -> None:
-    topic = f"secure-produce-{uuid.uuid4().hex[:8]}"
-    lines = tmp_path / "articles.jsonl"
-    lines.write_text("".join(json.dumps({"url": f"https://p.example/{i}", "body": "text"}) + "\n" for i in range(5)))
-    result = wirestream(
+def _produce_over_sasl(
+    broker: SecureBroker, mechanism: str, topic: str, count: int, folder: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``wirestream produce`` of ``count`` small records over the SASL listener, the password by environment."""
+    lines = folder / "articles.jsonl"
+    lines.write_text(
+        "".join(json.dumps({"url": f"https://p.example/{i}", "body": "text"}) + "\n" for i in range(count))
+    )
+    return wirestream(
         "produce",
         str(lines),
         f"--topic={topic}",
         f"--bootstrap-servers={broker.sasl_plaintext}",
         "--kafka-security-protocol=SASL_PLAINTEXT",
-        "--kafka-sasl-mechanism=SCRAM-SHA-256",
+        f"--kafka-sasl-mechanism={mechanism}",
         f"--kafka-sasl-username={USER}",
         f"--kafka-sasl-password-env={PASSWORD_VARIABLE}",
-        env={PASSWORD_VARIABLE: broker.password},
+        env={PASSWORD_VARIABLE: broker.password, **env},
     )
+
+
+def test_produce_command_over_sasl_scram(broker: SecureBroker, tmp_path: Path) -> None:
+    topic = f"secure-produce-{uuid.uuid4().hex[:8]}"
+    result = _produce_over_sasl(broker, "SCRAM-SHA-256", topic, 5, tmp_path)
     assert f"produced 5 records to {topic}" in result.stdout
     plans = plan_partitions(ConsumerConfig(bootstrap_servers=broker.plaintext), [topic], {}, until_caught_up=True)
     assert sum(plan.stop_offset or 0 for plan in plans) == 5
@@ -202,19 +212,7 @@ def test_produce_at_debug_logs_every_sasl_exchange_redacted(
     broker: SecureBroker, mechanism: str, tmp_path: Path
 ) -> None:
     topic = f"secure-debug-{uuid.uuid4().hex[:8]}"
-    lines = tmp_path / "articles.jsonl"
-    lines.write_text("".join(json.dumps({"url": f"https://d.example/{i}", "body": "text"}) + "\n" for i in range(3)))
-    result = wirestream(
-        "produce",
-        str(lines),
-        f"--topic={topic}",
-        f"--bootstrap-servers={broker.sasl_plaintext}",
-        "--kafka-security-protocol=SASL_PLAINTEXT",
-        f"--kafka-sasl-mechanism={mechanism}",
-        f"--kafka-sasl-username={USER}",
-        f"--kafka-sasl-password-env={PASSWORD_VARIABLE}",
-        env={PASSWORD_VARIABLE: broker.password, "WIRESTREAM_LOG_LEVEL": "DEBUG"},
-    )
+    result = _produce_over_sasl(broker, mechanism, topic, 3, tmp_path, WIRESTREAM_LOG_LEVEL="DEBUG")
     output = result.stdout + result.stderr
     assert f"produced 3 records to {topic}" in result.stdout
     # The client logged its whole session, the authentication requests included (PLAIN's carries the
