@@ -140,10 +140,8 @@ def _run(argv: Sequence[str]) -> int:
     signals = StopSignals().install()
     try:
         result = run(args, signals)
-    except BaseException:
+    finally:
         signals.restore()
-        raise
-    signals.finish()  # a late SIGTERM while the summary prints and Beam tears down is ignored
     if result.aborted:
         print("wirestream run: aborted by a second interrupt; batches in flight are read again by the next run")
         return 130

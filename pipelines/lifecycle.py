@@ -275,21 +275,6 @@ class StopSignals:
             signal.signal(number, handler)
         self._previous = {}
 
-    def finish(self) -> None:
-        """The run is over: put SIGINT's handler back, and ignore SIGTERM until the process exits.
-
-        A run that drained (or finished) has decided its exit status; what is left is printing
-        the summary and Beam's own teardown at exit (stopping Prism takes up to a few seconds). A
-        SIGTERM then (a supervisor stopping the process group, a second stop) must not turn a
-        clean drain into a death by signal (exit -15). Ctrl-C keeps its usual meaning.
-        """
-        sigint = self._previous.get(signal.SIGINT)
-        self.restore()
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            if sigint is not None:
-                signal.signal(signal.SIGINT, sigint)
-
     def _handle(self, number: int, frame: FrameType | None) -> None:
         name = signal.Signals(number).name
         if self.drain.is_set():

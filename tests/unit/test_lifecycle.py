@@ -116,15 +116,3 @@ def test_the_first_signal_asks_for_a_drain_and_a_second_interrupt_for_an_abort()
     finally:
         signals.restore()
     assert signal.getsignal(signal.SIGINT) is before
-
-
-def test_once_the_run_is_over_a_late_sigterm_is_ignored_and_ctrl_c_is_itself_again() -> None:
-    sigint, sigterm = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    signals = StopSignals().install()
-    try:
-        signals.finish()
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN and signal.getsignal(signal.SIGINT) is sigint
-        os.kill(os.getpid(), signal.SIGTERM)  # would end this test process if it were not ignored
-        assert not signals.drain.is_set()
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)
