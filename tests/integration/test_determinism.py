@@ -3,7 +3,8 @@
 One topic holds real article texts from ``../shared/corpus`` with the copies a wire republication
 makes (the dedup benchmark's stream: originals, other extractions of the same page, whole-page
 boilerplate, truncations, edited copies, excerpts, and briefs sharing a sentence with a story),
-plus exact re-sends and broken records. The same topic is read into five lakes:
+plus exact re-sends, broken records, hostile values in contract fields (lone surrogates, NULs,
+invisible-only bodies) and stories claiming one id. The same topic is read into five lakes:
 
 (a) a bounded run; (b) a bounded run with another ``--max-batch-records``; (c) a streaming run
 while the records are produced in trickles; (d) a streaming run killed with ``kill -9`` twice and
@@ -64,7 +65,7 @@ def _messages(corpus: Path) -> list[bytes]:
             }
         ),
     ]
-    values = values + resends + broken + [value.encode() for value in quarantined]
+    values = values + resends + broken + [value.encode() for value in quarantined] + _HOSTILE
     # Written for this test: three stories claiming one id (the first keeps it, the others are
     # id_conflict dead letters) and a copy of the second under its own id (kept: what it copies
     # is not in the lake). Spread over the topic, so that they fall in different trickles.
@@ -72,6 +73,18 @@ def _messages(corpus: Path) -> list[bytes]:
     for position, value in zip((1, len(values) // 2, 3 * len(values) // 4, len(values)), claimed, strict=True):
         values.insert(position, value)
     return values
+
+
+_HOSTILE = [
+    # Hostile values in contract fields (valid JSON; a lone surrogate is an escape, not a character):
+    # an id with a lone surrogate and a javascript: URL are dead letters, a body of invisible
+    # characters is empty; NULs, control characters and lone surrogates in free text are repaired.
+    b'{"id": "id-\\udfff", "url": "https://h.example.com/1", "body": "The ferry to Hirtshals left late on Monday."}',
+    b'{"url": "javascript:alert(1)", "body": "The ferry to Hirtshals left late on Tuesday evening."}',
+    json.dumps({"url": "https://h.example.com/3", "body": "\u200b\ufeff\u00ad \u2060"}).encode(),
+    b'{"url": "https://h.example.com/4", "title": "Ferry\\u0000 \\ud800 late", "authors": ["K\\udfffari"],'
+    b' "body": "The ferry to Hirtshals was late again on Wednesday, \\u0007 the operator said in a statement."}',
+]
 
 
 _MUSEUM = (
@@ -215,7 +228,9 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
     assert len(decisions["a"]) == len(values)
     kinds = [decision[0] for decision in decisions["a"].values()]
     assert kinds.count("duplicate") > 100 and kinds.count("article") > 50
-    assert kinds.count("dead_letter") == 5 and kinds.count("quarantine") == 1
+    assert kinds.count("dead_letter") == 8 and kinds.count("quarantine") == 1
+    reasons = sorted(d[2] for d in decisions["a"].values() if d[0] == "dead_letter")
+    assert {"invalid_id", "invalid_url", "empty_body"} <= set(reasons), reasons
     by_id = {decision[1]: key for key, decision in decisions["a"].items() if decision[0] == "article"}
     assert "claimed-id" in by_id and "museum-copy" in by_id
     assert (
