@@ -148,11 +148,11 @@ def _wait_for(lake: Path, count: int, timeout: float = 300) -> None:
     raise AssertionError(f"fewer than {count} records in {lake} after {timeout} s")
 
 
-def _drain(process: subprocess.Popen[bytes]) -> None:
+def _drain(process: subprocess.Popen[bytes], log: Path) -> None:
     import signal
 
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 0
+    assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
 
 
 def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, corpus: Path, tmp_path: Path) -> None:
@@ -179,7 +179,7 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
             produce(values[first : first + step], bootstrap_servers, topic, partitions=3)
             time.sleep(1.5)
         _wait_for(lakes["c"], len(values))
-        _drain(streaming)
+        _drain(streaming, log)
     finally:
         kill_group(streaming)
 
@@ -212,7 +212,7 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
     process = _start(lakes["d"], topic, bootstrap_servers, log, *extra)
     try:
         _wait_for(lakes["d"], len(values))
-        _drain(process)
+        _drain(process, log)
     finally:
         kill_group(process)
 
