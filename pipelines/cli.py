@@ -17,12 +17,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.config import expand_config
 from pipelines.lake_check import require_lake
 from pipelines.logs import configure as configure_logging
 from transforms.errors import UserError
+
+if TYPE_CHECKING:
+    from pipelines.lifecycle import StopSignals
 
 # Modules that import Apache Beam (pipelines.options, pipelines.ingest, ...) are imported inside
 # the commands that need them: query, validate, report, compact and --help never load Beam.
@@ -109,7 +112,22 @@ def _config_parsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def _run(argv: Sequence[str]) -> int:
-    """Run the pipeline: stream until stopped, or with --until-caught-up stop and print a summary."""
+    """Run the pipeline: stream until stopped, or with --until-caught-up stop and print a summary.
+
+    SIGINT and SIGTERM are requests from the first moment (before Beam is even imported, which
+    takes seconds): one that arrives while the run starts asks it to drain as soon as it reads,
+    instead of killing it half-started; the summary is printed with them still handled.
+    """
+    from pipelines.lifecycle import StopSignals
+
+    signals = StopSignals().install()
+    try:
+        return _run_with(argv, signals)
+    finally:
+        signals.restore()
+
+
+def _run_with(argv: Sequence[str], signals: StopSignals) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.ingest import run
@@ -135,13 +153,7 @@ def _run(argv: Sequence[str]) -> int:
     if bad:
         raise UserError("; ".join(bad))
     lake = ingest.lake
-    from pipelines.lifecycle import StopSignals
-
-    signals = StopSignals().install()
-    try:
-        result = run(args, signals)
-    finally:
-        signals.restore()
+    result = run(args, signals)
     if result.aborted:
         print("wirestream run: aborted by a second interrupt; batches in flight are read again by the next run")
         return 130

@@ -148,9 +148,24 @@ def _wait_for(lake: Path, count: int, timeout: float = 300) -> None:
     raise AssertionError(f"fewer than {count} records in {lake} after {timeout} s")
 
 
-def _drain(process: subprocess.Popen[bytes], log: Path) -> None:
+def _holds_lease(lake: Path, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Wait until ``process`` holds the lake's lease: it has started (a restarted run may find its
+    lake complete at once, and a SIGTERM before the interpreter has run any of our code kills it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if json.loads((lake / "_lease.json").read_text())["pid"] == process.pid:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the run on {lake} did not take its lease (exit {process.poll()})")
+
+
+def _drain(process: subprocess.Popen[bytes], lake: Path, log: Path) -> None:
     import signal
 
+    _holds_lease(lake, process)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
 
@@ -179,7 +194,7 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
             produce(values[first : first + step], bootstrap_servers, topic, partitions=3)
             time.sleep(1.5)
         _wait_for(lakes["c"], len(values))
-        _drain(streaming, log)
+        _drain(streaming, lakes["c"], log)
     finally:
         kill_group(streaming)
 
@@ -212,7 +227,7 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
     process = _start(lakes["d"], topic, bootstrap_servers, log, *extra)
     try:
         _wait_for(lakes["d"], len(values))
-        _drain(process, log)
+        _drain(process, lakes["d"], log)
     finally:
         kill_group(process)
 
