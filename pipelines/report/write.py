@@ -30,7 +30,7 @@ def write_report(lake_uri: str, out: str | None = None) -> str:
     if out is None:
         path = default_path(lake_uri)
         try:
-            lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            lake.create_folder(path.rsplit("/", 1)[0])
             lake.write_atomically(path, page.encode("utf-8"))
         except OSError as error:
             raise UserError(
