@@ -6,6 +6,8 @@ and the record log (``_records/``); a lake without them gives the section a "no 
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from pipelines.report.model import COLOURS, MAX_BARS, Section, TimeChart, _time
@@ -105,11 +107,13 @@ def latency(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Section:
     if not files:
         section.no_data = "No data: the lake has no record log (`_records/`) yet."
         return section
-    source = f"'{lake.uri.rstrip('/')}/{arrow.RECORD_LOG_TABLE}/*/*/*.parquet'" if "://" in lake.uri else "?"
-    parameters = [] if "://" in lake.uri else [files]
+    from pipelines.query import files_relation
+
+    source = files_relation(connection, lake, arrow.RECORD_LOG_TABLE, files)
+    parameters: list[Any] = []
     records = (
         "(SELECT committed_at AT TIME ZONE 'UTC' AS committed, epoch_ms(committed_at) - epoch_ms(event_time) AS ms"
-        f" FROM read_parquet({source}, hive_partitioning = false) WHERE event_time IS NOT NULL)"
+        f" FROM {source} WHERE event_time IS NOT NULL)"
     )
     rows = _rows(
         connection,
