@@ -116,10 +116,10 @@ def run_summary(lake_uri: str, runner: str, state: str, files_before: frozenset[
     if latency is not None:
         p50, p95, most = latency
         lines.append(f"  latency (Kafka timestamp to lake commit): p50 {p50:.1f} s, p95 {p95:.1f} s, max {most:.1f} s")
-    lines.append(f"  quality reports:    {lake.path('_quality', 'docs', 'index.html')}")
+    lines.append(f"  quality reports:    {lake.url(lake.path('_quality', 'docs', 'index.html'))}")
     partitions = sorted({relative.rsplit("/", 1)[0] for relative in new_files if not relative.startswith("_")})
     lines.append(f"  partitions written ({len(partitions)}):")
-    lines.extend(f"    {lake.path(partition)}" for partition in partitions)
+    lines.extend(f"    {lake.url(lake.path(partition))}" for partition in partitions)
     cursor = connection.execute(EXAMPLE_QUERY)
     columns, rows = cursor.description, cursor.fetchall()
     lines.append("")

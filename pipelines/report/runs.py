@@ -30,12 +30,14 @@ def quality_over_time(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Sect
     if not any(info.base_name.endswith(".json") for info in lake.list(summaries)):
         section.no_data = "No data: the lake has no quality results (`_quality/summaries/` is empty or absent)."
         return section
-    pattern = f"{summaries}/*.json".replace("'", "''")
-    connection.execute(
-        "CREATE OR REPLACE TEMP VIEW quality AS SELECT run, status, counts,"
-        " CAST(validated_at AS TIMESTAMPTZ) AS validated_at, failed_batch_expectations"
-        f" FROM read_json('{pattern}', union_by_name = true)"
-    )
+    select = "SELECT run, status, counts, CAST(validated_at AS TIMESTAMPTZ) AS validated_at, failed_batch_expectations"
+    if lake.local:
+        pattern = f"{summaries}/*.json".replace("'", "''")
+        connection.execute(
+            f"CREATE OR REPLACE TEMP VIEW quality AS {select} FROM read_json('{pattern}', union_by_name = true)"
+        )
+    else:
+        _copy_summaries(connection, lake, summaries, select)
     validated = _span(connection, "validated_at AT TIME ZONE 'UTC'", "quality")
     if validated is not None:
         unit = bin_unit(*validated, finest="hour", max_bins=MAX_BARS)
@@ -92,6 +94,28 @@ def quality_over_time(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Sect
     if failed:
         section.tables.append(("Failed batch-level expectations", ["expectation", "batches"], failed))
     return section
+
+
+def _copy_summaries(connection: duckdb.DuckDBPyConnection, lake: Lake, summaries: str, select: str) -> None:
+    """Table ``quality`` from the summaries of an object-store lake, read through the lake's filesystem.
+
+    DuckDB cannot read the store itself here (no ``httpfs``): the summaries are copied into one
+    local JSON-lines file, read the way the local glob is read, and the file removed.
+    """
+    import os
+    import tempfile
+
+    descriptor, local = tempfile.mkstemp(prefix="wirestream-summaries-", suffix=".json")
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            for info in lake.list(summaries):
+                if info.base_name.endswith(".json"):
+                    with lake.fs.open_input_stream(info.path) as stream:
+                        out.write(b" ".join(stream.read().splitlines()) + b"\n")
+        quoted = local.replace("'", "''")
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE quality AS {select} FROM read_json('{quoted}')")
+    finally:
+        os.unlink(local)
 
 
 def latency(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Section:

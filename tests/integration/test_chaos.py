@@ -8,10 +8,11 @@ lake exactly once, every file must read back, compaction must keep it so, and a 
 earliest offset must add nothing.
 
 The same on an S3 lake (the real local server, ``infra/s3/``), smaller to keep the suite's time:
-300 records, one kill while a batch is being written after the run committed others, then the
-end-to-end ``--until-caught-up`` run, ``wirestream query`` and ``wirestream compact`` through the
-CLI. The broker restart and the replay are left to the local test: the resume point is computed
-by the same code from the same file names, whatever the filesystem.
+300 records, a kill while a batch is being written after the run committed others, a kill at a
+random moment after the next run committed something, then the end-to-end ``--until-caught-up``
+run, ``wirestream query`` and ``wirestream compact`` through the CLI. The broker restart and the
+replay are left to the local test: the resume point is computed by the same code from the same
+file names, whatever the filesystem.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -36,9 +38,10 @@ from tests.integration.helpers import (
     reset_group_to_earliest,
     run_until_caught_up,
     start_streaming,
+    subprocess_env,
     wirestream,
 )
-from tests.kit import KAFKA_SCRIPT
+from tests.kit import KAFKA_SCRIPT, ROOT
 from transforms.io.lake import STAGING, Lake, lake_files
 
 pytestmark = pytest.mark.integration
@@ -163,6 +166,18 @@ def _kill_mid_write_after_a_commit(process: subprocess.Popen[bytes], lake: Lake,
     return False
 
 
+def _kill_after_an_s3_commit(process: subprocess.Popen[bytes], lake: Lake, rng: random.Random) -> bool:
+    """Kill -9 at a random moment after this run committed a new file; True if it did."""
+    before = lake_files(lake)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not lake_files(lake) - before:
+        time.sleep(0.05)
+    progressed = bool(lake_files(lake) - before)
+    time.sleep(rng.uniform(0, 1.5))
+    kill_group(process)
+    return progressed
+
+
 def test_kill_nine_on_an_s3_lake_keeps_the_accounting_exact(
     bootstrap_servers: str, prism: Path, s3_lake: str, tmp_path: Path
 ) -> None:
@@ -172,9 +187,11 @@ def test_kill_nine_on_an_s3_lake_keeps_the_accounting_exact(
     expected = {(topic, p, o) for p, o in produce(values, bootstrap_servers, topic, partitions=3)}
     lake = Lake(s3_lake)
 
-    streaming = start_streaming(s3_lake, topic, bootstrap_servers, tmp_path / "pipeline.log", "--max-batch-records=20")
+    log = tmp_path / "pipeline.log"
+    streaming = start_streaming(s3_lake, topic, bootstrap_servers, log, "--max-batch-records=20")
     assert _kill_mid_write_after_a_commit(streaming, lake), "no kill landed during a write after a commit"
-    assert lake_files(lake), "nothing was committed before the kill"
+    streaming = start_streaming(s3_lake, topic, bootstrap_servers, log, "--max-batch-records=20")
+    assert _kill_after_an_s3_commit(streaming, lake, rng), "the second run committed nothing before its kill"
 
     finished = run_until_caught_up(s3_lake, topic, bootstrap_servers, timeout=600)
     assert "wirestream run finished: DONE" in finished.stdout
@@ -183,6 +200,20 @@ def test_kill_nine_on_an_s3_lake_keeps_the_accounting_exact(
     dead = sum(1 for value in values if value.startswith(b"{broken"))
     answer = wirestream("query", s3_lake, "SELECT reason, count(*) AS n FROM dead_letters GROUP BY 1", "--format=csv")
     assert answer.stdout.splitlines() == ["reason,n", f"not_json,{dead}"]
+    assert f"s3://{lake.path('articles', 'dt=')}" in finished.stdout  # the summary names partitions by URL
+    assert wirestream("report", s3_lake).stdout.strip() == f"report: {s3_lake}/_report/index.html"
+    assert lake.exists(lake.path("_report", "index.html"))
+    validated = subprocess.run(  # exit 1 when a partition fails a batch-level expectation: a verdict too
+        [sys.executable, "-m", "pipelines.cli", "validate", s3_lake],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
+    _, articles = query(s3_lake, "SELECT count(*) FROM articles")
+    assert validated.returncode in (0, 1), validated.stderr
+    assert validated.stdout.rstrip().endswith(f", {articles[0][0]} articles)"), validated.stdout
 
     files_before_compaction = len(lake_files(lake))
     assert "compacted" in wirestream("compact", s3_lake).stdout
