@@ -34,7 +34,6 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 import pyarrow.fs as pafs
@@ -281,12 +280,3 @@ class ObjectLock:
         if version is not None:
             with contextlib.suppress(OSError):
                 self._store.delete(self.path, version)
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        """Hold the lock for a ``with`` block."""
-        self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
