@@ -210,7 +210,10 @@ def test_readers_never_see_rows_twice_or_miss_any_while_compaction_runs(s3_lake:
     assert len([relative for relative, _ in merged if relative.startswith("articles/")]) == 3
     assert results, "the reader never got an answer"
     assert set(results) == {(articles, articles)}, "a reader saw rows twice or missed some"
-    assert all("not found" in error.lower() or "NoSuchKey" in error or "404" in error for error in errors), errors
+    # A file listed, then deleted by the compaction before (or, on SeaweedFS, while) it was read:
+    # the query fails and can simply run again; it never answers wrong.
+    gone = ("not found", "no such file", "nosuchkey", "resource_not_found", "during getobject operation")
+    assert all(any(word in error.lower() for word in gone) for error in errors), errors
     assert len(data_files(lake, "articles")) == 3
     assert compact(lake) == []
 
