@@ -32,7 +32,7 @@ mkdir -p "$SOURCE" "$TARGET"
 cp -R "$dir/." "$SOURCE/"
 chmod -R u+w "$SOURCE"
 for attempt in 1 2 3; do
-  if (cd "$SOURCE" && GOFLAGS=-mod=mod go build -o "$TARGET/weed.partial" ./weed); then
+  if (cd "$SOURCE" && go build -buildvcs=false -o "$TARGET/weed.partial" ./weed); then
     mv "$TARGET/weed.partial" "$TARGET/weed"
     rm -rf "$SOURCE"
     exit 0
