@@ -259,6 +259,14 @@ def test_no_credential_travels_in_the_lake_uri_or_a_log_line(s3_lake: str, caplo
         with pytest.raises(ValueError, match="must not carry") as refused:
             Lake(uri)
         assert secret not in str(refused.value)
+    refused = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "query", f"s3://key:{secret}@{bucket}/lake", "SELECT 1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "must not carry" in refused.stderr
+    assert secret not in refused.stdout + refused.stderr
     Lake(s3_lake)
     with caplog.at_level(logging.INFO):
         logging.getLogger("wirestream.test").warning("signing with %s", secret)

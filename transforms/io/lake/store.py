@@ -26,19 +26,30 @@ from transforms.io import files
 from transforms.io.log_redaction import protect
 from transforms.io.objects import ConditionalStore, conditional_store
 
-__all__ = ["Lake"]
+__all__ = ["Lake", "place"]
 
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def place(uri: str) -> str:
+    """``uri`` without a user, key, secret or ``?option``: what a message may show of it."""
+    if "://" not in uri:
+        return uri
+    parts = urllib.parse.urlsplit(uri)
+    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
 
 
 def _refuse_credentials(uri: str) -> None:
     """A lake URI names a place, never a credential (it travels with the job and into logs)."""
     parts = urllib.parse.urlsplit(uri)
     if parts.username or parts.password or parts.query:
+        for value in (parts.password, *(v for _, v in urllib.parse.parse_qsl(parts.query))):
+            if value:
+                protect(value)  # whatever logs the command line from now on shows it as ***
         raise ValueError(
-            f"the lake URI {parts.scheme}://{parts.hostname or ''}{parts.path} must not carry a user, key, "
-            "secret or option: set AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and "
-            "AWS_REGION in the environment instead (docs/deployment.md)"
+            f"the lake URI {place(uri)} must not carry a user, key, secret or option: set "
+            "AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION in the "
+            "environment instead (docs/deployment.md)"
         )
 
 
