@@ -8,9 +8,9 @@ TOPIC ?= articles
 export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv dev prism flink kafka-jars chromium kafka-up kafka-down kafka-status run test lint unit component beam integration bench soak clean
+.PHONY: setup venv dev prism s3-server flink kafka-jars chromium kafka-up kafka-down kafka-status s3-up s3-down s3-status run test lint unit component beam integration bench soak clean
 
-setup: venv prism kafka-jars ## everything: Python env, Prism runner, Kafka jars
+setup: venv prism kafka-jars s3-server ## everything: Python env, Prism runner, Kafka jars, the local S3 server
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock requirements-gcp.lock
@@ -29,6 +29,9 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.lock requirements-re
 prism: ## build Beam's Prism runner from the Go module proxy (cached in ~/.cache/wirestream)
 	infra/prism/build.sh
 
+s3-server: ## build SeaweedFS (a local S3-compatible server for the object-store tests) from the Go module proxy (cached)
+	infra/s3/build.sh
+
 flink: ## Beam's Flink job-server jar for the pinned Beam version, from Maven Central (cached in ~/.cache/wirestream)
 	infra/flink/flink.sh fetch
 
@@ -46,6 +49,15 @@ kafka-down:
 
 kafka-status:
 	infra/kafka/kafka.sh status
+
+s3-up: ## start the local S3 server on 127.0.0.1:18333 (idempotent; `infra/s3/s3.sh env` prints its client settings)
+	infra/s3/s3.sh up
+
+s3-down:
+	infra/s3/s3.sh down
+
+s3-status:
+	infra/s3/s3.sh status
 
 run: setup ## broker up, demo articles in, pipeline until caught up, summary out
 	LAKE="$(LAKE)" TOPIC="$(TOPIC)" VENV="$(VENV)" infra/run-demo.sh

@@ -16,6 +16,7 @@ from pipelines.lifecycle import LEASE
 from schemas import arrow
 from transforms.errors import UserError
 from transforms.io.lake import MAINTENANCE_LOCK, ORIGINS, STAGING, Lake
+from transforms.io.lake.store import place
 
 __all__ = ["LAKE_ENTRIES", "create_lake", "lake_for_run", "require_lake"]
 
@@ -26,7 +27,7 @@ def _open(uri: str) -> Lake:
     try:
         return Lake(uri)
     except Exception as error:  # noqa: BLE001 - pyarrow's errors for a URI it cannot use have no common base
-        raise UserError(f"cannot open the lake at {uri}: {error}") from error
+        raise UserError(f"cannot open the lake at {place(uri)}: {error}") from error
 
 
 def lake_for_run(uri: str) -> Lake:

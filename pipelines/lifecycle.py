@@ -7,11 +7,13 @@ One pipeline per lake (:class:`LakeLease`)
     taken over: on the same host when no process with that id and start time exists any more (a
     ``kill -9``), on another host when its heartbeat is older than ``STALE_AFTER_S``. On a local
     disk the lease appears by ``link(2)`` and a stale one leaves by ``rename(2)``, both atomic, so
-    two runs starting at once cannot both win; on object stores the same steps are not atomic and
-    two launchers started within the same second could both believe they hold it (stated in the
-    docs/operations.md). A launcher that hands a streaming job to a remote service without waiting for it
-    (Dataflow) leaves a lease without heartbeat, which never goes stale: remove it when the job is
-    drained.
+    two runs starting at once cannot both win. On an object store the lease is one object written
+    with a precondition (:mod:`transforms.io.objects`): created only if absent (S3
+    ``If-None-Match: *``, GCS generation 0), taken over and renewed only if unchanged since read
+    (``If-Match: <ETag>``, the generation), so there too exactly one of two racing runs wins, and
+    a heartbeat never overwrites a lease another run has taken over. A launcher that hands a
+    streaming job to a remote service without waiting for it (Dataflow) leaves a lease without
+    heartbeat, which never goes stale: remove it when the job is drained.
 
 Stopping (:class:`StopSignals`, :func:`request_stop`)
     SIGINT or SIGTERM asks the job to drain: the launcher writes ``LAKE/_stop.<run id>``; every
@@ -43,6 +45,7 @@ import pyarrow.fs as pafs
 
 from transforms.errors import UserError
 from transforms.io.files import write_atomically
+from transforms.io.objects import ConditionalStore, conditional_store
 
 __all__ = [
     "LakeBusyError",
@@ -130,6 +133,8 @@ class LakeLease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lease: Lease | None = None
+        self._store: ConditionalStore | None = None if self._local else conditional_store(fs)
+        self._version: str | None = None  # the lease object's version as this run last wrote it
 
     def read(self) -> Lease | None:
         """The lease as it stands, or None when the lake has none (or an unreadable one)."""
@@ -154,24 +159,56 @@ class LakeLease:
             heartbeat_at=now.isoformat(timespec="seconds"),
             heartbeat=heartbeat,
         )
+        if self._store is not None:
+            return self._acquire_object(lease, now)
         for _ in range(3):
             current = self.read()
             if current is not None and holder_alive(current, now):
-                raise LakeBusyError(
-                    f"the lake is in use by {current.describe()}: one pipeline per lake. Stop that run "
-                    f"first; if it is gone for good, delete {self.path}"
-                )
+                raise self._busy(current)
             if current is not None or self._exists():
                 if not self._retire(current):
                     continue  # another run retired it first: look again
                 if current is not None:
                     _LOG.warning("took over the lake from %s, which is no longer running", current.describe())
             if self._create(lease):
-                self._lease = lease
-                if heartbeat:
-                    self._thread = threading.Thread(target=self._beat, name="wirestream-lease", daemon=True)
-                    self._thread.start()
-                return lease
+                return self._held(lease)
+        raise LakeBusyError(f"another run is taking the lake's lease at {self.path}; try again")
+
+    def _busy(self, current: Lease) -> LakeBusyError:
+        return LakeBusyError(
+            f"the lake is in use by {current.describe()}: one pipeline per lake. Stop that run "
+            f"first; if it is gone for good, delete {self.path}"
+        )
+
+    def _held(self, lease: Lease) -> Lease:
+        self._lease = lease
+        if lease.heartbeat:
+            self._thread = threading.Thread(target=self._beat, name="wirestream-lease", daemon=True)
+            self._thread.start()
+        return lease
+
+    def _acquire_object(self, lease: Lease, now: dt.datetime) -> Lease:
+        """:meth:`acquire` on an object store: create if absent, or take a stale lease over if unchanged."""
+        assert self._store is not None
+        data = json.dumps(asdict(lease)).encode()
+        for _ in range(3):
+            found = self._store.read(self.path)
+            if found is None:
+                self._version = self._store.create(self.path, data)
+            else:
+                content, version = found
+                try:
+                    current: Lease | None = Lease(**json.loads(content))
+                except (ValueError, TypeError) as error:
+                    _LOG.warning("the lake's lease %s is unreadable (%s); taking it as stale", self.path, error)
+                    current = None
+                if current is not None and holder_alive(current, now):
+                    raise self._busy(current)
+                self._version = self._store.replace(self.path, data, version)
+                if self._version is not None and current is not None:
+                    _LOG.warning("took over the lake from %s, which is no longer running", current.describe())
+            if self._version is not None:
+                return self._held(lease)
         raise LakeBusyError(f"another run is taking the lake's lease at {self.path}; try again")
 
     def release(self) -> None:
@@ -179,10 +216,16 @@ class LakeLease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=HEARTBEAT_S)
-        current = self.read()
-        if self._lease is not None and current is not None and current.run_id == self._lease.run_id:
-            with contextlib.suppress(FileNotFoundError):
-                self._fs.delete_file(self.path)
+        if self._store is not None:
+            if self._version is not None:
+                with contextlib.suppress(OSError):
+                    self._store.delete(self.path, self._version)  # only if no other run took it over
+            self._version = None
+        else:
+            current = self.read()
+            if self._lease is not None and current is not None and current.run_id == self._lease.run_id:
+                with contextlib.suppress(FileNotFoundError):
+                    self._fs.delete_file(self.path)
         with contextlib.suppress(FileNotFoundError, OSError):
             self._fs.delete_file(stop_path(self._root, self.run_id))
         self._lease = None
@@ -229,10 +272,20 @@ class LakeLease:
                 return
             beat = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             self._lease = lease = Lease(**{**asdict(lease), "heartbeat_at": beat})
+            data = json.dumps(asdict(lease)).encode()
             try:
-                write_atomically(self._fs, self.path, json.dumps(asdict(lease)).encode())
+                if self._store is None:
+                    write_atomically(self._fs, self.path, data)
+                    continue
+                if self._version is None:
+                    return
+                self._version = self._store.replace(self.path, data, self._version)
             except OSError as error:
                 _LOG.warning("cannot renew the lake's lease (%s); retrying in %.0f s", error, HEARTBEAT_S)
+                continue
+            if self._version is None:
+                _LOG.error("lost the lake's lease at %s: another run took it over as stale", self.path)
+                return
 
 
 def request_stop(fs: pafs.FileSystem, root: str, run_id: str) -> None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.query import connect, format_table, keyed_entities
+from pipelines.query import connect, files_relation, format_table, keyed_entities
 from pipelines.report import top_named_entities
 from schemas import arrow
 from transforms.io.lake import Lake, lake_files
 
-__all__ = ["EXAMPLE_QUERY", "run_summary"]
+__all__ = ["EXAMPLE_QUERY", "relations", "run_summary"]
 
 EXAMPLE_QUERY = (
     "SELECT key, label, count(DISTINCT article_id) AS articles FROM entities "
@@ -33,49 +33,51 @@ def files_by_table(lake: Lake, relatives: list[str]) -> dict[str, list[str]]:
     return by_table
 
 
-def row_counts(connection: Any, by_table: dict[str, list[str]]) -> dict[str, int]:
-    """Rows per table in ``by_table``'s files."""
+def relations(connection: Any, lake: Lake, by_table: dict[str, list[str]]) -> dict[str, str]:
+    """A SQL relation per table over ``by_table``'s files (:func:`pipelines.query.files_relation`)."""
+    return {table: files_relation(connection, lake, table, paths) for table, paths in by_table.items()}
+
+
+def row_counts(connection: Any, by_table: dict[str, str]) -> dict[str, int]:
+    """Rows per table of ``by_table``'s relations."""
     counts = {}
-    for table, paths in by_table.items():
-        row = connection.execute("SELECT count(*) FROM read_parquet(?)", [paths]).fetchone()
+    for table, relation in by_table.items():
+        row = connection.execute(f"SELECT count(*) FROM {relation}").fetchone()
         counts[table] = row[0] if row else 0
     return counts
 
 
-def first_duplicates(connection: Any, paths: list[str], limit: int = 5) -> list[tuple[Any, ...]]:
+def first_duplicates(connection: Any, relation: str, limit: int = 5) -> list[tuple[Any, ...]]:
     """``(method, title or url, duplicate_of, similarity)`` of the first duplicates, in Kafka order."""
     return list(
         connection.execute(
             "SELECT d.method, coalesce(d.title, d.url), d.duplicate_of, round(d.similarity, 2)"
-            f" FROM read_parquet(?) AS d ORDER BY d.kafka_partition, d.kafka_offset LIMIT {int(limit)}",
-            [paths],
+            f" FROM {relation} AS d ORDER BY d.kafka_partition, d.kafka_offset LIMIT {int(limit)}"
         ).fetchall()
     )
 
 
-def dead_letter_reasons(connection: Any, paths: list[str]) -> list[tuple[str, int]]:
+def dead_letter_reasons(connection: Any, relation: str) -> list[tuple[str, int]]:
     """``(stage/reason, count)`` of the dead letters, most frequent first."""
     return list(
         connection.execute(
-            "SELECT stage || '/' || reason, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 2 DESC, 1", [paths]
+            f"SELECT stage || '/' || reason, count(*) FROM {relation} GROUP BY 1 ORDER BY 2 DESC, 1"
         ).fetchall()
     )
 
 
-def top_entities(connection: Any, paths: list[str], limit: int = 10) -> list[tuple[Any, ...]]:
-    """The ``limit`` entities with most mentions in the entity files ``paths``."""
-    files = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
-    keyed_entities(connection, "run_entities", f"read_parquet([{files}], union_by_name = true)")
+def top_entities(connection: Any, relation: str, limit: int = 10) -> list[tuple[Any, ...]]:
+    """The ``limit`` entities with most mentions in the entity relation ``relation``."""
+    keyed_entities(connection, "run_entities", relation)
     return list(top_named_entities(connection, "run_entities", limit, by="mentions"))
 
 
-def commit_latency_s(connection: Any, paths: list[str]) -> tuple[float, float, float] | None:
-    """p50, p95 and max seconds from Kafka timestamp to lake commit over the record log ``paths``; None if unknown."""
+def commit_latency_s(connection: Any, relation: str) -> tuple[float, float, float] | None:
+    """p50, p95 and max seconds from Kafka timestamp to commit over the record log ``relation``; None if unknown."""
     latency = connection.execute(
         "SELECT quantile_cont(ms, 0.5), quantile_cont(ms, 0.95), max(ms) FROM ("
-        " SELECT epoch_ms(committed_at) - epoch_ms(event_time) AS ms FROM read_parquet(?)"
-        " WHERE event_time IS NOT NULL)",
-        [paths],
+        f" SELECT epoch_ms(committed_at) - epoch_ms(event_time) AS ms FROM {relation}"
+        " WHERE event_time IS NOT NULL)"
     ).fetchone()
     if not latency or latency[0] is None:
         return None
@@ -87,8 +89,8 @@ def run_summary(lake_uri: str, runner: str, state: str, files_before: frozenset[
     """The text printed after a run: counts, examples, latency, partitions written, an example query."""
     lake = Lake(lake_uri)
     new_files = sorted(lake_files(lake) - files_before)
-    by_table = files_by_table(lake, new_files)
     connection = connect(lake_uri)
+    by_table = relations(connection, lake, files_by_table(lake, new_files))
     counts = row_counts(connection, by_table)
     accounted = sum(counts.get(table, 0) for table in ACCOUNTED_TABLES)
     lines = [
@@ -114,10 +116,10 @@ def run_summary(lake_uri: str, runner: str, state: str, files_before: frozenset[
     if latency is not None:
         p50, p95, most = latency
         lines.append(f"  latency (Kafka timestamp to lake commit): p50 {p50:.1f} s, p95 {p95:.1f} s, max {most:.1f} s")
-    lines.append(f"  quality reports:    {lake.path('_quality', 'docs', 'index.html')}")
+    lines.append(f"  quality reports:    {lake.url(lake.path('_quality', 'docs', 'index.html'))}")
     partitions = sorted({relative.rsplit("/", 1)[0] for relative in new_files if not relative.startswith("_")})
     lines.append(f"  partitions written ({len(partitions)}):")
-    lines.extend(f"    {lake.path(partition)}" for partition in partitions)
+    lines.extend(f"    {lake.url(lake.path(partition))}" for partition in partitions)
     cursor = connection.execute(EXAMPLE_QUERY)
     columns, rows = cursor.description, cursor.fetchall()
     lines.append("")

@@ -1,4 +1,4 @@
-"""Shared fixtures: the corpus setting, the real broker, the locally built Prism, small lakes.
+"""Shared fixtures: the corpus setting, the real broker and S3 server, the locally built Prism, small lakes.
 
 Record builders and paths are in :mod:`tests.kit`.
 """
@@ -18,7 +18,7 @@ import pytest
 from pipelines.runners import prism_binary
 from schemas import arrow
 from schemas.records import SourceBatch
-from tests.kit import KAFKA_SCRIPT, ROOT, article_with_mentions
+from tests.kit import KAFKA_SCRIPT, ROOT, S3_SCRIPT, article_with_mentions
 from transforms.io.lake import Lake, commit_batch
 
 
@@ -46,6 +46,36 @@ def bootstrap_servers() -> Iterator[str]:
     yield f"127.0.0.1:{port}"
     if started:
         subprocess.run([str(KAFKA_SCRIPT), "down"], check=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """The real local S3 server (SeaweedFS, ``infra/s3/s3.sh``): started if it is not running, and
+    stopped only if we started it. Yields the environment a client needs (endpoint, test key)."""
+    status = subprocess.run([str(S3_SCRIPT), "status"], capture_output=True, text=True)
+    started = status.returncode != 0
+    if started:
+        subprocess.run([str(S3_SCRIPT), "up"], check=True)
+    printed = subprocess.run([str(S3_SCRIPT), "env"], check=True, capture_output=True, text=True).stdout
+    yield dict(line.removeprefix("export ").split("=", 1) for line in printed.splitlines() if "=" in line)
+    if started:
+        subprocess.run([str(S3_SCRIPT), "down"], check=True)
+
+
+@pytest.fixture
+def s3_lake(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``s3://BUCKET/lake`` in a new bucket of the local S3 server, its settings in this test's
+    environment (and so in the subprocesses it starts); the bucket is deleted afterwards."""
+    import pyarrow.fs as pafs
+
+    for name, value in s3_server.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    # Configured by the environment, as the lake's own filesystem is.
+    fs, _ = pafs.FileSystem.from_uri(f"s3://{bucket}?allow_bucket_creation=true&allow_bucket_deletion=true")
+    fs.create_dir(bucket)
+    yield f"s3://{bucket}/lake"
+    fs.delete_dir(bucket)
 
 
 @pytest.fixture(scope="session")

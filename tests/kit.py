@@ -17,6 +17,7 @@ from transforms.entities import canonicalise
 __all__ = [
     "INGESTED_AT",
     "KAFKA_SCRIPT",
+    "S3_SCRIPT",
     "NEWS_BATCH",
     "ROW_LEVEL_BREAKS",
     "ROOT",
@@ -29,6 +30,7 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "infra" / "kafka" / "kafka.sh"
+S3_SCRIPT = ROOT / "infra" / "s3" / "s3.sh"
 INGESTED_AT = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
 NEWS_BATCH = SourceBatch("news", 0, 100, 110, 10)
 _TRAM = "The mayor of Lisbon opened a new tram line on Friday, the city council said."

@@ -6,6 +6,8 @@ and the record log (``_records/``); a lake without them gives the section a "no 
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from pipelines.report.model import COLOURS, MAX_BARS, Section, TimeChart, _time
@@ -28,12 +30,14 @@ def quality_over_time(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Sect
     if not any(info.base_name.endswith(".json") for info in lake.list(summaries)):
         section.no_data = "No data: the lake has no quality results (`_quality/summaries/` is empty or absent)."
         return section
-    pattern = f"{summaries}/*.json".replace("'", "''")
-    connection.execute(
-        "CREATE OR REPLACE TEMP VIEW quality AS SELECT run, status, counts,"
-        " CAST(validated_at AS TIMESTAMPTZ) AS validated_at, failed_batch_expectations"
-        f" FROM read_json('{pattern}', union_by_name = true)"
-    )
+    select = "SELECT run, status, counts, CAST(validated_at AS TIMESTAMPTZ) AS validated_at, failed_batch_expectations"
+    if lake.local:
+        pattern = f"{summaries}/*.json".replace("'", "''")
+        connection.execute(
+            f"CREATE OR REPLACE TEMP VIEW quality AS {select} FROM read_json('{pattern}', union_by_name = true)"
+        )
+    else:
+        _copy_summaries(connection, lake, summaries, select)
     validated = _span(connection, "validated_at AT TIME ZONE 'UTC'", "quality")
     if validated is not None:
         unit = bin_unit(*validated, finest="hour", max_bins=MAX_BARS)
@@ -92,6 +96,28 @@ def quality_over_time(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Sect
     return section
 
 
+def _copy_summaries(connection: duckdb.DuckDBPyConnection, lake: Lake, summaries: str, select: str) -> None:
+    """Table ``quality`` from the summaries of an object-store lake, read through the lake's filesystem.
+
+    DuckDB cannot read the store itself here (no ``httpfs``): the summaries are copied into one
+    local JSON-lines file, read the way the local glob is read, and the file removed.
+    """
+    import os
+    import tempfile
+
+    descriptor, local = tempfile.mkstemp(prefix="wirestream-summaries-", suffix=".json")
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            for info in lake.list(summaries):
+                if info.base_name.endswith(".json"):
+                    with lake.fs.open_input_stream(info.path) as stream:
+                        out.write(b" ".join(stream.read().splitlines()) + b"\n")
+        quoted = local.replace("'", "''")
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE quality AS {select} FROM read_json('{quoted}')")
+    finally:
+        os.unlink(local)
+
+
 def latency(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Section:
     """End-to-end latency per hour of commit, from the record log."""
     section = Section(
@@ -105,11 +131,13 @@ def latency(connection: duckdb.DuckDBPyConnection, lake: Lake) -> Section:
     if not files:
         section.no_data = "No data: the lake has no record log (`_records/`) yet."
         return section
-    source = f"'{lake.uri.rstrip('/')}/{arrow.RECORD_LOG_TABLE}/*/*/*.parquet'" if "://" in lake.uri else "?"
-    parameters = [] if "://" in lake.uri else [files]
+    from pipelines.query import files_relation
+
+    source = files_relation(connection, lake, arrow.RECORD_LOG_TABLE, files)
+    parameters: list[Any] = []
     records = (
         "(SELECT committed_at AT TIME ZONE 'UTC' AS committed, epoch_ms(committed_at) - epoch_ms(event_time) AS ms"
-        f" FROM read_parquet({source}, hive_partitioning = false) WHERE event_time IS NOT NULL)"
+        f" FROM {source} WHERE event_time IS NOT NULL)"
     )
     rows = _rows(
         connection,

@@ -22,7 +22,7 @@ def default_path(lake_uri: str) -> str:
 
 
 def write_report(lake_uri: str, out: str | None = None) -> str:
-    """Compute, render and write the report (atomically); its path."""
+    """Compute, render and write the report (atomically); its path (an ``s3://`` URL on S3)."""
     lake = Lake(lake_uri)
     if lake.local and lake.fs.get_file_info(lake.root).type != pafs.FileType.Directory:
         raise FileNotFoundError(f"no lake at {lake_uri}")
@@ -30,13 +30,13 @@ def write_report(lake_uri: str, out: str | None = None) -> str:
     if out is None:
         path = default_path(lake_uri)
         try:
-            lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            lake.create_folder(path.rsplit("/", 1)[0])
             lake.write_atomically(path, page.encode("utf-8"))
         except OSError as error:
             raise UserError(
-                f"cannot write the report to {path}: {error}; give --out FILE where you can write"
+                f"cannot write the report to {lake.url(path)}: {error}; give --out FILE where you can write"
             ) from error
-        return path
+        return lake.url(path)
     from pathlib import Path
 
     target = Path(out)

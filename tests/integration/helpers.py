@@ -34,13 +34,13 @@ def wirestream(*args: str, timeout: float = 300, env: dict[str, str] | None = No
 
 
 def run_until_caught_up(
-    lake: Path, topic: str, bootstrap: str, *extra: str, timeout: float = 300
+    lake: Path | str, topic: str, bootstrap: str, *extra: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """``wirestream run --until-caught-up`` for ``topic`` with the test's own consumer group."""
     return wirestream("run", *run_args(lake, topic, bootstrap), "--until-caught-up", *extra, timeout=timeout)
 
 
-def run_args(lake: Path, topic: str, bootstrap: str) -> list[str]:
+def run_args(lake: Path | str, topic: str, bootstrap: str) -> list[str]:
     """The ``run`` arguments for ``topic`` with the test's own consumer group."""
     return [f"--lake={lake}", f"--topic={topic}", f"--bootstrap-servers={bootstrap}", f"--group-id=g-{topic}"]
 
@@ -66,7 +66,7 @@ def reset_group_to_earliest(bootstrap: str, topic: str, partitions: int = 3) -> 
     consumer.close()
 
 
-def assert_each_once(lake: Path, expected: set[tuple[str, int, int]]) -> Counter[tuple[str, int, int]]:
+def assert_each_once(lake: Path | str, expected: set[tuple[str, int, int]]) -> Counter[tuple[str, int, int]]:
     """The accounting invariant: every expected record in the lake exactly once, nothing else."""
     counts = accounted(lake)
     missing, extra = expected - set(counts), set(counts) - expected
@@ -77,7 +77,7 @@ def assert_each_once(lake: Path, expected: set[tuple[str, int, int]]) -> Counter
     return counts
 
 
-def assert_links_resolve(lake: Path) -> None:
+def assert_links_resolve(lake: Path | str) -> None:
     """Every ``duplicate_of`` names an article in ``articles``, and no ``article_id`` is there twice."""
     from pipelines.query import query
 
@@ -91,11 +91,11 @@ def assert_links_resolve(lake: Path) -> None:
     assert not twice, f"article_id more than once in articles: {twice[:5]}"
 
 
-def start_streaming(lake: Path, topic: str, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
+def start_streaming(lake: Path | str, topic: str, bootstrap: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     """``wirestream run`` without ``--until-caught-up``, in its own process group."""
     handle = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", *run_args(lake, topic, bootstrap)],
+        [sys.executable, "-m", "pipelines.cli", "run", *run_args(lake, topic, bootstrap), *extra],
         cwd=ROOT,
         stdout=handle,
         stderr=subprocess.STDOUT,
@@ -124,7 +124,7 @@ def wait_until_accounted(lake: Path, expected: set[tuple[str, int, int]], timeou
     raise AssertionError(f"{len(missing)} records not in the lake after {timeout}s, e.g. {sorted(missing)[:5]}")
 
 
-def accounted(lake: Path) -> Counter[tuple[str, int, int]]:
+def accounted(lake: Path | str) -> Counter[tuple[str, int, int]]:
     """How often each (topic, partition, offset) appears across the four accounting tables."""
     _, rows = query(
         str(lake),

@@ -19,6 +19,7 @@ from transforms.io.lake import (
     covered_ranges,
     mark_complete,
     recover,
+    superseded,
 )
 
 T0 = dt.datetime(2026, 11, 24, 9, 59, 59, tzinfo=dt.UTC)
@@ -402,3 +403,18 @@ def test_files_written_before_a_column_was_added_still_read_and_compact(tmp_path
     assert query(str(tmp_path), sql)[1] == expected
     assert len(compact(lake)) == 3  # articles, entities, _records
     assert query(str(tmp_path), sql)[1] == expected
+
+
+def test_a_file_inside_another_files_range_in_the_same_folder_is_superseded() -> None:
+    def path(hour: str, partition: int, first: int, end: int) -> str:
+        return f"bucket/lake/articles/dt=2026-11-24/hour={hour}/news+{partition}+{first:019d}+{end:019d}.parquet"
+
+    merged, inside, at_start, after = (
+        path("09", 0, 0, 9),
+        path("09", 0, 3, 6),
+        path("09", 0, 0, 3),
+        path("09", 0, 9, 12),
+    )
+    elsewhere = [path("09", 1, 3, 6), path("10", 0, 3, 6), "bucket/lake/articles/dt=2026-11-24/hour=09/_SUCCESS"]
+    assert superseded([after, inside, merged, at_start, *elsewhere]) == {inside, at_start}
+    assert superseded([inside, at_start, after]) == set()  # adjoining ranges: nothing merged yet

@@ -2,9 +2,10 @@
 
 One helper for the one idea the lake, its quality results, the report and the lease all need:
 write under a temporary name beside the target, make it durable, then rename it over the target.
-On a local disk the rename is atomic; on an object store ``move`` is a copy then a delete, and a
-reader may briefly see no file (never a partial one). The temporary name ends in ``.tmp`` and
-never in ``.parquet`` or ``.json``, so no lake reader takes it for data. No Beam here.
+On a local disk the rename is atomic. An object store needs none of it (an upload appears whole),
+so :meth:`transforms.io.lake.Lake.write_atomically` writes there directly instead. The temporary
+name ends in ``.tmp`` and never in ``.parquet`` or ``.json``, so no lake reader takes it for data.
+No Beam here.
 """
 
 from __future__ import annotations

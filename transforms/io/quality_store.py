@@ -24,7 +24,7 @@ _LOG = logging.getLogger(__name__)
 
 
 def _write_atomically(lake: Lake, path: str, data: bytes) -> None:
-    lake.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    lake.create_folder(path.rsplit("/", 1)[0])
     lake.write_atomically(path, data)
 
 

@@ -37,6 +37,7 @@ from transforms.io.lake.layout import (
     partition_end,
     partition_folders,
     partition_path,
+    superseded,
 )
 from transforms.io.lake.markers import mark_complete, write_marker
 from transforms.io.lake.rows import article_row, rows_by_file
@@ -69,5 +70,6 @@ __all__ = [
     "record_origins",
     "recover",
     "rows_by_file",
+    "superseded",
     "write_marker",
 ]

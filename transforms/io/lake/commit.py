@@ -86,7 +86,7 @@ def commit_batch(
     written = []
     for (table, partition), rows in rows_by_file(outcomes, partition_by).items():
         relative = f"{table}/{partition}/{name}"
-        lake.fs.create_dir(f"{staging}/{table}/{partition}", recursive=True)
+        lake.create_folder(f"{staging}/{table}/{partition}")
         lake.write_table(f"{staging}/{relative}", arrow_table(rows, arrow.STORED_TABLES[table]))
         planned.append({"file": relative, "rows": len(rows)})
         written.append((table, partition, len(rows)))

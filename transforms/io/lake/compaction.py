@@ -5,11 +5,16 @@ between) become one file named after the union of their ranges, staged and commi
 manifest too (:mod:`transforms.io.lake.staging`), so the lake's coverage, and with it the resume
 point and the accounting, are unchanged. On a local lake the folder's new content is swapped in
 with one atomic directory exchange, so readers see the folder before or after, never half-way.
-No Beam here.
+On an object store the merged file is uploaded into the folder (it appears whole) before the
+files it replaces are deleted, so no reader ever misses a row; until they are deleted the lake's
+readers skip them (:func:`transforms.io.lake.layout.superseded`), and recovery deletes them
+after a crash. A batch still being committed (its folder in ``_staging/``) is neither merged nor
+bridged over, so a merged file's range never covers a file that lands later. No Beam here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections import defaultdict
@@ -23,14 +28,13 @@ import pyarrow.parquet as pq
 from schemas import arrow
 from schemas.records import SourceBatch
 from transforms.io.lake.coverage import covered_ranges
-from transforms.io.lake.layout import STAGING, BatchFile, batch_files
+from transforms.io.lake.layout import STAGING, BatchFile, batch_file_range, batch_files
 from transforms.io.lake.staging import (
     can_exchange,
     commit_manifest,
     finish_exchange,
     maintenance_lock,
     recover_staging,
-    roll_forward,
 )
 from transforms.io.lake.store import Lake
 from transforms.io.offsets import merge_ranges
@@ -78,8 +82,33 @@ class _Merge:
 
 
 def _merge_run(lake: Lake, schema: pa.Schema, run: list[BatchFile]) -> pa.Table:
-    combined = pa.concat_tables([pq.read_table(lake.path(f.relative), schema=schema) for f in run])
+    tables = [pq.read_table(lake.path(f.relative), schema=schema, filesystem=lake.fs) for f in run]
+    combined = pa.concat_tables(tables)
     return combined.sort_by("kafka_offset") if "kafka_offset" in schema.names else combined
+
+
+def _in_flight(lake: Lake) -> set[tuple[str, int, int, int]]:
+    """The batches being committed right now: ``(topic, partition, first, end)`` of each staging folder.
+
+    Listed after the coverage, so a batch whose files were moved in part when the coverage was
+    read is still in ``_staging/`` now (its folder goes only after its last file is in place).
+    """
+    in_flight = set()
+    for info in lake.list(lake.path(STAGING)):
+        found = batch_file_range(f"{info.base_name}.parquet")
+        if found is not None:
+            in_flight.add(found)
+    return in_flight
+
+
+def _compact_in_place(lake: Lake, schema: pa.Schema, merges: list[_Merge]) -> None:
+    """Upload each merged file beside the files it replaces, then delete them (object stores)."""
+    for merge in merges:
+        lake.write_table(lake.path(merge.relative), _merge_run(lake, schema, merge.run))
+        for file in merge.run:
+            if file.relative != merge.relative:
+                with contextlib.suppress(FileNotFoundError):
+                    lake.fs.delete_file(lake.path(file.relative))
 
 
 def _compact_by_exchange(lake: Lake, schema: pa.Schema, folder: str, merges: list[_Merge]) -> None:
@@ -117,11 +146,14 @@ def compact(lake: Lake) -> list[tuple[str, int]]:
     the old files or the new ones, never both and never neither; a query that listed the old
     files and opens one after the swap gets a "file not found" error (never wrong rows) and can
     be run again. A batch committed into the folder while it is being compacted is moved into the
-    new folder right after the swap. Elsewhere (object stores) each merge is committed like a
-    batch (staged, manifest, rename, deletes), and a query at that moment may see the rows twice.
-    :func:`transforms.io.lake.recover` finishes either kind of merge interrupted after its
-    manifest; recovery and compaction take turns on a lock, and compaction leaves the running
-    pipeline's staged batches alone. Returns ``(merged file, files replaced)`` for every merge.
+    new folder right after the swap. On object stores each merged file is uploaded into the live
+    folder, then the files it replaces are deleted: :func:`transforms.io.lake.data_files` (and so
+    every reader of the lake) skips a file whose range lies inside another's, so a reader never
+    sees a row twice or misses one; a plain glob over the folder can see the rows twice until the
+    deletes are done. :func:`transforms.io.lake.recover` finishes a merge interrupted after its
+    manifest (local) or its upload (object stores); recovery and compaction take turns on a lock,
+    and compaction leaves the running pipeline's staged batches alone, merging none of them and
+    bridging none. Returns ``(merged file, files replaced)`` for every merge.
     """
     with maintenance_lock(lake):
         recover_staging(lake, only_merges=True)
@@ -129,13 +161,19 @@ def compact(lake: Lake) -> list[tuple[str, int]]:
 
 
 def _compact(lake: Lake) -> list[tuple[str, int]]:
-    covered = {key: merge_ranges(ranges) for key, ranges in covered_ranges(lake).items()}
+    listed = covered_ranges(lake)
+    in_flight = _in_flight(lake)
+    covered = {
+        (topic, partition): merge_ranges([r for r in ranges if (topic, partition, *r) not in in_flight])
+        for (topic, partition), ranges in listed.items()
+    }
     exchange = can_exchange(lake)
     merged: list[tuple[str, int]] = []
     for table, schema in arrow.STORED_TABLES.items():
         by_folder: dict[str, list[BatchFile]] = defaultdict(list)
         for file in batch_files(lake, table):
-            by_folder[file.folder].append(file)
+            if (file.topic, file.partition, file.first, file.end) not in in_flight:
+                by_folder[file.folder].append(file)
         for folder, files in by_folder.items():
             by_partition: dict[tuple[str, int], list[BatchFile]] = defaultdict(list)
             for file in files:
@@ -151,16 +189,6 @@ def _compact(lake: Lake) -> list[tuple[str, int]]:
                 continue
             if exchange:
                 _compact_by_exchange(lake, schema, folder, merges)
-                continue
-            for merge in merges:
-                combined = _merge_run(lake, schema, merge.run)
-                staging = lake.path(STAGING, f"compact+{table}+{folder.replace('/', '+')}+{merge.key}")
-                lake.fs.create_dir(f"{staging}/{folder}", recursive=True)
-                lake.write_table(f"{staging}/{merge.relative}", combined)
-                manifest = {
-                    "files": [{"file": merge.relative, "rows": combined.num_rows}],
-                    "remove": [f.relative for f in merge.run],
-                }
-                commit_manifest(lake, staging, manifest)
-                roll_forward(lake, staging, manifest)
+            else:
+                _compact_in_place(lake, schema, merges)
     return merged

@@ -44,7 +44,7 @@ def record_origins(lake: Lake, origins: dict[tuple[str, int], int]) -> None:
     left by batches that committed out of order (after it). An existing origin is never changed.
     """
     if origins:
-        lake.fs.create_dir(lake.path(ORIGINS), recursive=True)
+        lake.create_folder(lake.path(ORIGINS))
     for (topic, partition), origin in sorted(origins.items()):
         target = lake.path(ORIGINS, f"{topic}+{partition}.json")
         if lake.exists(target):

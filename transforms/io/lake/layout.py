@@ -11,6 +11,11 @@ A batch file's name is the offset range ``[first, end)`` of one Kafka partition 
 :func:`batch_file_range` is the one parser of it. Every listing of the lake's data goes through
 :func:`data_files`, :func:`batch_files`, :func:`lake_files` or :func:`partition_folders`.
 
+On object stores a compaction uploads the merged file before it deletes the files it replaces
+(:mod:`transforms.io.lake.compaction`): a file whose range lies inside another file's range in
+the same folder is already merged into it (:func:`superseded`), so :func:`data_files` leaves it
+out there, and recovery deletes it.
+
 Partition values come only from timestamps the pipeline computed (ingestion time by default,
 ``published_at`` with ``partition_by="event_time"``), never from input strings.
 """
@@ -19,7 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow.fs as pafs
@@ -41,6 +47,7 @@ __all__ = [
     "partition_end",
     "partition_folders",
     "partition_path",
+    "superseded",
 ]
 
 STAGING = "_staging"
@@ -98,9 +105,39 @@ def batch_files(lake: Lake, table: str) -> Iterator[BatchFile]:
             yield BatchFile(*found, lake.relative(info.path))
 
 
+def superseded(paths: Iterable[str]) -> set[str]:
+    """The batch files among ``paths`` whose offset range lies inside another one's of the same folder.
+
+    Such a file was merged into the other (a compaction on an object store uploads the merged
+    file first, then deletes the files it replaced): reading both would count its rows twice.
+    """
+    by_run: dict[tuple[str, str, int], list[tuple[int, int, str]]] = defaultdict(list)
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        found = batch_file_range(name)
+        if found is not None:
+            topic, partition, first, end = found
+            by_run[(folder, topic, partition)].append((first, end, path))
+    inside = set()
+    for ranges in by_run.values():
+        reach = -1
+        for _, end, path in sorted(ranges, key=lambda item: (item[0], -item[1])):
+            if end <= reach:  # an earlier file starts at or before ``first`` and ends at or after ``end``
+                inside.add(path)
+            reach = max(reach, end)
+    return inside
+
+
 def data_files(lake: Lake, folder: str, recursive: bool = True) -> list[str]:
-    """The Parquet files under a table or partition folder (relative to the lake), as absolute paths."""
-    return [info.path for info in lake.list(lake.path(folder), recursive=recursive) if info.path.endswith(".parquet")]
+    """The Parquet files under a table or partition folder (relative to the lake), as absolute paths.
+
+    On an object store, files already merged into another (:func:`superseded`) are left out.
+    """
+    paths = [info.path for info in lake.list(lake.path(folder), recursive=recursive) if info.path.endswith(".parquet")]
+    if lake.local:
+        return paths
+    merged_away = superseded(paths)
+    return [path for path in paths if path not in merged_away]
 
 
 def lake_files(lake: Lake) -> frozenset[str]:

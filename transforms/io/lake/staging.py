@@ -6,8 +6,14 @@ written into its own folder under ``_staging/``, then committed by renaming its 
 :func:`roll_forward` (rename every staged file to its final path, delete what a merge replaced)
 or, for a local folder swap, :func:`finish_exchange`; both are idempotent, so recovery can run
 them again after a crash at any step. :func:`recover_staging` finishes every committed folder and
-deletes every uncommitted one (its batch is read again). Recovery and compaction take turns on
-:func:`maintenance_lock`. No Beam here.
+deletes every uncommitted one (its batch is read again), and on object stores deletes the files a
+compaction merged away but did not get to delete (:func:`remove_superseded`). Recovery and
+compaction take turns on :func:`maintenance_lock`: a ``flock`` on a local disk, an
+:class:`~transforms.io.objects.ObjectLock` (a conditionally written object) on object stores.
+
+On an object store the commit point is the same: the manifest is one object, uploaded whole (a
+reader sees all of it or nothing); the staged files are then copied to their final paths and
+deleted, each final file appearing whole. No Beam here.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from typing import IO, Any
 
 import pyarrow.fs as pafs
 
-from transforms.io.lake.layout import MAINTENANCE_LOCK, MANIFEST, STAGING
+from schemas import arrow
+from transforms.io.lake.layout import MAINTENANCE_LOCK, MANIFEST, STAGING, superseded
 from transforms.io.lake.store import Lake
+from transforms.io.objects import ObjectLock
 
 __all__ = [
     "can_exchange",
@@ -30,6 +38,7 @@ __all__ = [
     "finish_exchange",
     "maintenance_lock",
     "recover_staging",
+    "remove_superseded",
     "roll_forward",
 ]
 
@@ -51,7 +60,7 @@ def roll_forward(lake: Lake, staging: str, manifest: dict[str, Any]) -> None:
     for relative in manifest.get("remove", []):  # files a compaction replaced
         if lake.exists(lake.path(relative)):
             lake.fs.delete_file(lake.path(relative))
-    lake.fs.delete_dir(staging)
+    lake.delete_folder(staging)
 
 
 def recover_staging(lake: Lake, only_merges: bool = False) -> tuple[int, int]:
@@ -77,18 +86,54 @@ def recover_staging(lake: Lake, only_merges: bool = False) -> tuple[int, int]:
                 roll_forward(lake, info.path, manifest)
             rolled += 1
         else:
-            lake.fs.delete_dir(info.path)
-            discarded += 1
+            # An object store can list a folder whose objects were all just deleted: no batch.
+            held = any(entry.type == pafs.FileType.File for entry in lake.list(info.path, recursive=True))
+            lake.delete_folder(info.path)
+            discarded += held
     if rolled or discarded:
         _LOG.info("lake recovery: %d batches rolled forward, %d uncommitted batches discarded", rolled, discarded)
+    if not lake.local:
+        remove_superseded(lake)
     return rolled, discarded
+
+
+def remove_superseded(lake: Lake) -> list[str]:
+    """Delete the files a compaction on an object store merged into another but did not delete.
+
+    The caller holds :func:`maintenance_lock`. Returns the deleted paths (relative to the lake).
+    """
+    removed = []
+    for table in arrow.STORED_TABLES:
+        paths = [info.path for info in lake.list(lake.path(table), recursive=True) if info.path.endswith(".parquet")]
+        for path in sorted(superseded(paths)):
+            with contextlib.suppress(FileNotFoundError):
+                lake.fs.delete_file(path)
+            removed.append(lake.relative(path))
+    if removed:
+        _LOG.info("lake recovery: deleted %d files an interrupted compaction had merged", len(removed))
+    return removed
 
 
 @contextlib.contextmanager
 def maintenance_lock(lake: Lake) -> Iterator[None]:
-    """Only one of recovery and compaction works on a local lake at a time (an exclusive flock)."""
+    """Only one of recovery and compaction works on a lake at a time.
+
+    Locally an exclusive ``flock`` on ``_maintenance.lock``; on an object store that object itself,
+    created only if absent and renewed while held (a holder killed with ``kill -9`` loses it once
+    it has not renewed it for a minute).
+    """
     if not lake.local:
-        yield
+        lock = ObjectLock(lake.conditional, lake.path(MAINTENANCE_LOCK))
+        try:
+            lock.acquire()
+        except OSError as error:  # as below: a lake that refuses writes has nothing to recover or compact
+            _LOG.warning("cannot take the lake's maintenance lock %s (%s); going on without it", lock.path, error)
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
         return
     import fcntl
 
@@ -149,4 +194,4 @@ def finish_exchange(lake: Lake, staging: str, manifest: dict[str, Any]) -> None:
             rescue = info.type == pafs.FileType.File and info.base_name not in known
             if rescue and not lake.exists(f"{live}/{info.base_name}"):
                 lake.move(info.path, f"{live}/{info.base_name}")
-    lake.fs.delete_dir(staging)
+    lake.delete_folder(staging)
