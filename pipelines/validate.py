@@ -67,7 +67,8 @@ def article_partitions(lake: Lake, days: Sequence[str] = ()) -> list[str]:
 
 def validate_partition(lake: Lake, folder: str, validator: SuiteValidator) -> PartitionVerdict:
     """Validate one partition folder's articles as one DataFrame."""
-    files = [path for path in data_files(lake, folder, recursive=False) if "/_" not in path]
+    # Files the lake keeps for itself start with "_"; a folder above the lake may too.
+    files = [path for path in data_files(lake, folder, recursive=False) if not path.rsplit("/", 1)[-1].startswith("_")]
     table = ds.dataset(files, schema=arrow.ARTICLES, format="parquet", filesystem=lake.fs).to_table(
         columns=READ_COLUMNS
     )

@@ -85,3 +85,13 @@ def test_the_probe_sees_beam_where_it_is_loaded() -> None:
     code, out, _, loaded = _run("run", "--help")
     assert code == 0 and out.startswith("usage: wirestream run")
     assert "apache_beam" in loaded
+
+
+def test_validate_reads_a_lake_under_a_folder_whose_name_starts_with_an_underscore(tmp_path: Path) -> None:
+    from tests.conftest import write_lake_from_before_keys
+
+    lake = tmp_path / "_scratch" / "lake"
+    lake.mkdir(parents=True)
+    write_lake_from_before_keys(lake)
+    code, out, _, _ = _run("validate", str(lake))
+    assert (code, out.splitlines()[-1]) == (1, "overall: FAIL (1 of 1 partitions, 4 articles)")
