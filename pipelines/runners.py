@@ -180,10 +180,10 @@ def prism_settings(options: PipelineOptions) -> None:
 def runner_used(result: object) -> str:
     """The runner that actually ran ``result``'s job, by name (Beam may fall back from Prism)."""
     module = type(result).__module__
+    if "fn_api_runner" in module:  # first: it lives under apache_beam.runners.portability too
+        return "FnApiRunner"
     if "portability" in module:
         return "Prism (portable)"
-    if "fn_api_runner" in module:
-        return "FnApiRunner"
     if "direct" in module:
         return "BundleBasedDirectRunner"
     return type(result).__name__

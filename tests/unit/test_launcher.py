@@ -87,6 +87,10 @@ def test_the_runner_used_is_named_and_a_local_run_off_prism_is_refused() -> None
     direct = runner_used(_result_of("apache_beam.runners.direct.direct_runner"))
     assert (portable, direct) == ("Prism (portable)", "BundleBasedDirectRunner")
     assert runner_used(_result_of("somewhere.else")) == "Result"
+    in_process = runner_used(_result_of("apache_beam.runners.portability.fn_api_runner.fn_runner"))
+    assert in_process == "FnApiRunner"
+    with pytest.raises(RuntimeError, match="fell back to FnApiRunner instead of Prism"):
+        check_runner_used("DirectRunner", in_process)
     check_runner_used("DirectRunner", portable)
     check_runner_used("FlinkRunner", "PipelineResult")
     with pytest.raises(RuntimeError, match="fell back to BundleBasedDirectRunner instead of Prism"):
