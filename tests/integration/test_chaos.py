@@ -1,7 +1,7 @@
 """Chaos: kill -9 at random moments (one during a file write), a broker restart, a replay.
 
-2,000 records over 3 partitions, with bad records and repeated stories among them. The streaming
-pipeline is killed five times and restarted each time (once early, once mid-write, three times at
+1,200 records over 3 partitions, with bad records and repeated stories among them. The streaming
+pipeline is killed four times and restarted each time (once early, once mid-write, twice at
 a random moment after that run committed something); the broker is restarted once mid-run; a
 final ``--until-caught-up`` run finishes. Then every produced (partition, offset) must be in the
 lake exactly once, every file must read back, compaction must keep it so, and a replay from the
@@ -46,8 +46,8 @@ from transforms.io.lake import STAGING, Lake, lake_files
 
 pytestmark = pytest.mark.integration
 
-RECORDS = 2000
-KILLS = 5
+RECORDS = 1200  # the suite's time budget; every kind of kill below still lands
+KILLS = 4
 
 
 def _values(rng: random.Random, records: int = RECORDS) -> list[bytes]:
