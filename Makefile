@@ -83,7 +83,7 @@ integration: setup dev chromium
 test: setup dev chromium lint ## lint, then unit, Beam and integration tests (real broker, Prism)
 	$(BIN)/pytest -q --durations=12 tests
 
-bench: setup dev ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost
+bench: setup dev ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost, lake on disk vs S3
 	$(BIN)/python -m benchmarks.validators
 	$(BIN)/python -m benchmarks.cleaning
 	$(BIN)/python -m benchmarks.content_rules
@@ -91,6 +91,7 @@ bench: setup dev ## cleaning quality and speed, dedup vs datasketch, NER through
 	$(BIN)/python -m benchmarks.entities
 	$(BIN)/python -m benchmarks.entity_quality
 	$(BIN)/python -m benchmarks.quality
+	$(BIN)/python -m benchmarks.lake_stores
 
 soak: setup ## stream for 20 min at 2 records/s with kill -9s and a broker restart: lost, doubled, latency, memory (SOAK_ARGS=...)
 	infra/kafka/kafka.sh up
