@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from pipelines.report.model import MAX_BARS, TOP, Chart, Section, TimeChart
-from pipelines.report.queries import _bars_caption, _missing, _rows, _span
+from pipelines.report.queries import _bars_caption, _missing, _rows, _span, _table_rows
 from pipelines.report_axis import bin_unit
 from schemas import arrow
 from schemas.entity_keys import NOT_NAMED
@@ -43,34 +43,17 @@ def articles_over_time(connection: duckdb.DuckDBPyConnection, present: set[str])
         "(`published_at`) is optional in the input, so it is shown per day, for the articles that have it. "
         "Both charts have a time axis; a span too long for a bar per hour or day is counted per coarser bin.",
     )
-    if "articles" not in present:
-        section.no_data = _missing("articles")
-        return section
-    hours = _rows(
+    hours = _table_rows(
         connection,
+        present,
+        section,
+        "articles",
         "SELECT strftime(date_trunc('hour', ingested_at AT TIME ZONE 'UTC'), '%Y-%m-%d %H:00'), count(*)"
         " FROM articles GROUP BY 1 ORDER BY 1",
     )
-    ingested = _span(connection, "ingested_at AT TIME ZONE 'UTC'", "articles")
-    if not hours or ingested is None:
-        section.no_data = "No data: the `articles` table has no rows."
+    if hours is None:
         return section
-    unit = bin_unit(*ingested, finest="hour", max_bins=MAX_BARS)
-    bins = _rows(
-        connection,
-        f"SELECT date_trunc('{unit}', ingested_at AT TIME ZONE 'UTC'), count(*) FROM articles GROUP BY 1 ORDER BY 1",
-    )
-    section.charts.append(
-        TimeChart(
-            f"Articles per {unit} of ingestion (UTC)",
-            unit,
-            [start for start, _ in bins],
-            {"articles": [n for _, n in bins]},
-            y_label="articles",
-            x_label="ingested_at (UTC)",
-            caption=_bars_caption(unit, "hour", ingested, "ingestion times", "no article was ingested"),
-        )
-    )
+    _articles_per_bin(connection, section, "ingested_at", "hour", "ingestion", "no article was ingested")
     section.tables.append(("Articles per ingestion hour", ["hour (UTC)", "articles"], hours))
     days = _rows(
         connection,
@@ -78,29 +61,41 @@ def articles_over_time(connection: duckdb.DuckDBPyConnection, present: set[str])
         " WHERE published_at IS NOT NULL GROUP BY 1 ORDER BY 1",
     )
     undated = _rows(connection, "SELECT count(*) FROM articles WHERE published_at IS NULL")[0][0]
-    published = _span(connection, "published_at AT TIME ZONE 'UTC'", "articles")
-    if published is not None:
-        unit = bin_unit(*published, finest="day", max_bins=MAX_BARS)
-        bins = _rows(
-            connection,
-            f"SELECT date_trunc('{unit}', published_at AT TIME ZONE 'UTC'), count(*) FROM articles"
-            " WHERE published_at IS NOT NULL GROUP BY 1 ORDER BY 1",
-        )
-        section.charts.append(
-            TimeChart(
-                f"Articles per {unit} of publication (UTC)",
-                unit,
-                [start for start, _ in bins],
-                {"articles": [n for _, n in bins]},
-                y_label="articles",
-                x_label="published_at (UTC)",
-                caption=_bars_caption(unit, "day", published, "publication times", "no article was published"),
-            )
-        )
+    _articles_per_bin(connection, section, "published_at", "day", "publication", "no article was published")
     section.tables.append(
         ("Articles per publication day", ["day (UTC)", "articles"], [*days, ("no published_at", undated)])
     )
     return section
+
+
+def _articles_per_bin(
+    connection: duckdb.DuckDBPyConnection, section: Section, column: str, finest: str, what: str, none: str
+) -> None:
+    """A chart of articles per ``finest`` bin of ``column``, coarser when its span is too long.
+
+    No chart when no article has a ``column``.
+    """
+    moment = f"{column} AT TIME ZONE 'UTC'"
+    span = _span(connection, moment, "articles")
+    if span is None:
+        return
+    unit = bin_unit(*span, finest=finest, max_bins=MAX_BARS)
+    bins = _rows(
+        connection,
+        f"SELECT date_trunc('{unit}', {moment}), count(*) FROM articles"
+        f" WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY 1",
+    )
+    section.charts.append(
+        TimeChart(
+            f"Articles per {unit} of {what} (UTC)",
+            unit,
+            [start for start, _ in bins],
+            {"articles": [n for _, n in bins]},
+            y_label="articles",
+            x_label=f"{column} (UTC)",
+            caption=_bars_caption(unit, finest, span, f"{what} times", none),
+        )
+    )
 
 
 def top_named_entities(

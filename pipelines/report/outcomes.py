@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import duckdb
 
 from pipelines.report.model import TOP, Chart, Section, _shorten
-from pipelines.report.queries import _missing, _rows
+from pipelines.report.queries import _missing, _rows, _table_rows
 
 
 def resolve_clusters(links: Sequence[tuple[str, str]], kept: set[str]) -> dict[str, str]:
@@ -43,12 +43,10 @@ def duplicates(connection: duckdb.DuckDBPyConnection, present: set[str]) -> Sect
         "(`articles` + `quarantine` + `duplicates`). A cluster is a kept article and every copy "
         "whose `duplicate_of` chain leads to it; its size counts the kept article too.",
     )
-    if "duplicates" not in present:
-        section.no_data = _missing("duplicates")
-        return section
-    copies = _rows(connection, "SELECT article_id, duplicate_of, method, source FROM duplicates")
-    if not copies:
-        section.no_data = "No data: the `duplicates` table has no rows."
+    copies = _table_rows(
+        connection, present, section, "duplicates", "SELECT article_id, duplicate_of, method, source FROM duplicates"
+    )
+    if copies is None:
         return section
     kept_rows = _rows(connection, "SELECT article_id, title, source FROM articles")
     kept = {article_id: (title, source) for article_id, title, source in kept_rows}
@@ -92,16 +90,15 @@ def quarantine_reasons(connection: duckdb.DuckDBPyConnection, present: set[str])
         "Articles that broke an expectation, counted per expectation name in `failed_expectations` "
         "(an article that broke two counts under both).",
     )
-    if "quarantine" not in present:
-        section.no_data = _missing("quarantine")
-        return section
-    rows = _rows(
+    rows = _table_rows(
         connection,
+        present,
+        section,
+        "quarantine",
         "SELECT reason, count(*) FROM (SELECT unnest(failed_expectations) AS reason FROM quarantine)"
         " GROUP BY 1 ORDER BY 2 DESC, 1",
     )
-    if not rows:
-        section.no_data = "No data: the `quarantine` table has no rows."
+    if rows is None:
         return section
     section.charts.append(
         Chart("Quarantined articles by expectation", [r for r, _ in rows], {"articles": [n for _, n in rows]})
@@ -117,12 +114,14 @@ def dead_letter_reasons(connection: duckdb.DuckDBPyConnection, present: set[str]
         "Dead-letter reasons",
         "Records that could not become an article, by the stage that rejected them and its reason.",
     )
-    if "dead_letters" not in present:
-        section.no_data = _missing("dead_letters")
-        return section
-    rows = _rows(connection, "SELECT stage, reason, count(*) FROM dead_letters GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2")
-    if not rows:
-        section.no_data = "No data: the `dead_letters` table has no rows."
+    rows = _table_rows(
+        connection,
+        present,
+        section,
+        "dead_letters",
+        "SELECT stage, reason, count(*) FROM dead_letters GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
+    )
+    if rows is None:
         return section
     section.charts.append(
         Chart(

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.report.model import Section
 from pipelines.report_axis import bin_count
 
 
@@ -23,6 +24,23 @@ def _missing(table: str) -> str:
 
 def _rows(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     return connection.execute(sql, list(parameters)).fetchall()
+
+
+def _table_rows(
+    connection: duckdb.DuckDBPyConnection, present: set[str], section: Section, table: str, sql: str
+) -> list[tuple[Any, ...]] | None:
+    """``sql``'s rows over ``table``, or None when there are none.
+
+    None comes with the section's "no data" note: the lake lacks the table, or the query found no rows.
+    """
+    if table not in present:
+        section.no_data = _missing(table)
+        return None
+    rows = _rows(connection, sql)
+    if not rows:
+        section.no_data = f"No data: the `{table}` table has no rows."
+        return None
+    return rows
 
 
 def _span(
