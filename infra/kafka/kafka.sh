@@ -24,9 +24,12 @@ PORT="${WIRESTREAM_KAFKA_PORT:-19092}"
 CONTROLLER_PORT=$((PORT + 1))
 STATE="${WIRESTREAM_KAFKA_HOME:-$CACHE/kafka-broker-$PORT}"
 PIDFILE="$STATE/broker.pid"
+SERVICE="broker"
 LOG="$STATE/broker.log"
 
 log() { echo "kafka.sh: $*" >&2; }
+# shellcheck source=../service.sh
+. "$HERE/../service.sh"
 
 fetch() {
   if [ -f "$LIBS/.complete" ] && [ "$(cat "$LIBS/.complete")" = "$(sha256sum "$HERE/pom.xml" | cut -d' ' -f1)" ]; then
@@ -40,8 +43,6 @@ fetch() {
 }
 
 java_cp() { java -Xms128m -Xmx${WIRESTREAM_KAFKA_HEAP:-768m} -cp "$LIBS/*" "$@"; }
-
-pid_alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
@@ -133,31 +134,11 @@ up() {
 }
 
 down() {
-  if ! pid_alive; then
-    log "no broker started by this script is running on port $PORT"
-    rm -f "$PIDFILE"
-    return 0
-  fi
-  local pid
-  pid="$(cat "$PIDFILE")"
-  log "stopping broker (pid $pid)"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; return 0; }
-    sleep 0.5
-  done
-  log "broker did not stop in 30 s; killing it"
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$PIDFILE"
+  stop_service 30
 }
 
 status() {
-  if port_open; then
-    echo "running on 127.0.0.1:$PORT$(pid_alive && echo " (pid $(cat "$PIDFILE"))")"
-    return 0
-  fi
-  echo "not running"
-  return 1
+  print_status port_open
 }
 
 create_topic() {

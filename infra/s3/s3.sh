@@ -26,13 +26,14 @@ WEED="$CACHE/seaweedfs-${COMMIT:0:8}/weed"
 PORT="${WIRESTREAM_S3_PORT:-18333}"
 STATE="${WIRESTREAM_S3_HOME:-$CACHE/s3-server-$PORT}"
 PIDFILE="$STATE/weed.pid"
+SERVICE="S3 server"
 LOG="$STATE/weed.log"
 ACCESS_KEY="${WIRESTREAM_S3_ACCESS_KEY:-wirestream-local}"
 SECRET_KEY="${WIRESTREAM_S3_SECRET_KEY:-wirestream-local-test-secret}"
 
 log() { echo "s3.sh: $*" >&2; }
-
-pid_alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+# shellcheck source=../service.sh
+. "$HERE/../service.sh"
 
 answers() {
   # Any HTTP answer from the S3 gateway (403 for an unsigned request) means it is listening.
@@ -124,32 +125,11 @@ up() {
 }
 
 down() {
-  if ! pid_alive; then
-    log "no S3 server started by this script is running on port $PORT"
-    rm -f "$PIDFILE"
-    return 0
-  fi
-  local pid
-  pid="$(cat "$PIDFILE")"
-  log "stopping the S3 server (pid $pid)"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 20); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; return 0; }
-    sleep 0.25
-  done
-  # Its data is started afresh by the next `up` anyway: no need to wait for a slow shutdown.
-  log "the S3 server did not stop in 5 s; killing it"
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$PIDFILE"
+  stop_service 5 # its data is started afresh by the next `up`: no need to wait for a slow shutdown
 }
 
 status() {
-  if answers; then
-    echo "running on 127.0.0.1:$PORT$(pid_alive && echo " (pid $(cat "$PIDFILE"))")"
-    return 0
-  fi
-  echo "not running"
-  return 1
+  print_status answers
 }
 
 client_env() {
