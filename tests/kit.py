@@ -9,10 +9,16 @@ than each writing its own constructor of a twenty-field record, so that a field 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from schemas.records import Article, DeadLetter, Entity, KafkaRecord, SourceBatch
 from transforms.entities import canonicalise
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 __all__ = [
     "INGESTED_AT",
@@ -146,3 +152,29 @@ def dead_letter(
 ) -> DeadLetter:
     """A parse dead letter at ``offset`` of ``batch``, failed and ingested ``at``."""
     return DeadLetter("parse", reason, error, raw, None, at, at, batch.topic, batch.partition, offset, batch)
+
+
+def read_while(
+    read: Callable[[], T], action: Callable[[], R], failure: type[Exception] = Exception
+) -> tuple[R, list[T], list[str]]:
+    """Run ``action`` while another thread calls ``read`` again and again, as a reader racing a
+    compaction does: ``action``'s result, every answer ``read`` gave and every ``failure`` it raised."""
+    results: list[T] = []
+    errors: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                results.append(read())
+            except failure as error:
+                errors.append(str(error))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        outcome = action()
+    finally:
+        done.set()
+        thread.join()
+    return outcome, results, errors

@@ -25,7 +25,7 @@ import pytest
 from pipelines.lifecycle import LakeBusyError, LakeLease
 from pipelines.query import query
 from schemas.records import SourceBatch
-from tests.kit import ROOT, article, dead_letter
+from tests.kit import ROOT, article, dead_letter, read_while
 from transforms.io.lake import (
     MANIFEST,
     STAGING,
@@ -187,27 +187,9 @@ def _many_small_files(lake: Lake, hours: int = 3, batches: int = 6) -> int:
 def test_readers_never_see_rows_twice_or_miss_any_while_compaction_runs(s3_lake: str) -> None:
     lake = Lake(s3_lake)
     articles = _many_small_files(lake)
-    results: list[tuple[int, int]] = []
-    errors: list[str] = []
-    done = threading.Event()
-
-    def read() -> None:
-        while not done.is_set():
-            try:
-                _, rows = query(
-                    s3_lake, "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM articles"
-                )
-                results.append(rows[0])
-            except Exception as error:  # noqa: BLE001 - a file listed, then deleted before it was opened
-                errors.append(str(error))
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        merged = compact(lake)
-    finally:
-        done.set()
-        reader.join()
+    sql = "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM articles"
+    # Any error is recorded (a file listed, then deleted before it was opened), and checked below.
+    merged, results, errors = read_while(lambda: query(s3_lake, sql)[1][0], lambda: compact(lake))
     assert len([relative for relative, _ in merged if relative.startswith("articles/")]) == 3
     assert results, "the reader never got an answer"
     assert set(results) == {(articles, articles)}, "a reader saw rows twice or missed some"

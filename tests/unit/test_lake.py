@@ -7,7 +7,7 @@ import pytest
 
 from schemas import arrow
 from schemas.records import Article, DeadLetter, Duplicate, Entity, Quarantined, SourceBatch
-from tests.kit import article, dead_letter
+from tests.kit import article, dead_letter, read_while
 from transforms.io.lake import (
     MANIFEST,
     STAGING,
@@ -264,33 +264,17 @@ def _many_small_files(lake: Lake, hours: int = 6, batches: int = 8) -> int:
 
 
 def test_readers_never_see_a_folder_half_compacted(tmp_path) -> None:
-    import threading
-
     lake = Lake(str(tmp_path))
     articles = _many_small_files(lake)
-    results: list[tuple[int, int]] = []
-    errors: list[str] = []
-    done = threading.Event()
+    connection = duckdb.connect()  # used by the reading thread alone
+    pattern = f"{tmp_path}/articles/*/*/*.parquet"
+    sql = "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM read_parquet(?)"
 
-    def read() -> None:
-        connection = duckdb.connect()
-        pattern = f"{tmp_path}/articles/*/*/*.parquet"
-        while not done.is_set():
-            try:
-                row = connection.execute(
-                    "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM read_parquet(?)", [pattern]
-                ).fetchone()
-                results.append(row)
-            except duckdb.Error as error:  # a file listed before a swap and opened after it
-                errors.append(str(error))
+    def read() -> tuple[int, int]:
+        return connection.execute(sql, [pattern]).fetchone()  # type: ignore[return-value]
 
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        merged = compact(lake)
-    finally:
-        done.set()
-        reader.join()
+    # A duckdb.Error is a file listed before a swap and opened after it (checked below).
+    merged, results, errors = read_while(read, lambda: compact(lake), duckdb.Error)
     tables = [relative for relative, _ in merged if not relative.startswith("_records/")]
     assert len(tables) == 6 * 3  # articles, entities, dead letters in each of 6 folders
     assert results, "the reader never got an answer"
