@@ -2,8 +2,8 @@
 
 One helper for the one idea the lake, its quality results, the report and the lease all need:
 write under a temporary name beside the target, make it durable, then rename it over the target.
-On a local disk the rename is atomic. An object store needs none of it (an upload appears whole),
-so :meth:`transforms.io.lake.Lake.write_atomically` writes there directly instead. The temporary
+On a local disk the rename is atomic. An object store needs none of it (an upload appears whole,
+and its "rename" is a copy then a delete), so there the file is written directly. The temporary
 name ends in ``.tmp`` and never in ``.parquet`` or ``.json``, so no lake reader takes it for data.
 No Beam here.
 """
@@ -35,7 +35,14 @@ def fsync(fs: pafs.FileSystem, path: str) -> None:
 
 
 def write_atomically(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` in one step: a durable temporary file beside it, renamed over it."""
+    """Write ``data`` to ``path`` in one step, so that a reader sees the old content or the new.
+
+    On a local disk: a durable temporary file beside it, renamed over it; on an object store: one upload.
+    """
+    if not isinstance(fs, pafs.LocalFileSystem):
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)
+        return
     temporary = temporary_beside(path)
     with fs.open_output_stream(temporary) as stream:
         stream.write(data)

@@ -99,12 +99,10 @@ class Lake:
         """Replace ``path`` in one step, so a reader sees the old content or the new, never half.
 
         Locally: a durable temporary file beside it, renamed over it. On an object store an object
-        appears whole when its upload completes, so it is written directly: one upload, no copy.
+        appears whole when its upload completes, so it is written directly: one upload, no copy
+        (:func:`transforms.io.files.write_atomically`).
         """
-        if self.local:
-            files.write_atomically(self.fs, path, data)
-        else:
-            self.write_bytes(path, data)
+        files.write_atomically(self.fs, path, data)
 
     def write_table(self, path: str, table: pa.Table) -> None:
         """Write a Parquet file (zstd) and make it durable (on object stores it appears whole, once written)."""
