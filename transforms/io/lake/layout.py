@@ -46,6 +46,7 @@ __all__ = [
     "lake_files",
     "partition_end",
     "partition_folders",
+    "parquet_paths",
     "partition_path",
     "superseded",
 ]
@@ -128,12 +129,17 @@ def superseded(paths: Iterable[str]) -> set[str]:
     return inside
 
 
+def parquet_paths(lake: Lake, folder: str, recursive: bool = True) -> list[str]:
+    """Every Parquet file under a folder (relative to the lake), as absolute paths, merged away or not."""
+    return [info.path for info in lake.list(lake.path(folder), recursive=recursive) if info.path.endswith(".parquet")]
+
+
 def data_files(lake: Lake, folder: str, recursive: bool = True) -> list[str]:
     """The Parquet files under a table or partition folder (relative to the lake), as absolute paths.
 
     On an object store, files already merged into another (:func:`superseded`) are left out.
     """
-    paths = [info.path for info in lake.list(lake.path(folder), recursive=recursive) if info.path.endswith(".parquet")]
+    paths = parquet_paths(lake, folder, recursive)
     if lake.local:
         return paths
     merged_away = superseded(paths)

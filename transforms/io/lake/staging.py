@@ -28,7 +28,7 @@ from typing import IO, Any
 import pyarrow.fs as pafs
 
 from schemas import arrow
-from transforms.io.lake.layout import MAINTENANCE_LOCK, MANIFEST, STAGING, superseded
+from transforms.io.lake.layout import MAINTENANCE_LOCK, MANIFEST, STAGING, parquet_paths, superseded
 from transforms.io.lake.store import Lake
 from transforms.io.objects import ObjectLock
 
@@ -104,8 +104,7 @@ def remove_superseded(lake: Lake) -> list[str]:
     """
     removed = []
     for table in arrow.STORED_TABLES:
-        paths = [info.path for info in lake.list(lake.path(table), recursive=True) if info.path.endswith(".parquet")]
-        for path in sorted(superseded(paths)):
+        for path in sorted(superseded(parquet_paths(lake, table))):
             with contextlib.suppress(FileNotFoundError):
                 lake.fs.delete_file(path)
             removed.append(lake.relative(path))
