@@ -64,6 +64,7 @@ ENTITIES = pa.schema(
         pa.field("key", pa.string()),
         pa.field("published_at", TIMESTAMP),
         pa.field("source", pa.string()),
+        pa.field("ingested_at", TIMESTAMP, nullable=False),
     ]
 )
 
@@ -90,6 +91,7 @@ DEAD_LETTERS = pa.schema(
         pa.field("error", pa.string()),
         pa.field("raw_value", pa.binary()),
         pa.field("raw_key", pa.binary()),
+        pa.field("ingested_at", TIMESTAMP, nullable=False),
         pa.field("failed_at", TIMESTAMP, nullable=False),
         *KAFKA_COLUMNS,
     ]
