@@ -64,6 +64,7 @@ TABLE_PROPERTIES: dict[str, str] = {
     SCHEMA_VERSION_PROPERTY: str(SCHEMA_VERSION),
     "commit.retry.num-retries": "0",
     "commit.manifest-merge.enabled": "true",
+    "commit.manifest.min-count-to-merge": "8",
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "10",
 }

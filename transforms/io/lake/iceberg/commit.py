@@ -178,15 +178,19 @@ def _local(path: str) -> str:
 
 def _referenced(table: Table) -> tuple[set[str], set[str]]:
     """``(data files, metadata files)`` that some snapshot of ``table`` (or its metadata log) references."""
-    data: set[str] = set()
     metadata = {_local(table.metadata_location)}
     metadata.update(_local(entry.metadata_file) for entry in table.metadata.metadata_log)
+    manifests = {}  # snapshots share most manifests: read each one once
     for snapshot in table.snapshots():
         metadata.add(_local(snapshot.manifest_list))
         for manifest in snapshot.manifests(table.io):
-            metadata.add(_local(manifest.manifest_path))
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
-                data.add(_local(entry.data_file.file_path))
+            manifests[_local(manifest.manifest_path)] = manifest
+    metadata.update(manifests)
+    data = {
+        _local(entry.data_file.file_path)
+        for manifest in manifests.values()
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False)
+    }
     return data, metadata
 
 
