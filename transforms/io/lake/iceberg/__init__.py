@@ -33,5 +33,14 @@ CATALOG = "_catalog"
 
 
 def is_iceberg(lake: Lake) -> bool:
-    """Whether ``lake`` holds Iceberg tables (its ``_catalog/`` folder exists); imports no pyiceberg."""
-    return lake.exists(lake.path(CATALOG))
+    """Whether ``lake`` holds Iceberg tables (its ``_catalog/`` folder exists); imports no pyiceberg.
+
+    A yes is kept on the ``Lake`` (a lake never stops being an Iceberg lake); a no is asked again,
+    since the first run creates the catalog of a new lake.
+    """
+    if getattr(lake, "_iceberg", False):
+        return True
+    found = lake.exists(lake.path(CATALOG))
+    if found:
+        lake._iceberg = True  # type: ignore[attr-defined]
+    return found
