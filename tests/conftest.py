@@ -146,8 +146,24 @@ def write_lake_from_before_keys(tmp_path: Path) -> None:
 
 BEFORE_INGESTED_AT = SourceBatch("news", 0, 0, 3, 3)
 """The batch :func:`lake_from_before_ingested_at` wrote before ``entities`` and ``dead_letters`` had
-``ingested_at`` (read at 09:10); :data:`AFTER_INGESTED_AT` came after (read at 09:40)."""
+``ingested_at`` (read at :data:`READ_BEFORE`); :data:`AFTER_INGESTED_AT` came after."""
 AFTER_INGESTED_AT = SourceBatch("news", 0, 3, 6, 3)
+READ_BEFORE, READ_AFTER = (
+    dt.datetime(2026, 11, 24, 9, 10, tzinfo=dt.UTC),
+    dt.datetime(2026, 11, 24, 9, 40, tzinfo=dt.UTC),
+)
+INGESTED_AT_ANSWERS: dict[str, tuple[str, list[tuple[object, ...]]]] = {
+    "entities": (
+        "SELECT article_id, count(*), min(ingested_at), max(ingested_at) FROM entities GROUP BY 1 ORDER BY 1",
+        [(a, 2, t, t) for a, t in (("a0", READ_BEFORE), ("a1", READ_BEFORE), ("a3", READ_AFTER), ("a5", READ_AFTER))],
+    ),
+    "dead_letters": (
+        "SELECT kafka_offset, ingested_at, failed_at - ingested_at FROM dead_letters ORDER BY 1",
+        [(2, READ_BEFORE, dt.timedelta(seconds=5)), (4, READ_AFTER, dt.timedelta(seconds=5))],
+    ),
+}
+"""A query of each table over :func:`lake_from_before_ingested_at`, and its answer when every row's
+``ingested_at`` is its article's or its record's."""
 
 
 @pytest.fixture
@@ -158,8 +174,8 @@ def lake_from_before_ingested_at(tmp_path: Path) -> Path:
     articles with entities and a dead letter (offsets 2 and 4), rejected 5 s after being read."""
     lake = Lake(str(tmp_path))
     for batch, read_at, articles, letter in (
-        (BEFORE_INGESTED_AT, dt.datetime(2026, 11, 24, 9, 10, tzinfo=dt.UTC), (0, 1), 2),
-        (AFTER_INGESTED_AT, dt.datetime(2026, 11, 24, 9, 40, tzinfo=dt.UTC), (3, 5), 4),
+        (BEFORE_INGESTED_AT, READ_BEFORE, (0, 1), 2),
+        (AFTER_INGESTED_AT, READ_AFTER, (3, 5), 4),
     ):
         outcomes = [
             article_with_mentions(offset, batch, [("Lloyd Austin", "PERSON"), ("U.S.", "GPE")]).evolve(

@@ -10,15 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from schemas import arrow
-from tests.conftest import AFTER_INGESTED_AT, BEFORE_INGESTED_AT
+from tests.conftest import AFTER_INGESTED_AT, BEFORE_INGESTED_AT, READ_AFTER, READ_BEFORE
 from transforms.io.lake import Lake, compact
 from transforms.io.lake.backfill import fill
 
 FOLDER = "dt=2026-11-24/hour=09"
-READ_BEFORE, READ_AFTER = (
-    dt.datetime(2026, 11, 24, 9, 10, tzinfo=dt.UTC),
-    dt.datetime(2026, 11, 24, 9, 40, tzinfo=dt.UTC),
-)
 ENTITIES_LATER, DEAD_LETTERS_LATER = arrow.LATER_COLUMNS
 
 
