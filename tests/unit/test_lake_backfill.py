@@ -88,3 +88,40 @@ def test_files_that_cannot_be_filled_exactly_are_left_unmerged(lake_from_before_
     assert _files(lake, "dead_letters") == [f"{BEFORE_INGESTED_AT.key}.parquet", f"{AFTER_INGESTED_AT.key}.parquet"]
     assert (lake / "dead_letters" / FOLDER / f"{BEFORE_INGESTED_AT.key}.parquet").read_bytes() == before
     assert compact(Lake(str(lake))) == []  # and stays so, quietly, at every later compaction
+
+
+def test_every_reader_reads_older_and_newer_files_as_it_reads_them_compacted(
+    lake_from_before_ingested_at: Path,
+) -> None:
+    """validate, the report, the run summary and the run's lake watch, before and after the merge."""
+    from pipelines.lake_watch import LakeWatch
+    from pipelines.report import build_sections
+    from pipelines.summary import run_summary
+    from pipelines.validate import validate_lake
+
+    lake = str(lake_from_before_ingested_at)
+
+    def readings() -> tuple[object, ...]:
+        tally = LakeWatch(Lake(lake), frozenset()).poll()
+        summary = run_summary(lake, "DirectRunner", "DONE", frozenset())
+        return validate_lake(lake), build_sections(lake), summary, tally.rows, tally.dead_letter_reasons
+
+    before = readings()
+    assert compact(Lake(lake))
+    assert readings() == before
+    validated, _, summary, rows, reasons = before
+    assert validated[0][1:] == [
+        "FAIL  articles/dt=2026-11-24/hour=09: 4 articles\n      4 rows break row-level expectations "
+        "(text_length_in_bounds ×4); batch-level expectations failed: title_null_rate_at_most_50_percent",
+        "overall: FAIL (1 of 1 partitions, 4 articles)",  # the fixture's articles are short and untitled
+    ]
+    assert rows == {"articles": 4, "entities": 8, "dead_letters": 2} and reasons == {"not_json": 2}
+    assert summary.splitlines()[1:8] == [
+        "  read (records accounted for this run): 6",
+        "  articles written:   4",
+        "  entity mentions:    8",
+        "  duplicates:         0",
+        "  quarantined:        0",
+        "  dead letters:       2",
+        "    by reason: parse/not_json ×2",
+    ]
