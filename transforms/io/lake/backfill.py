@@ -13,7 +13,6 @@ when some row has no source row, :func:`filled` answers ``None`` and nothing is 
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from schemas import arrow
 from transforms.io.lake.layout import data_files
@@ -54,6 +53,8 @@ def filled(lake: Lake, table: str, folder: str, rows: pa.Table) -> pa.Table | No
     for later in arrow.LATER_COLUMNS:
         if later.table != table or not rows[later.column].null_count:
             continue
+        import pyarrow.dataset as ds  # loads pandas (about 0.4 s): only when an older file is merged
+
         files = data_files(lake, f"{later.source}/{folder.removeprefix(f'{table}/')}", recursive=False)
         source_schema = arrow.STORED_TABLES[later.source]
         source = ds.dataset(files, schema=source_schema, format="parquet", filesystem=lake.fs).to_table(
