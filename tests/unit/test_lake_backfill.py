@@ -43,6 +43,11 @@ def test_a_row_with_no_source_row_is_never_guessed() -> None:
     assert fill(rows, ENTITIES_LATER, _entities([("a0", READ_BEFORE)])) is None
 
 
+def test_a_key_the_source_holds_twice_is_never_guessed() -> None:
+    rows = _entities([("a0", None)])
+    assert fill(rows, ENTITIES_LATER, _entities([("a0", READ_BEFORE), ("a0", READ_AFTER)])) is None
+
+
 def test_the_record_log_keys_dead_letters_by_their_kafka_coordinates() -> None:
     keys = {"kafka_topic": ["news", "news"], "kafka_partition": pa.array([0, 1], pa.int32())}
     rows = pa.table({**keys, "kafka_offset": [2, 2], "ingested_at": pa.array([None, None], arrow.TIMESTAMP)})

@@ -13,6 +13,7 @@ when some row has no source row, :func:`filled` answers ``None`` and nothing is 
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas import arrow
 from transforms.io.lake.layout import data_files
@@ -21,26 +22,28 @@ from transforms.io.lake.store import Lake
 __all__ = ["fill", "filled"]
 
 
+_ROW, _FOUND = "__row", "__found"
+
+
 def fill(rows: pa.Table, later: arrow.LaterColumn, source: pa.Table) -> pa.Table | None:
     """``rows`` with each null of ``later.column`` taken from the ``source`` row with the same keys.
 
-    ``None`` when some null row has no such row in ``source`` (a value is never invented).
+    ``None`` when some null row has no such row in ``source`` (a value is never invented), or
+    when ``source`` holds a key twice (it cannot say which value is right).
     """
-    values = rows[later.column].to_pylist()
-    if None not in values:
+    if not rows[later.column].null_count:
         return rows
-    found = {
-        tuple(row[key] for key in later.keys): row[later.column]
-        for row in source.select([*later.keys, later.column]).to_pylist()
-    }
-    keys = rows.select(list(later.keys)).to_pylist()
-    values = [
-        found.get(tuple(key.values())) if value is None else value for value, key in zip(values, keys, strict=True)
-    ]
-    if None in values:
+    keys = list(later.keys)
+    found = source.select([*keys, later.column]).rename_columns([*keys, _FOUND])
+    numbered = rows.select(keys).append_column(_ROW, pa.array(range(rows.num_rows), pa.int64()))
+    joined = numbered.join(found, keys=keys, join_type="left outer").sort_by(_ROW)
+    if joined.num_rows != rows.num_rows:
+        return None
+    values = pc.coalesce(rows[later.column], joined[_FOUND])
+    if values.null_count:
         return None
     field = rows.schema.field(later.column)
-    return rows.set_column(rows.schema.get_field_index(later.column), field, pa.array(values, field.type))
+    return rows.set_column(rows.schema.get_field_index(later.column), field, values.cast(field.type))
 
 
 def filled(lake: Lake, table: str, folder: str, rows: pa.Table) -> pa.Table | None:
