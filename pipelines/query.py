@@ -84,7 +84,7 @@ def later_columns_filled(
     compaction fills it (:data:`schemas.arrow.LATER_COLUMNS`): from the source table's row with the
     same keys. The files' footers are read once to find the older files; only the source table's
     files in their partition folders are joined in, and a lake with no older file reads ``source``
-    as it is, with no join. A row whose source row is missing keeps NULL.
+    as it is, with no join. A row whose source row is missing (or held twice) keeps NULL.
     """
     for later in arrow.LATER_COLUMNS:
         if later.table != table:
@@ -98,7 +98,11 @@ def later_columns_filled(
             continue
         column = f'"{later.column}"'
         found_rows = files_relation(connection, lake, later.source, found)
-        values = f"(SELECT {', '.join(later.keys)}, {column} FROM {found_rows})"
+        keys = ", ".join(f'"{key}"' for key in later.keys)
+        # A key held twice gives NULL, as compaction refuses it, and never doubles a row.
+        values = (
+            f"(SELECT {keys}, if(count(*) = 1, any_value({column}), NULL) AS {column} FROM {found_rows} GROUP BY ALL)"
+        )
         on = " AND ".join(f'rows."{key}" = found."{key}"' for key in later.keys)
         columns = {row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
         if later.column in columns:

@@ -151,6 +151,16 @@ def test_an_older_row_with_no_source_row_reads_null(lake_from_before_ingested_at
     ]
 
 
+def test_an_older_row_whose_source_row_is_held_twice_reads_null_once(lake_from_before_ingested_at: Path) -> None:
+    folder = lake_from_before_ingested_at / "_records" / "dt=2026-11-24" / "hour=09"
+    copy = folder / f"{SourceBatch('news', 1, 0, 3, 3).key}.parquet"  # a stray copy: partition 0's rows again
+    copy.write_bytes((folder / f"{BEFORE_INGESTED_AT.key}.parquet").read_bytes())
+    assert query(str(lake_from_before_ingested_at), INGESTED["dead_letters"])[1] == [
+        (2, None, None),
+        FILLED["dead_letters"][1],
+    ]
+
+
 def test_a_lake_written_after_the_change_reads_without_a_join(tmp_path: Path) -> None:
     batch = SourceBatch("news", 0, 0, 2, 2)
     commit_batch(Lake(str(tmp_path)), batch, [article(0, batch), dead_letter(1, batch)])
