@@ -65,6 +65,24 @@ def test_commit_writes_every_table_with_its_schema(tmp_path) -> None:
     assert count == 2
 
 
+def test_entities_carry_their_articles_ingested_at_and_dead_letters_their_records(tmp_path) -> None:
+    lake = Lake(str(tmp_path))
+    batch = SourceBatch("news", 0, 0, 3, 3)
+    earlier = T0 - dt.timedelta(minutes=20)  # two articles read at different times (not one batch's in practice)
+    failed = T0 + dt.timedelta(seconds=3)  # rejected after the hour turned: partitioned, and stamped, by reading
+    letter = _dead(2, batch).evolve(ingested_at=earlier, failed_at=failed)
+    commit_batch(lake, batch, [_article(0, batch, earlier), _article(1, batch), letter])
+    folder = tmp_path / "entities" / "dt=2026-11-24" / "hour=09" / f"{batch.key}.parquet"
+    assert pq.read_table(folder, columns=["article_id", "ingested_at"]).to_pylist() == [
+        {"article_id": "a0", "ingested_at": earlier},
+        {"article_id": "a1", "ingested_at": T0},
+    ]
+    dead = tmp_path / "dead_letters" / "dt=2026-11-24" / "hour=09" / f"{batch.key}.parquet"
+    assert pq.read_table(dead, columns=["kafka_offset", "ingested_at", "failed_at"]).to_pylist() == [
+        {"kafka_offset": 2, "ingested_at": earlier, "failed_at": failed}
+    ]
+
+
 def test_duplicates_and_quarantined_articles_go_to_their_own_tables(tmp_path) -> None:
     lake = Lake(str(tmp_path))
     batch = SourceBatch("news", 0, 0, 3, 3)

@@ -48,6 +48,7 @@ def entity_rows(article: Article) -> Iterator[dict[str, Any]]:
             "key": entity.key,
             "published_at": article.published_at,
             "source": article.source,
+            "ingested_at": article.ingested_at,
         }
 
 
@@ -82,6 +83,7 @@ def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
         "error": letter.error,
         "raw_value": letter.raw_value,
         "raw_key": letter.raw_key,
+        "ingested_at": letter.ingested_at,
         "failed_at": letter.failed_at,
         "kafka_topic": letter.kafka_topic,
         "kafka_partition": letter.kafka_partition,
