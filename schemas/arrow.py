@@ -9,6 +9,8 @@ would otherwise infer the ``null`` type and no longer append (apache/arrow #3439
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -129,3 +131,27 @@ table for readers (``wirestream query`` does not show it)."""
 
 STORED_TABLES: dict[str, pa.Schema] = {**TABLES, RECORD_LOG_TABLE: RECORD_LOG}
 """Everything a batch commit writes: the tables and the record log."""
+
+
+@dataclass(frozen=True)
+class LaterColumn:
+    """A never-null column that ``table`` gained after files had been written without it.
+
+    The rows of such a file find their value exactly: ``column`` of the row of table ``source``, in
+    the partition folder of the same name, whose ``keys`` equal theirs (unique there).
+    """
+
+    table: str
+    column: str
+    source: str
+    keys: tuple[str, ...]
+
+
+LATER_COLUMNS = (
+    LaterColumn("entities", "ingested_at", "articles", ("article_id",)),
+    LaterColumn("dead_letters", "ingested_at", RECORD_LOG_TABLE, ("kafka_topic", "kafka_partition", "kafka_offset")),
+)
+"""Every later never-null column (docs/lake.md, "Versioning"). Entity rows share their article's
+partition folder, and dead letters their record log row's (both by ingestion time), so a reader or
+a compaction looks in one folder. Later nullable columns (``entities.key``, ``articles.site_name``)
+are not listed: they read as null, and a reader that can fills them by its own rule."""

@@ -5,6 +5,7 @@ Record builders and paths are in :mod:`tests.kit`.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import uuid
@@ -18,7 +19,7 @@ import pytest
 from pipelines.runners import prism_binary
 from schemas import arrow
 from schemas.records import SourceBatch
-from tests.kit import KAFKA_SCRIPT, ROOT, S3_SCRIPT, article_with_mentions
+from tests.kit import KAFKA_SCRIPT, ROOT, S3_SCRIPT, article_with_mentions, dead_letter
 from transforms.io.lake import Lake, commit_batch
 
 
@@ -93,8 +94,9 @@ def topic() -> str:
 
 @pytest.fixture
 def lake_from_before_keys(tmp_path: Path) -> Path:
-    """A lake whose first batch was written before the ``key`` column (files without it) and whose
-    second batch has it: "U.S." (old), "US" and "the United States" (new) are one entity."""
+    """A lake whose first batch was written before the ``key`` column (files without it, nor the
+    later ``entities.ingested_at``) and whose second batch has them: "U.S." (old), "US" and "the
+    United States" (new) are one entity."""
     write_lake_from_before_keys(tmp_path)
     return tmp_path
 
@@ -117,6 +119,7 @@ def write_lake_from_before_keys(tmp_path: Path) -> None:
         table = pq.ParquetFile(path).read()  # the file alone, without Hive columns from its folders
         if "key" in table.column_names:
             table = table.drop_columns(["key"])
+        table = table.drop_columns([c.column for c in arrow.LATER_COLUMNS if c.table == path.parts[-4]])
         if "entities" in table.column_names:
             without_key = [
                 [{k: v for k, v in e.items() if k != "key"} for e in row] for row in table["entities"].to_pylist()
@@ -139,3 +142,50 @@ def write_lake_from_before_keys(tmp_path: Path) -> None:
             ),
         ],
     )
+
+
+BEFORE_INGESTED_AT = SourceBatch("news", 0, 0, 3, 3)
+"""The batch :func:`lake_from_before_ingested_at` wrote before ``entities`` and ``dead_letters`` had
+``ingested_at`` (read at :data:`READ_BEFORE`); :data:`AFTER_INGESTED_AT` came after."""
+AFTER_INGESTED_AT = SourceBatch("news", 0, 3, 6, 3)
+READ_BEFORE, READ_AFTER = (
+    dt.datetime(2026, 11, 24, 9, 10, tzinfo=dt.UTC),
+    dt.datetime(2026, 11, 24, 9, 40, tzinfo=dt.UTC),
+)
+INGESTED_AT_ANSWERS: dict[str, tuple[str, list[tuple[object, ...]]]] = {
+    "entities": (
+        "SELECT article_id, count(*), min(ingested_at), max(ingested_at) FROM entities GROUP BY 1 ORDER BY 1",
+        [(a, 2, t, t) for a, t in (("a0", READ_BEFORE), ("a1", READ_BEFORE), ("a3", READ_AFTER), ("a5", READ_AFTER))],
+    ),
+    "dead_letters": (
+        "SELECT kafka_offset, ingested_at, failed_at - ingested_at FROM dead_letters ORDER BY 1",
+        [(2, READ_BEFORE, dt.timedelta(seconds=5)), (4, READ_AFTER, dt.timedelta(seconds=5))],
+    ),
+}
+"""A query of each table over :func:`lake_from_before_ingested_at`, and its answer when every row's
+``ingested_at`` is its article's or its record's."""
+
+
+@pytest.fixture
+def lake_from_before_ingested_at(tmp_path: Path) -> Path:
+    """A lake of two batches in one partition folder, ``dt=2026-11-24/hour=09``: the first written
+    before ``entities.ingested_at`` and ``dead_letters.ingested_at`` existed (its files of those
+    tables have the old schema: today's without the column), the second after. Each batch holds two
+    articles with entities and a dead letter (offsets 2 and 4), rejected 5 s after being read."""
+    lake = Lake(str(tmp_path))
+    for batch, read_at, articles, letter in (
+        (BEFORE_INGESTED_AT, READ_BEFORE, (0, 1), 2),
+        (AFTER_INGESTED_AT, READ_AFTER, (3, 5), 4),
+    ):
+        outcomes = [
+            article_with_mentions(offset, batch, [("Lloyd Austin", "PERSON"), ("U.S.", "GPE")]).evolve(
+                ingested_at=read_at
+            )
+            for offset in articles
+        ]
+        failed = dead_letter(letter, batch, at=read_at).evolve(failed_at=read_at + dt.timedelta(seconds=5))
+        commit_batch(lake, batch, [*outcomes, failed])
+    for later in arrow.LATER_COLUMNS:
+        for path in (tmp_path / later.table).glob(f"dt=*/hour=*/{BEFORE_INGESTED_AT.key}.parquet"):
+            pq.write_table(pq.ParquetFile(path).read().drop_columns([later.column]), path)
+    return tmp_path

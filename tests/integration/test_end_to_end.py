@@ -50,9 +50,11 @@ def test_seed_entities_come_out_of_the_lake(demo_run) -> None:
     _, rows = query(
         str(demo_run["lake"]),
         """
-        SELECT e.text, e.label, e.canonical FROM entities e
+        SELECT e.text, e.label, e.canonical, e.ingested_at = a.ingested_at FROM entities e
         JOIN articles a USING (article_id) WHERE a.article_id = 'seed-kursk-deployment'""",
     )
+    assert {same for *_, same in rows} == {True}  # every mention carries its article's ingestion time
+    rows = [row[:3] for row in rows]
     found = {(text, label) for text, label, _ in rows}
     assert {("Lloyd Austin", "PERSON"), ("Kim Yong-hyun", "PERSON"), ("Pyongyang", "GPE")} <= found
     canonical = {text: canonical for text, label, canonical in rows if label == "PERSON"}
@@ -71,10 +73,14 @@ def test_non_json_record_is_a_dead_letter_and_its_neighbours_are_not(demo_run) -
     _, rows = query(
         str(demo_run["lake"]),
         f"""
-        SELECT stage, reason, raw_value, kafka_topic FROM dead_letters
+        SELECT stage, reason, raw_value, kafka_topic, ingested_at <= failed_at, ingested_at = (
+            SELECT r.ingested_at FROM read_parquet('{demo_run["lake"]}/_records/*/*/*.parquet') r
+            WHERE r.kafka_topic = d.kafka_topic AND r.kafka_partition = d.kafka_partition
+            AND r.kafka_offset = d.kafka_offset
+        ) FROM dead_letters d
         WHERE kafka_partition = {partition} AND kafka_offset = {offset}""",
     )
-    assert rows == [("parse", "not_json", NOT_JSON, demo_run["topic"])]
+    assert rows == [("parse", "not_json", NOT_JSON, demo_run["topic"], True, True)]  # read when its record was
     neighbours = [
         (p, o)
         for (p, o), value in zip(demo_run["placed"], demo_run["values"], strict=True)

@@ -17,14 +17,18 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.lifecycle import LakeBusyError, LakeLease
 from pipelines.query import query
+from schemas.arrow import STORED_TABLES, TABLES
 from schemas.records import SourceBatch
+from tests.conftest import INGESTED_AT_ANSWERS
 from tests.kit import ROOT, article, dead_letter, read_while
 from transforms.io.lake import (
     MANIFEST,
@@ -213,9 +217,9 @@ def test_a_crash_between_the_merged_upload_and_the_deletes_is_finished_by_recove
 
     real = compaction._compact_in_place
 
-    def upload_then_die(lake_: Lake, schema, merges) -> None:  # type: ignore[no-untyped-def]
+    def upload_then_die(lake_: Lake, table, merges) -> None:  # type: ignore[no-untyped-def]
         for merge in merges:
-            lake_.write_table(lake_.path(merge.relative), compaction._merge_run(lake_, schema, merge.run))
+            lake_.write_table(lake_.path(merge.relative), compaction._merge_run(lake_, table, merge))
         raise KeyboardInterrupt("killed between the upload and the deletes")
 
     monkeypatch.setattr(compaction, "_compact_in_place", upload_then_die)
@@ -231,6 +235,25 @@ def test_a_crash_between_the_merged_upload_and_the_deletes_is_finished_by_recove
     assert [path.rsplit("/", 1)[1] for path in data_files(lake, "articles")] == [
         "news+0+0000000000000000000+0000000000000000006.parquet"
     ]
+
+
+def test_older_files_without_ingested_at_read_filled_and_compact_in_place(
+    s3_lake: str, lake_from_before_ingested_at: Path
+) -> None:
+    """Through pyarrow (the object-store path of ``wirestream query``) and the upload-then-delete merge."""
+    lake = Lake(s3_lake)
+    for table in STORED_TABLES:
+        if (lake_from_before_ingested_at / table).is_dir():
+            pafs.copy_files(str(lake_from_before_ingested_at / table), lake.path(table), destination_filesystem=lake.fs)
+    for sql, filled in INGESTED_AT_ANSWERS.values():
+        assert query(s3_lake, sql)[1] == filled
+    merged = sorted(relative.split("/")[0] for relative, _ in compact(lake))
+    assert merged == ["_records", "articles", "dead_letters", "entities"]
+    for table in ("entities", "dead_letters"):
+        (path,) = data_files(lake, table)
+        assert pq.read_schema(path, filesystem=lake.fs).equals(TABLES[table], check_metadata=False)
+    for sql, filled in INGESTED_AT_ANSWERS.values():
+        assert query(s3_lake, sql)[1] == filled
 
 
 def test_no_credential_travels_in_the_lake_uri_or_a_log_line(s3_lake: str, caplog: pytest.LogCaptureFixture) -> None:

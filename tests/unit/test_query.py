@@ -12,8 +12,12 @@ import pyarrow as pa
 import pytest
 
 from pipelines.cli import main
-from pipelines.query import empty_select, sql_type
+from pipelines.query import connect, empty_select, query, sql_type
 from schemas import arrow
+from schemas.records import SourceBatch
+from tests.conftest import AFTER_INGESTED_AT, BEFORE_INGESTED_AT, INGESTED_AT_ANSWERS
+from tests.kit import article, dead_letter
+from transforms.io.lake import Lake, commit_batch, compact
 
 # Every kind of value the formats treat differently: a timestamp, a list, a struct field, quotes
 # and a comma, a BLOB, NULL, an exact decimal, NaN, and a column name given twice.
@@ -109,3 +113,56 @@ def test_a_table_with_no_files_is_an_empty_view_of_its_schema(table: str) -> Non
 def test_an_arrow_type_without_a_duckdb_type_is_named() -> None:
     with pytest.raises(ValueError, match=r"no DuckDB type for the Arrow type uint8 \(add it to query._SQL_TYPES\)"):
         sql_type(pa.uint8())
+
+
+INGESTED = {table: sql for table, (sql, _) in INGESTED_AT_ANSWERS.items()}
+FILLED = {table: rows for table, (_, rows) in INGESTED_AT_ANSWERS.items()}
+
+
+def _views(lake: Path) -> dict[str, str]:
+    connection = connect(str(lake))
+    return dict(connection.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
+
+
+def test_older_files_ingested_at_is_the_articles_and_the_record_logs(lake_from_before_ingested_at: Path) -> None:
+    lake = str(lake_from_before_ingested_at)
+    for table, sql in INGESTED.items():
+        assert query(lake, sql)[1] == FILLED[table], table
+    assert compact(Lake(lake))  # the older files merged into new ones, filled the same way
+    for table, sql in INGESTED.items():
+        assert query(lake, sql)[1] == FILLED[table], table
+    assert "JOIN" not in _views(lake_from_before_ingested_at)["entities"]  # no older file left: no join
+
+
+def test_a_lake_with_no_file_holding_ingested_at_reads_it_filled(lake_from_before_ingested_at: Path) -> None:
+    for path in lake_from_before_ingested_at.glob(f"*/dt=*/hour=*/{AFTER_INGESTED_AT.key}.parquet"):
+        path.unlink()
+    assert query(str(lake_from_before_ingested_at), INGESTED["dead_letters"])[1] == FILLED["dead_letters"][:1]
+    assert query(str(lake_from_before_ingested_at), INGESTED["entities"])[1] == FILLED["entities"][:2]
+
+
+def test_an_older_row_with_no_source_row_reads_null(lake_from_before_ingested_at: Path) -> None:
+    (
+        lake_from_before_ingested_at / "_records" / "dt=2026-11-24" / "hour=09" / f"{BEFORE_INGESTED_AT.key}.parquet"
+    ).unlink()
+    assert query(str(lake_from_before_ingested_at), INGESTED["dead_letters"])[1] == [
+        (2, None, None),
+        FILLED["dead_letters"][1],
+    ]
+
+
+def test_an_older_row_whose_source_row_is_held_twice_reads_null_once(lake_from_before_ingested_at: Path) -> None:
+    folder = lake_from_before_ingested_at / "_records" / "dt=2026-11-24" / "hour=09"
+    copy = folder / f"{SourceBatch('news', 1, 0, 3, 3).key}.parquet"  # a stray copy: partition 0's rows again
+    copy.write_bytes((folder / f"{BEFORE_INGESTED_AT.key}.parquet").read_bytes())
+    assert query(str(lake_from_before_ingested_at), INGESTED["dead_letters"])[1] == [
+        (2, None, None),
+        FILLED["dead_letters"][1],
+    ]
+
+
+def test_a_lake_written_after_the_change_reads_without_a_join(tmp_path: Path) -> None:
+    batch = SourceBatch("news", 0, 0, 2, 2)
+    commit_batch(Lake(str(tmp_path)), batch, [article(0, batch), dead_letter(1, batch)])
+    views = _views(tmp_path)
+    assert "JOIN" not in views["entities"] and "JOIN" not in views["dead_letters"]

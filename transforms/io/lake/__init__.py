@@ -10,6 +10,7 @@ One module per job; none of those re-exported here imports Beam, because the rea
 - :mod:`~transforms.io.lake.staging`: manifests (the commit point), rolling forward, the lock.
 - :mod:`~transforms.io.lake.coverage`: which offset ranges the lake accounts for; origins.
 - :mod:`~transforms.io.lake.compaction`: merging small files without changing coverage.
+- :mod:`~transforms.io.lake.backfill`: a never-null column older files lack, filled exactly.
 - :mod:`~transforms.io.lake.markers`: ``_SUCCESS`` once a partition is complete.
 
 The Beam side lives in two modules imported by name, never from here:

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from schemas import arrow
 from schemas.records import Outcome, SourceBatch
 from transforms.errors import FAILED, UserError
+from transforms.io.lake.iceberg import is_iceberg
 from transforms.io.lake.layout import STAGING
 from transforms.io.lake.rows import arrow_table, rows_by_file
 from transforms.io.lake.staging import commit_manifest, maintenance_lock, recover_staging, roll_forward
-from transforms.io.lake.iceberg import is_iceberg
 from transforms.io.lake.store import Lake
 
 __all__ = ["LakeUnwritableError", "Written", "check_complete", "commit_batch", "commit_with_retry", "recover"]

@@ -9,12 +9,16 @@ On an object store the merged file is uploaded into the folder (it appears whole
 files it replaces are deleted, so no reader ever misses a row; until they are deleted the lake's
 readers skip them (:func:`transforms.io.lake.layout.superseded`), and recovery deletes them
 after a crash. A batch still being committed (its folder in ``_staging/``) is neither merged nor
-bridged over, so a merged file's range never covers a file that lands later. No Beam here.
+bridged over, so a merged file's range never covers a file that lands later. A never-null column
+that older files lack is filled exactly from its source table (:mod:`~transforms.io.lake.backfill`)
+or, when it cannot be, the run is left unmerged: a merged file always has the table's schema, with
+no null where the schema has none. No Beam here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import uuid
 from collections import defaultdict
@@ -28,7 +32,9 @@ import pyarrow.parquet as pq
 from schemas import arrow
 from schemas.records import SourceBatch
 from transforms.errors import UserError
+from transforms.io.lake.backfill import filled
 from transforms.io.lake.coverage import covered_ranges
+from transforms.io.lake.iceberg import is_iceberg
 from transforms.io.lake.layout import STAGING, BatchFile, batch_file_range, batch_files
 from transforms.io.lake.staging import (
     can_exchange,
@@ -37,11 +43,12 @@ from transforms.io.lake.staging import (
     maintenance_lock,
     recover_staging,
 )
-from transforms.io.lake.iceberg import is_iceberg
 from transforms.io.lake.store import Lake, place
 from transforms.io.offsets import merge_ranges
 
 __all__ = ["compact"]
+
+_LOG = logging.getLogger(__name__)
 
 
 def _runs(files: list[BatchFile], covered: list[tuple[int, int]]) -> Iterator[list[BatchFile]]:
@@ -83,10 +90,20 @@ class _Merge:
         return f"{self.folder}/{self.name}"
 
 
-def _merge_run(lake: Lake, schema: pa.Schema, run: list[BatchFile]) -> pa.Table:
-    tables = [pq.read_table(lake.path(f.relative), schema=schema, filesystem=lake.fs) for f in run]
+def _merge_run(lake: Lake, table: str, merge: _Merge) -> pa.Table | None:
+    """The run's rows as one table of the table's schema, in offset order.
+
+    ``None`` when an older file lacks a never-null column and its source table has no value for
+    some row: the run is then left unmerged, never written with an invented value or a null.
+    """
+    schema = arrow.STORED_TABLES[table]
+    tables = [pq.read_table(lake.path(f.relative), schema=schema, filesystem=lake.fs) for f in merge.run]
     combined = pa.concat_tables(tables)
-    return combined.sort_by("kafka_offset") if "kafka_offset" in schema.names else combined
+    combined = combined.sort_by("kafka_offset") if "kafka_offset" in schema.names else combined
+    result = filled(lake, table, merge.folder, combined)
+    if result is None:
+        _LOG.warning("%s left unmerged: an older file lacks a column the lake cannot fill exactly", merge.relative)
+    return result
 
 
 def _in_flight(lake: Lake) -> set[tuple[str, int, int, int]]:
@@ -103,25 +120,38 @@ def _in_flight(lake: Lake) -> set[tuple[str, int, int, int]]:
     return in_flight
 
 
-def _compact_in_place(lake: Lake, schema: pa.Schema, merges: list[_Merge]) -> None:
+def _compact_in_place(lake: Lake, table: str, merges: list[_Merge]) -> list[_Merge]:
     """Upload each merged file beside the files it replaces, then delete them (object stores)."""
+    done = []
     for merge in merges:
-        lake.write_table(lake.path(merge.relative), _merge_run(lake, schema, merge.run))
+        merged = _merge_run(lake, table, merge)
+        if merged is None:
+            continue
+        lake.write_table(lake.path(merge.relative), merged)
         for file in merge.run:
             if file.relative != merge.relative:
                 with contextlib.suppress(FileNotFoundError):
                     lake.fs.delete_file(lake.path(file.relative))
+        done.append(merge)
+    return done
 
 
-def _compact_by_exchange(lake: Lake, schema: pa.Schema, folder: str, merges: list[_Merge]) -> None:
+def _compact_by_exchange(lake: Lake, table: str, folder: str, merges: list[_Merge]) -> list[_Merge]:
     """Build the folder's next content beside it and swap it in at once (see :func:`compact`)."""
     staging = lake.path(STAGING, f"swap+{folder.replace('/', '+')}+{uuid.uuid4().hex[:12]}")
     following = f"{staging}/next"
     lake.fs.create_dir(following, recursive=True)
     replaced: set[str] = set()
+    done = []
     for merge in merges:
-        lake.write_table(f"{following}/{merge.name}", _merge_run(lake, schema, merge.run))
-        replaced.update(f.relative for f in merge.run)
+        rows = _merge_run(lake, table, merge)
+        if rows is not None:
+            lake.write_table(f"{following}/{merge.name}", rows)
+            replaced.update(f.relative for f in merge.run)
+            done.append(merge)
+    if not done:
+        lake.delete_folder(staging)
+        return []
     kept = []
     for info in lake.list(lake.path(folder)):
         relative = f"{folder}/{info.base_name}"
@@ -129,10 +159,11 @@ def _compact_by_exchange(lake: Lake, schema: pa.Schema, folder: str, merges: lis
             os.link(info.path, f"{following}/{info.base_name}")  # unmerged files and _SUCCESS stay
             kept.append(relative)
     lake.fsync(following)
-    files = [{"file": merge.relative} for merge in merges]
+    files = [{"file": merge.relative} for merge in done]
     manifest = {"swap": folder, "files": files, "keep": kept, "remove": sorted(replaced)}
     commit_manifest(lake, staging, manifest)
     finish_exchange(lake, staging, manifest)
+    return done
 
 
 def compact(lake: Lake) -> list[tuple[str, int]]:
@@ -176,7 +207,7 @@ def _compact(lake: Lake) -> list[tuple[str, int]]:
     }
     exchange = can_exchange(lake)
     merged: list[tuple[str, int]] = []
-    for table, schema in arrow.STORED_TABLES.items():
+    for table in arrow.STORED_TABLES:
         by_folder: dict[str, list[BatchFile]] = defaultdict(list)
         for file in batch_files(lake, table):
             if (file.topic, file.partition, file.first, file.end) not in in_flight:
@@ -191,11 +222,11 @@ def _compact(lake: Lake) -> list[tuple[str, int]]:
                 for run in _runs(group, covered.get((topic, partition), []))
                 if len(run) >= 2
             ]
-            merged.extend((merge.relative, len(merge.run)) for merge in merges)
             if not merges:
                 continue
             if exchange:
-                _compact_by_exchange(lake, schema, folder, merges)
+                done = _compact_by_exchange(lake, table, folder, merges)
             else:
-                _compact_in_place(lake, schema, merges)
+                done = _compact_in_place(lake, table, merges)
+            merged.extend((merge.relative, len(merge.run)) for merge in done)
     return merged

@@ -17,8 +17,8 @@ import pyarrow.fs as pafs
 
 from schemas import arrow
 from schemas.records import utc_now
-from transforms.io.lake.layout import ORIGINS, batch_files
 from transforms.io.lake.iceberg import is_iceberg
+from transforms.io.lake.layout import ORIGINS, batch_files
 from transforms.io.lake.store import Lake
 
 __all__ = ["covered_ranges", "read_origins", "record_origins"]
