@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from schemas import arrow
 from schemas.records import Outcome, SourceBatch
 from transforms.errors import FAILED, UserError
-from transforms.io.lake.iceberg import is_iceberg
 from transforms.io.lake.layout import STAGING
 from transforms.io.lake.rows import arrow_table, rows_by_file
 from transforms.io.lake.staging import commit_manifest, maintenance_lock, recover_staging, roll_forward
@@ -110,15 +109,8 @@ def commit_batch(
 def recover(lake: Lake) -> tuple[int, int]:
     """Finish committed staging folders, delete uncommitted ones: ``(rolled forward, discarded)``.
 
-    Run before the pipeline reads; waits for a compaction in progress (they share a lock). On an
-    Iceberg lake: :func:`transforms.io.lake.iceberg.commit.recover` (which also deletes orphans).
+    Run before the pipeline reads; waits for a compaction in progress (they share a lock).
     """
-    if is_iceberg(lake):
-        from transforms.io.lake.iceberg import commit
-        from transforms.io.lake.iceberg.read import catalog_for
-
-        recovered = commit.recover(lake, catalog_for(lake))
-        return recovered.rolled_forward, recovered.discarded
     with maintenance_lock(lake):
         return recover_staging(lake)
 

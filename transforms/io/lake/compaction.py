@@ -31,10 +31,8 @@ import pyarrow.parquet as pq
 
 from schemas import arrow
 from schemas.records import SourceBatch
-from transforms.errors import UserError
 from transforms.io.lake.backfill import filled
 from transforms.io.lake.coverage import covered_ranges
-from transforms.io.lake.iceberg import is_iceberg
 from transforms.io.lake.layout import STAGING, BatchFile, batch_file_range, batch_files
 from transforms.io.lake.staging import (
     can_exchange,
@@ -43,7 +41,7 @@ from transforms.io.lake.staging import (
     maintenance_lock,
     recover_staging,
 )
-from transforms.io.lake.store import Lake, place
+from transforms.io.lake.store import Lake
 from transforms.io.offsets import merge_ranges
 
 __all__ = ["compact"]
@@ -188,11 +186,6 @@ def compact(lake: Lake) -> list[tuple[str, int]]:
     and compaction leaves the running pipeline's staged batches alone, merging none of them and
     bridging none. Returns ``(merged file, files replaced)`` for every merge.
     """
-    if is_iceberg(lake):
-        raise UserError(
-            f"{place(lake.uri)} is an Iceberg lake: its compaction (a rewrite of small files into one snapshot) "
-            "is not built yet"
-        )
     with maintenance_lock(lake):
         recover_staging(lake, only_merges=True)
         return _compact(lake)

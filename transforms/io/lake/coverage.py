@@ -17,7 +17,6 @@ import pyarrow.fs as pafs
 
 from schemas import arrow
 from schemas.records import utc_now
-from transforms.io.lake.iceberg import is_iceberg
 from transforms.io.lake.layout import ORIGINS, batch_files
 from transforms.io.lake.store import Lake
 
@@ -55,16 +54,7 @@ def record_origins(lake: Lake, origins: dict[tuple[str, int], int]) -> None:
 
 
 def covered_ranges(lake: Lake) -> dict[tuple[str, int], list[tuple[int, int]]]:
-    """Offset ranges ``[first, end)`` per topic-partition that the lake accounts for.
-
-    On an Iceberg lake, the ``_records`` table's cumulative ``wirestream.covered`` property (its
-    batches are committed last: :mod:`transforms.io.lake.iceberg.commit`).
-    """
-    if is_iceberg(lake):
-        from transforms.io.lake.iceberg import commit
-        from transforms.io.lake.iceberg.read import catalog_for
-
-        return commit.covered_ranges(catalog_for(lake))
+    """Offset ranges ``[first, end)`` per topic-partition that the lake accounts for."""
     covered: dict[tuple[str, int], set[tuple[int, int]]] = defaultdict(set)
     for table in arrow.ACCOUNTING_TABLES:
         for file in batch_files(lake, table):

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 
 from schemas import arrow
-from transforms.io.lake.iceberg import is_iceberg
 from transforms.io.lake.store import Lake
 
 __all__ = [
@@ -138,14 +137,8 @@ def parquet_paths(lake: Lake, folder: str, recursive: bool = True) -> list[str]:
 def data_files(lake: Lake, folder: str, recursive: bool = True) -> list[str]:
     """The Parquet files under a table or partition folder (relative to the lake), as absolute paths.
 
-    On an object store, files already merged into another (:func:`superseded`) are left out. On an
-    Iceberg lake, the files of the table's current snapshot in that folder's hour
-    (:func:`transforms.io.lake.iceberg.read.committed_files`; ``recursive`` does not apply).
+    On an object store, files already merged into another (:func:`superseded`) are left out.
     """
-    if is_iceberg(lake):
-        from transforms.io.lake.iceberg.read import committed_files
-
-        return committed_files(lake, folder)
     paths = parquet_paths(lake, folder, recursive)
     if lake.local:
         return paths
@@ -159,15 +152,7 @@ def lake_files(lake: Lake) -> frozenset[str]:
 
 
 def partition_folders(lake: Lake, table: str) -> Iterator[tuple[str, dt.datetime]]:
-    """Each ``table/dt=.../hour=...`` folder of a table (relative to the lake) and when its hour ends.
-
-    On an Iceberg lake, each hour the table's current snapshot has files in.
-    """
-    if is_iceberg(lake):
-        from transforms.io.lake.iceberg.read import committed_folders
-
-        yield from committed_folders(lake, table)
-        return
+    """Each ``table/dt=.../hour=...`` folder of a table (relative to the lake) and when its hour ends."""
     for info in lake.list(lake.path(table), recursive=True):
         if info.type == pafs.FileType.Directory:
             folder = lake.relative(info.path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 
 from schemas import arrow
-from transforms.io.lake.iceberg import is_iceberg
 from transforms.io.lake.layout import SUCCESS, partition_folders
 from transforms.io.lake.store import Lake
 
@@ -34,11 +33,7 @@ def mark_complete(lake: Lake, before: dt.datetime) -> list[str]:
     pipeline on the lake): every batch read before now is committed or will be read again with a
     new, later ingestion time, so no older partition can still change. Returns the partitions
     marked (relative paths).
-
-    An Iceberg lake gets no markers yet (its tables have no folders of their own per hour).
     """
-    if is_iceberg(lake):
-        return []
     marked = []
     for table in arrow.TABLES:
         for folder, end in partition_folders(lake, table):
