@@ -156,6 +156,9 @@ def test_committing_the_same_manifest_again_adds_no_row(tmp_path) -> None:
     assert commit_manifests(catalog, lake, [retried]) == {}
     assert row_counts(catalog) == before
     assert recover(lake, catalog) == Recovered(rolled_forward=0, discarded=0, orphans=6)  # the retry's files
+    twice = [written(lake, catalog, 0, 8, 12), written(lake, catalog, 0, 8, 12)]  # one batch given twice
+    assert commit_manifests(catalog, lake, twice)["_records"] == 4
+    assert offsets(catalog, "_records") == [(0, offset) for offset in range(12)]
 
 
 def test_a_crash_between_tables_is_rolled_forward_once(tmp_path) -> None:

@@ -118,7 +118,12 @@ def commit_table(catalog: Catalog, table: str, manifests: Sequence[BatchManifest
     for attempt in range(_ATTEMPTS):
         loaded = catalog.load_table(table_name(table))
         covered = _parse_ranges(loaded.properties.get(COVERED))
-        taken = [manifest for manifest in manifests if manifest.paths(table) and not _holds(covered, manifest)]
+        taken: list[BatchManifest] = []
+        grown = covered
+        for manifest in manifests:  # a batch given twice (a retried write's manifest too) is taken once
+            if manifest.paths(table) and not _holds(grown, manifest):
+                taken.append(manifest)
+                grown = _with(grown, [manifest])
         if not taken:
             return 0
         paths = [path for manifest in taken for path in manifest.paths(table)]
@@ -132,7 +137,7 @@ def commit_table(catalog: Catalog, table: str, manifests: Sequence[BatchManifest
                         BATCHES: ",".join(manifest.key for manifest in taken),
                     },
                 )
-                transaction.set_properties({COVERED: _format_ranges(_with(covered, taken))})
+                transaction.set_properties({COVERED: _format_ranges(grown)})
         except CommitFailedException:
             _LOG.info("the table %s moved under commit attempt %d; reloading it", table, attempt + 1)
             time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
