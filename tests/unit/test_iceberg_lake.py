@@ -194,6 +194,7 @@ def test_orphans_are_deleted_and_referenced_files_kept(tmp_path) -> None:
     stray = tmp_path / "articles" / "metadata" / "00099-stray.metadata.json"  # a commit that lost its race
     stray.write_text("{}")
     referenced = {f.file.file_path for f in catalog.load_table(table_name("articles")).scan().plan_files()}
+    assert expire(catalog, lake, keep=10) == 0 and stray.exists()  # too young: it may be a commit in flight
     assert recover(lake, catalog) == Recovered(rolled_forward=1, discarded=1, orphans=7)
     assert not stray.exists()
     assert all(not os.path.exists(file.path) for file in unlisted.files)
@@ -343,6 +344,27 @@ def test_two_committers_on_one_catalog_keep_coverage_exact(tmp_path) -> None:
     for table in COMMIT_ORDER:
         loaded = catalog.load_table(table_name(table))
         assert loaded.properties[COVERED] == '{"news+0":[[0,20]],"news+1":[[0,20]]}', table
+
+
+def test_expiry_while_a_committer_runs_deletes_no_file_a_snapshot_needs(tmp_path) -> None:
+    lake, catalog = open_lake(tmp_path)
+    start = tmp_path / "start"
+    child = _committer(tmp_path, 0, 12, 4, str(start))
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    start.touch()
+    expiries = 0
+    while child.poll() is None:
+        expire(catalog, lake, keep=2)
+        expiries += 1
+    assert child.returncode == 0 and expiries > 1
+    assert covered_ranges(catalog) == {(TOPIC, 0): [(0, 48)]}
+    assert offsets(catalog, "_records") == [(0, offset) for offset in range(48)]  # every planned file reads
+    assert accounted(catalog) == [(0, offset) for offset in range(48)]
+    data_files = sorted(tmp_path.glob("*/data/*/*.parquet"))
+    assert len(data_files) == 12 * 6
+    recover(lake, catalog)  # deletes only metadata files: left by lost races and by pyiceberg's manifest merge
+    assert sorted(tmp_path.glob("*/data/*/*.parquet")) == data_files
+    assert offsets(catalog, "_records") == [(0, offset) for offset in range(48)]
 
 
 class _StaleFirst:
