@@ -36,6 +36,7 @@ from transforms.io.lake.iceberg.commit import (
     expire,
     recover,
 )
+from transforms.io.lake.iceberg.durable import DurableFileIO
 from transforms.io.lake.iceberg.files import write_batch
 
 TOPIC = "news"
@@ -109,6 +110,27 @@ def test_tables_are_the_stored_tables_partitioned_by_ingestion_hour(tmp_path) ->
     assert {name: t.metadata_location for name, t in again.items()} == {
         name: t.metadata_location for name, t in tables.items()
     }
+
+
+def test_every_metadata_file_a_commit_names_is_fsynced_before_it_lands(tmp_path, monkeypatch) -> None:
+    lake, catalog = open_lake(tmp_path)
+    manifest = written(lake, catalog, 0, 0, 8)
+    synced, fsync = [], os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    commit_manifests(catalog, lake, [manifest])
+    for table in COMMIT_ORDER:
+        loaded = catalog.load_table(table_name(table))
+        assert isinstance(loaded.io, DurableFileIO)
+        snapshot = loaded.current_snapshot()
+        written_files = {loaded.metadata_location, snapshot.manifest_list}
+        written_files.update(manifest_file.manifest_path for manifest_file in snapshot.manifests(loaded.io))
+        assert len(written_files) == 3 and written_files <= set(synced), table
+        assert f"{tmp_path}/{table}/metadata" in synced
 
 
 def test_a_table_without_ingested_at_is_refused(tmp_path, monkeypatch) -> None:

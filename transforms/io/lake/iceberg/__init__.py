@@ -10,6 +10,7 @@ module per job, none of them imports Beam, and this package itself imports no py
   ids in each table's ``data/`` folder, then its manifest in ``_staging/`` (the commit point).
 - :mod:`~transforms.io.lake.iceberg.commit`: the one committer (a snapshot per table for many
   manifests, ``_records`` last), the resume point read from the tables, recovery and expiry.
+- :mod:`~transforms.io.lake.iceberg.durable`: pyiceberg's file IO, fsyncing what it writes.
 
 Layout (absolute paths are written into Iceberg metadata, so an Iceberg lake must never be
 moved or copied elsewhere)::
