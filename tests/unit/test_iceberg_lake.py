@@ -12,6 +12,7 @@ import time
 
 import duckdb
 import pytest
+from pyiceberg.catalog import Catalog
 
 from schemas import arrow
 from schemas.records import Duplicate, Entity, Outcome, Quarantined, SourceBatch
@@ -37,7 +38,7 @@ from transforms.io.lake.iceberg.commit import (
     recover,
 )
 from transforms.io.lake.iceberg.durable import DurableFileIO
-from transforms.io.lake.iceberg.files import write_batch
+from transforms.io.lake.iceberg.files import BatchManifest, write_batch
 
 TOPIC = "news"
 
@@ -60,14 +61,14 @@ def outcomes(batch: SourceBatch) -> list[Outcome]:
     return made
 
 
-def open_lake(path) -> tuple[Lake, object]:
+def open_lake(path) -> tuple[Lake, Catalog]:
     lake = Lake(str(path))
     catalog = open_catalog(lake)
     ensure_tables(catalog, lake)
     return lake, catalog
 
 
-def written(lake: Lake, catalog, partition: int, first: int, end: int):
+def written(lake: Lake, catalog: Catalog, partition: int, first: int, end: int) -> BatchManifest:
     batch = SourceBatch(TOPIC, partition, first, end, end - first)
     return write_batch(lake, batch, outcomes(batch), data_schemas(catalog))
 
@@ -131,6 +132,14 @@ def test_every_metadata_file_a_commit_names_is_fsynced_before_it_lands(tmp_path,
         written_files.update(manifest_file.manifest_path for manifest_file in snapshot.manifests(loaded.io))
         assert len(written_files) == 3 and written_files <= set(synced), table
         assert f"{tmp_path}/{table}/metadata" in synced
+
+
+def test_a_table_recorded_by_another_schema_version_is_refused(tmp_path) -> None:
+    lake, catalog = open_lake(tmp_path)
+    with catalog.load_table(table_name("duplicates")).transaction() as transaction:
+        transaction.set_properties({"wirestream.schema-version": str(SCHEMA_VERSION + 1)})
+    with pytest.raises(ValueError, match=f"records wirestream schema version {SCHEMA_VERSION + 1}"):
+        ensure_tables(catalog, lake)
 
 
 def test_a_table_without_ingested_at_is_refused(tmp_path, monkeypatch) -> None:
