@@ -4,6 +4,7 @@ Every batch here holds four offsets per cycle: an article (with one entity), a d
 quarantined article and a dead letter, so each batch writes a file to all six tables.
 """
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -43,19 +44,25 @@ from transforms.io.lake.iceberg.files import BatchManifest, write_batch
 TOPIC = "news"
 
 
-def outcomes(batch: SourceBatch) -> list[Outcome]:
-    """One outcome per offset: article, duplicate, quarantined, dead letter, in turn by offset."""
+LATE = INGESTED_AT + dt.timedelta(minutes=45)  # 10:15, the hour after INGESTED_AT's
+
+
+def outcomes(batch: SourceBatch, late_from: int | None = None) -> list[Outcome]:
+    """One outcome per offset: article, duplicate, quarantined, dead letter, in turn by offset.
+
+    All read at :data:`INGESTED_AT`, or from offset ``late_from`` on, at :data:`LATE`.
+    """
     made: list[Outcome] = []
     for offset in range(batch.first_offset, batch.end_offset):
-        kept = article(
-            offset, batch, entities=(Entity("Lloyd Austin", "PERSON", 0, 12, "Lloyd Austin", "lloyd austin"),)
-        )
+        at = LATE if late_from is not None and offset >= late_from else INGESTED_AT
+        entities = (Entity("Lloyd Austin", "PERSON", 0, 12, "Lloyd Austin", "lloyd austin"),)
+        kept = article(offset, batch, entities=entities, ingested_at=at)
         made.append(
             [
                 kept,
                 Duplicate(kept, duplicate_of="a0", similarity=1.0, method="exact"),
                 Quarantined(kept, failed_expectations=("word_count_positive",)),
-                dead_letter(offset, batch, at=INGESTED_AT),
+                dead_letter(offset, batch, at=at),
             ][offset % 4]
         )
     return made
@@ -171,6 +178,25 @@ def test_a_committed_batch_is_one_snapshot_per_table_and_the_resume_point(tmp_pa
     assert accounted(catalog) == [(0, offset) for offset in range(16)]
     file = next(iter(catalog.load_table(table_name("articles")).scan().plan_files())).file.file_path
     assert file.startswith(f"{tmp_path}/articles/data/{PARTITION_FIELD}=2026-11-24-09/news+0+")
+
+
+def test_a_batch_spanning_an_hour_lands_in_both_hour_partitions_and_prunes(tmp_path) -> None:
+    lake, catalog = open_lake(tmp_path)
+    batch = SourceBatch(TOPIC, 0, 0, 8, 8)
+    manifest = write_batch(lake, batch, outcomes(batch, late_from=4), data_schemas(catalog))
+    assert sorted({file.path.split("/")[-2] for file in manifest.files}) == [
+        f"{PARTITION_FIELD}=2026-11-24-09",
+        f"{PARTITION_FIELD}=2026-11-24-10",
+    ]
+    assert len(manifest.files) == 12  # six tables, two hours each
+    commit_manifests(catalog, lake, [manifest])
+    records = catalog.load_table(table_name("_records"))
+    hour = int(INGESTED_AT.timestamp()) // 3600  # Iceberg's hour: hours since the epoch
+    assert sorted(task.file.partition[0] for task in records.scan().plan_files()) == [hour, hour + 1]
+    from_ten = records.scan(row_filter="ingested_at >= '2026-11-24T10:00:00+00:00'")
+    (task,) = from_ten.plan_files()  # the 09:00 file is pruned
+    assert task.file.file_path.split("/")[-2] == f"{PARTITION_FIELD}=2026-11-24-10"
+    assert sorted(from_ten.to_arrow()["kafka_offset"].to_pylist()) == [4, 5, 6, 7]
 
 
 def test_committing_the_same_manifest_again_adds_no_row(tmp_path) -> None:
