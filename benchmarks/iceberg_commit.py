@@ -59,14 +59,13 @@ def _outcomes(batch: SourceBatch) -> list[Outcome]:
         letter = DeadLetter(
             "parse", "not_json", "bad", b"{x", None, _INGESTED, _INGESTED, batch.topic, batch.partition, offset, batch
         )
-        made.append(
-            [
-                article,
-                Duplicate(article, duplicate_of="a0", similarity=1.0, method="exact"),
-                Quarantined(article, failed_expectations=("word_count_positive",)),
-                letter,
-            ][offset % 4]
-        )
+        kinds: list[Outcome] = [
+            article,
+            Duplicate(article, duplicate_of="a0", similarity=1.0, method="exact"),
+            Quarantined(article, failed_expectations=("word_count_positive",)),
+            letter,
+        ]
+        made.append(kinds[offset % 4])
     return made
 
 

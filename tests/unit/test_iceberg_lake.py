@@ -4,6 +4,7 @@ Every batch here holds four offsets per cycle: an article (with one entity), a d
 quarantined article and a dead letter, so each batch writes a file to all six tables.
 """
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 
 import duckdb
 import pytest
+from pyiceberg.catalog import Catalog
 
 from schemas import arrow
 from schemas.records import Duplicate, Entity, Outcome, Quarantined, SourceBatch
@@ -36,37 +38,44 @@ from transforms.io.lake.iceberg.commit import (
     expire,
     recover,
 )
-from transforms.io.lake.iceberg.files import write_batch
+from transforms.io.lake.iceberg.durable import DurableFileIO
+from transforms.io.lake.iceberg.files import BatchManifest, write_batch
 
 TOPIC = "news"
 
 
-def outcomes(batch: SourceBatch) -> list[Outcome]:
-    """One outcome per offset: article, duplicate, quarantined, dead letter, in turn by offset."""
+LATE = INGESTED_AT + dt.timedelta(minutes=45)  # 10:15, the hour after INGESTED_AT's
+
+
+def outcomes(batch: SourceBatch, late_from: int | None = None) -> list[Outcome]:
+    """One outcome per offset: article, duplicate, quarantined, dead letter, in turn by offset.
+
+    All read at :data:`INGESTED_AT`, or from offset ``late_from`` on, at :data:`LATE`.
+    """
     made: list[Outcome] = []
     for offset in range(batch.first_offset, batch.end_offset):
-        kept = article(
-            offset, batch, entities=(Entity("Lloyd Austin", "PERSON", 0, 12, "Lloyd Austin", "lloyd austin"),)
-        )
+        at = LATE if late_from is not None and offset >= late_from else INGESTED_AT
+        entities = (Entity("Lloyd Austin", "PERSON", 0, 12, "Lloyd Austin", "lloyd austin"),)
+        kept = article(offset, batch, entities=entities, ingested_at=at)
         made.append(
             [
                 kept,
                 Duplicate(kept, duplicate_of="a0", similarity=1.0, method="exact"),
                 Quarantined(kept, failed_expectations=("word_count_positive",)),
-                dead_letter(offset, batch, at=INGESTED_AT),
+                dead_letter(offset, batch, at=at),
             ][offset % 4]
         )
     return made
 
 
-def open_lake(path) -> tuple[Lake, object]:
+def open_lake(path) -> tuple[Lake, Catalog]:
     lake = Lake(str(path))
     catalog = open_catalog(lake)
     ensure_tables(catalog, lake)
     return lake, catalog
 
 
-def written(lake: Lake, catalog, partition: int, first: int, end: int):
+def written(lake: Lake, catalog: Catalog, partition: int, first: int, end: int) -> BatchManifest:
     batch = SourceBatch(TOPIC, partition, first, end, end - first)
     return write_batch(lake, batch, outcomes(batch), data_schemas(catalog))
 
@@ -111,6 +120,35 @@ def test_tables_are_the_stored_tables_partitioned_by_ingestion_hour(tmp_path) ->
     }
 
 
+def test_every_metadata_file_a_commit_names_is_fsynced_before_it_lands(tmp_path, monkeypatch) -> None:
+    lake, catalog = open_lake(tmp_path)
+    manifest = written(lake, catalog, 0, 0, 8)
+    synced, fsync = [], os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    commit_manifests(catalog, lake, [manifest])
+    for table in COMMIT_ORDER:
+        loaded = catalog.load_table(table_name(table))
+        assert isinstance(loaded.io, DurableFileIO)
+        snapshot = loaded.current_snapshot()
+        written_files = {loaded.metadata_location, snapshot.manifest_list}
+        written_files.update(manifest_file.manifest_path for manifest_file in snapshot.manifests(loaded.io))
+        assert len(written_files) == 3 and written_files <= set(synced), table
+        assert f"{tmp_path}/{table}/metadata" in synced
+
+
+def test_a_table_recorded_by_another_schema_version_is_refused(tmp_path) -> None:
+    lake, catalog = open_lake(tmp_path)
+    with catalog.load_table(table_name("duplicates")).transaction() as transaction:
+        transaction.set_properties({"wirestream.schema-version": str(SCHEMA_VERSION + 1)})
+    with pytest.raises(ValueError, match=f"records wirestream schema version {SCHEMA_VERSION + 1}"):
+        ensure_tables(catalog, lake)
+
+
 def test_a_table_without_ingested_at_is_refused(tmp_path, monkeypatch) -> None:
     import pyarrow as pa
 
@@ -142,6 +180,25 @@ def test_a_committed_batch_is_one_snapshot_per_table_and_the_resume_point(tmp_pa
     assert file.startswith(f"{tmp_path}/articles/data/{PARTITION_FIELD}=2026-11-24-09/news+0+")
 
 
+def test_a_batch_spanning_an_hour_lands_in_both_hour_partitions_and_prunes(tmp_path) -> None:
+    lake, catalog = open_lake(tmp_path)
+    batch = SourceBatch(TOPIC, 0, 0, 8, 8)
+    manifest = write_batch(lake, batch, outcomes(batch, late_from=4), data_schemas(catalog))
+    assert sorted({file.path.split("/")[-2] for file in manifest.files}) == [
+        f"{PARTITION_FIELD}=2026-11-24-09",
+        f"{PARTITION_FIELD}=2026-11-24-10",
+    ]
+    assert len(manifest.files) == 12  # six tables, two hours each
+    commit_manifests(catalog, lake, [manifest])
+    records = catalog.load_table(table_name("_records"))
+    hour = int(INGESTED_AT.timestamp()) // 3600  # Iceberg's hour: hours since the epoch
+    assert sorted(task.file.partition[0] for task in records.scan().plan_files()) == [hour, hour + 1]
+    from_ten = records.scan(row_filter="ingested_at >= '2026-11-24T10:00:00+00:00'")
+    (task,) = from_ten.plan_files()  # the 09:00 file is pruned
+    assert task.file.file_path.split("/")[-2] == f"{PARTITION_FIELD}=2026-11-24-10"
+    assert sorted(from_ten.to_arrow()["kafka_offset"].to_pylist()) == [4, 5, 6, 7]
+
+
 def test_committing_the_same_manifest_again_adds_no_row(tmp_path) -> None:
     lake, catalog = open_lake(tmp_path)
     manifest = written(lake, catalog, 0, 0, 8)
@@ -156,6 +213,9 @@ def test_committing_the_same_manifest_again_adds_no_row(tmp_path) -> None:
     assert commit_manifests(catalog, lake, [retried]) == {}
     assert row_counts(catalog) == before
     assert recover(lake, catalog) == Recovered(rolled_forward=0, discarded=0, orphans=6)  # the retry's files
+    twice = [written(lake, catalog, 0, 8, 12), written(lake, catalog, 0, 8, 12)]  # one batch given twice
+    assert commit_manifests(catalog, lake, twice)["_records"] == 4
+    assert offsets(catalog, "_records") == [(0, offset) for offset in range(12)]
 
 
 def test_a_crash_between_tables_is_rolled_forward_once(tmp_path) -> None:
@@ -191,6 +251,7 @@ def test_orphans_are_deleted_and_referenced_files_kept(tmp_path) -> None:
     stray = tmp_path / "articles" / "metadata" / "00099-stray.metadata.json"  # a commit that lost its race
     stray.write_text("{}")
     referenced = {f.file.file_path for f in catalog.load_table(table_name("articles")).scan().plan_files()}
+    assert expire(catalog, lake, keep=10) == 0 and stray.exists()  # too young: it may be a commit in flight
     assert recover(lake, catalog) == Recovered(rolled_forward=1, discarded=1, orphans=7)
     assert not stray.exists()
     assert all(not os.path.exists(file.path) for file in unlisted.files)
@@ -208,17 +269,17 @@ def test_expiry_keeps_rows_and_coverage_and_deletes_only_what_it_expired(tmp_pat
     counts, covered = row_counts(catalog), covered_ranges(catalog)
     metadata_files = len(os.listdir(tmp_path / "_records" / "metadata"))
     deleted = expire(catalog, lake, keep=2)
-    assert deleted > 0
+    assert deleted == 6 * 3  # per table: the manifest lists of the three expired snapshots (no manifest merged yet)
     for table in COMMIT_ORDER:
         loaded = catalog.load_table(table_name(table))
         assert len(loaded.snapshots()) == 2, table
         assert loaded.properties[COVERED] == '{"news+0":[[0,40]]}'
     assert row_counts(catalog) == counts and covered_ranges(catalog) == covered
-    assert len(os.listdir(tmp_path / "_records" / "metadata")) < metadata_files
+    assert len(os.listdir(tmp_path / "_records" / "metadata")) == metadata_files - 3 + 1  # and the new metadata.json
     assert all(os.path.exists(file.path) for file in pending.files)
     assert recover(lake, catalog) == Recovered(rolled_forward=1, discarded=0, orphans=0)  # nothing left over
     assert offsets(catalog, "_records") == [(0, offset) for offset in range(48)]
-    assert expire(catalog, lake, keep=2) > 0 and row_counts(catalog)["_records"] == 48
+    assert expire(catalog, lake, keep=2) == 6 and row_counts(catalog)["_records"] == 48
 
 
 def _two_batches_and_one_uncommitted(path) -> object:
@@ -340,6 +401,27 @@ def test_two_committers_on_one_catalog_keep_coverage_exact(tmp_path) -> None:
     for table in COMMIT_ORDER:
         loaded = catalog.load_table(table_name(table))
         assert loaded.properties[COVERED] == '{"news+0":[[0,20]],"news+1":[[0,20]]}', table
+
+
+def test_expiry_while_a_committer_runs_deletes_no_file_a_snapshot_needs(tmp_path) -> None:
+    lake, catalog = open_lake(tmp_path)
+    start = tmp_path / "start"
+    child = _committer(tmp_path, 0, 9, 4, str(start))
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    start.touch()
+    expiries = 0
+    while child.poll() is None:
+        expire(catalog, lake, keep=2)
+        expiries += 1
+    assert child.returncode == 0 and expiries >= 1
+    assert covered_ranges(catalog) == {(TOPIC, 0): [(0, 36)]}
+    assert offsets(catalog, "_records") == [(0, offset) for offset in range(36)]  # every planned file reads
+    assert accounted(catalog) == [(0, offset) for offset in range(36)]
+    data_files = sorted(tmp_path.glob("*/data/*/*.parquet"))
+    assert len(data_files) == 9 * 6
+    recover(lake, catalog)  # deletes only metadata files: left by lost races and by pyiceberg's manifest merge
+    assert sorted(tmp_path.glob("*/data/*/*.parquet")) == data_files
+    assert offsets(catalog, "_records") == [(0, offset) for offset in range(36)]
 
 
 class _StaleFirst:

@@ -16,6 +16,9 @@ One module per job; none of those re-exported here imports Beam, because the rea
 - :mod:`~transforms.io.lake.tables`: the one place that chooses between the formats; the listing,
   coverage, recovery, marker and compaction calls exported here are its, and answer both.
 
+The Iceberg lake (:mod:`transforms.io.lake.iceberg`: the same tables as Apache Iceberg tables,
+not wired into the pipeline yet) is imported by name too, never from here: it loads pyiceberg.
+
 The Beam side lives in two modules imported by name, never from here:
 :mod:`transforms.io.lake.sink` (``WriteLake``, ``MarkComplete``) and
 :mod:`transforms.io.lake.seeds` (``LakeSeeds``). The sink commits offsets through an object the

@@ -1,9 +1,8 @@
 """The Iceberg lake: the same six tables as Apache Iceberg tables, one snapshot per commit.
 
-Issue #20 part 2 (``--table-format iceberg``; not wired into the pipeline or the CLI yet). The
-spike behind this design is in ``notes/iceberg-spike/DESIGN.md``. One module per job, none of
-them imports Beam, and this package itself imports no pyiceberg (about 3–4 s to import), so the
-launcher and the read side can ask :func:`is_iceberg` cheaply:
+Issue #20 part 2 (``--table-format iceberg``; not wired into the pipeline or the CLI yet). One
+module per job, none of them imports Beam, and this package itself imports no pyiceberg (about
+3–4 s to import), so the launcher and the read side can ask :func:`is_iceberg` cheaply:
 
 - :mod:`~transforms.io.lake.iceberg.catalog`: opening the catalog, creating the tables
   (``wirestream.<table>``, ``hour(ingested_at)``), the recorded schema version.
@@ -11,6 +10,7 @@ launcher and the read side can ask :func:`is_iceberg` cheaply:
   ids in each table's ``data/`` folder, then its manifest in ``_staging/`` (the commit point).
 - :mod:`~transforms.io.lake.iceberg.commit`: the one committer (a snapshot per table for many
   manifests, ``_records`` last), the resume point read from the tables, recovery and expiry.
+- :mod:`~transforms.io.lake.iceberg.durable`: pyiceberg's file IO, fsyncing what it writes.
 
 Layout (absolute paths are written into Iceberg metadata, so an Iceberg lake must never be
 moved or copied elsewhere)::

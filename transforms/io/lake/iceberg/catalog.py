@@ -59,6 +59,8 @@ PARTITION_FIELD = "ingested_at_hour"
 SCHEMA_VERSION = 1
 """The wirestream schema version of the tables; bumped together with an additive migration."""
 
+DURABLE_IO = "transforms.io.lake.iceberg.durable.DurableFileIO"
+"""pyiceberg never fsyncs; the default catalog's file IO does (:mod:`transforms.io.lake.iceberg.durable`)."""
 SCHEMA_VERSION_PROPERTY = "wirestream.schema-version"
 TABLE_PROPERTIES: dict[str, str] = {
     SCHEMA_VERSION_PROPERTY: str(SCHEMA_VERSION),
@@ -88,6 +90,7 @@ def open_catalog(lake: Lake, uri: str | None = None, properties: Mapping[str, st
                 "embedded SQLite file; give a REST catalog URI"
             )
         lake.create_folder(lake.path(CATALOG))
+        extra.setdefault("py-io-impl", DURABLE_IO)
         return SqlCatalog(NAMESPACE, uri=f"sqlite:///{lake.path(CATALOG, 'catalog.db')}", warehouse=lake.root, **extra)
     catalog = load_catalog(NAMESPACE, **{"type": "rest", "uri": uri, **extra})
     marker = {"catalog": "rest", "uri": place(uri)}

@@ -118,7 +118,12 @@ def commit_table(catalog: Catalog, table: str, manifests: Sequence[BatchManifest
     for attempt in range(_ATTEMPTS):
         loaded = catalog.load_table(table_name(table))
         covered = _parse_ranges(loaded.properties.get(COVERED))
-        taken = [manifest for manifest in manifests if manifest.paths(table) and not _holds(covered, manifest)]
+        taken: list[BatchManifest] = []
+        grown = covered
+        for manifest in manifests:  # a batch given twice (a retried write's manifest too) is taken once
+            if manifest.paths(table) and not _holds(grown, manifest):
+                taken.append(manifest)
+                grown = _with(grown, [manifest])
         if not taken:
             return 0
         paths = [path for manifest in taken for path in manifest.paths(table)]
@@ -132,7 +137,7 @@ def commit_table(catalog: Catalog, table: str, manifests: Sequence[BatchManifest
                         BATCHES: ",".join(manifest.key for manifest in taken),
                     },
                 )
-                transaction.set_properties({COVERED: _format_ranges(_with(covered, taken))})
+                transaction.set_properties({COVERED: _format_ranges(grown)})
         except CommitFailedException:
             _LOG.info("the table %s moved under commit attempt %d; reloading it", table, attempt + 1)
             time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
@@ -200,6 +205,25 @@ def _files_under(lake: Lake, folder: str) -> Iterator[str]:
             yield lake.url(info.path)
 
 
+def _unreferenced_metadata(lake: Lake, catalog: Catalog, table: str, min_age_s: float) -> list[str]:
+    """Metadata files of ``table`` at least ``min_age_s`` old that nothing references.
+
+    Listed before the head is loaded, so a commit that lands in between counts as referencing its
+    files. Such files come from commits that crashed or lost a race, and from pyiceberg's manifest
+    merge, which writes the new files' manifest and then merges it into another, leaving it unused.
+    """
+    cutoff_ns = time.time_ns() - int(min_age_s * 1e9)
+    old = [
+        lake.url(info.path)
+        for info in lake.list(lake.path(table, "metadata"), recursive=True)
+        if info.type == pafs.FileType.File
+        and info.base_name.endswith((".avro", ".metadata.json"))
+        and (info.mtime_ns or 0) <= cutoff_ns
+    ]
+    _, referenced = _referenced(catalog.load_table(table_name(table)))
+    return [url for url in old if _local(url) not in referenced]
+
+
 def _delete(lake: Lake, urls: Iterable[str]) -> int:
     deleted = 0
     for url in urls:
@@ -238,13 +262,11 @@ def recover(lake: Lake, catalog: Catalog) -> Recovered:
         listed = {_local(file.path) for manifest in pending_manifests(lake) for file in manifest.files}
         orphans = []
         for table in arrow.STORED_TABLES:
-            data, metadata = _referenced(catalog.load_table(table_name(table)))
+            data, _ = _referenced(catalog.load_table(table_name(table)))
             for url in _files_under(lake, lake.path(table, "data")):
                 if _local(url) not in data and _local(url) not in listed:
                     orphans.append(url)
-            for url in _files_under(lake, lake.path(table, "metadata")):
-                if url.endswith((".avro", ".metadata.json")) and _local(url) not in metadata:
-                    orphans.append(url)
+            orphans.extend(_unreferenced_metadata(lake, catalog, table, 0.0))
         deleted = _delete(lake, orphans)
     if manifests or discarded or deleted:
         _LOG.info(
@@ -273,13 +295,16 @@ def _expire_table(catalog: Catalog, table: str, keep: int) -> tuple[set[str], se
     raise CommitFailedException(f"the table {table} kept changing under {_ATTEMPTS} expiry attempts")
 
 
-def expire(catalog: Catalog, lake: Lake, keep: int) -> int:
+def expire(catalog: Catalog, lake: Lake, keep: int, orphan_age_s: float = 3600.0) -> int:
     """Keep each table's newest ``keep`` snapshots; delete the files only the expired ones referenced.
 
     pyiceberg's expiry deletes no file. This deletes exactly the data, manifest and manifest-list
     files that the expired snapshots referenced and no retained one does (none a pending manifest
     lists), so a file being written right now, referenced by nothing yet, is never touched: safe
-    while the pipeline runs. Rows and ``covered`` are unchanged (I4). Returns the files deleted.
+    while the pipeline runs. Then the metadata files nothing references that are at least
+    ``orphan_age_s`` old (a commit in flight writes its own seconds before it lands). Data files
+    nothing references are left to :func:`recover`. Rows and ``covered`` are unchanged (I4).
+    Returns the files deleted.
     """
     if keep < 1:
         raise ValueError("expiry must keep at least the current snapshot")
@@ -288,5 +313,8 @@ def expire(catalog: Catalog, lake: Lake, keep: int) -> int:
         for table in COMMIT_ORDER:
             before, after = _expire_table(catalog, table, keep)
             listed = {_local(file.path) for manifest in pending_manifests(lake) for file in manifest.files}
-            deleted += _delete(lake, sorted(before - after - listed))
+            # metadata.json files dropped from the log are pyiceberg's to delete (delete-after-commit)
+            expired = {path for path in before - after - listed if not path.endswith(".metadata.json")}
+            deleted += _delete(lake, sorted(expired))
+            deleted += _delete(lake, _unreferenced_metadata(lake, catalog, table, orphan_age_s))
     return deleted
