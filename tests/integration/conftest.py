@@ -83,7 +83,6 @@ def twin_lakes(bootstrap_servers: str, corpus: Path, prism: Path, tmp_path_facto
             topic,
             bootstrap_servers,
             f"--table-format={name}",
-            "--max-batch-records=3",
             f"--group-id=g-{name}-{topic}",
         )
     orphans = []
