@@ -1,16 +1,19 @@
-"""The lake on a local disk against the lake on S3: commit latency, files per table-hour, run time.
+"""The lake on a local disk, on S3 and as Iceberg tables: commit latency, files per table-hour, run time.
 
 ``python -m benchmarks.lake_stores [--records N] [--commits N]`` starts the local broker and the
 local S3 server (``infra/kafka``, ``infra/s3``) when they are not running, and stops what it
-started. Two measurements, the two stores interleaved in one process (this machine's speed drifts):
+started. Two measurements, the three lakes interleaved in one process (this machine's speed drifts):
 
 1. **Commit latency**: the same batch committed again and again by the lake's commit protocol
    (staged files, manifest, roll-forward) on each store, for a 20- and a 200-record batch; the
-   median of ``--commits``.
+   median of ``--commits``. For the Iceberg lake (local disk): the batch's files and manifest
+   written, then committed as one snapshot per table (a new batch range each time: a range the
+   tables already cover is skipped).
 2. **A real run**: N synthetic bulletins (with broken records and repeats) produced to a new topic,
    read by ``wirestream run --until-caught-up`` (blank spaCy pipeline: this is about storage, not
-   NER) into a local lake and an ``s3://`` lake; the run's wall time, then the data files per
-   table-hour folder before and after ``wirestream compact``.
+   NER) into a local lake, an ``s3://`` lake and a local ``--table-format iceberg`` lake; the run's
+   wall time, then the data files per table-hour before and after ``wirestream compact`` (for
+   Iceberg, the files of the current snapshot).
 
 The S3 figures are against SeaweedFS on 127.0.0.1, so they show the protocol's request count, not
 a cloud store's network latency.
@@ -69,10 +72,11 @@ def _drop_bucket(bucket: str) -> None:
     fs.delete_dir(bucket)
 
 
-def _outcomes(size: int) -> tuple[object, list[object]]:
+def _outcomes(size: int, first: int = 0) -> tuple[object, list[object]]:
+    """A batch of ``size`` articles at offsets ``[first, first + size)``."""
     from schemas.records import Article, SourceBatch
 
-    batch = SourceBatch("bench", 0, 0, size, size)
+    batch = SourceBatch("bench", 0, first, first + size, size)
     ingested = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
     text = "The harbour council met on Monday to vote on the fees paid by cruise ships. " * 8
     articles = [
@@ -97,24 +101,36 @@ def _outcomes(size: int) -> tuple[object, list[object]]:
             word_count=len(text.split()),
             content_hash=f"h{offset}",
         )
-        for offset in range(size)
+        for offset in range(first, first + size)
     ]
     return batch, articles
 
 
-def commit_latency(local: str, s3: str, commits: int) -> dict[tuple[str, int], float]:
-    """Median seconds to commit the same batch, per (store, batch size), the stores interleaved."""
+def commit_latency(local: str, s3: str, iceberg: str, commits: int) -> dict[tuple[str, int], float]:
+    """Median seconds to commit a batch, per (lake, batch size), the lakes interleaved."""
     from transforms.io.lake import Lake, commit_batch
+    from transforms.io.lake.iceberg.catalog import data_schemas, ensure_tables, open_catalog
+    from transforms.io.lake.iceberg.commit import commit_manifests
+    from transforms.io.lake.iceberg.files import write_batch
 
     lakes = {"local": Lake(local), "s3": Lake(s3)}
+    iceberg_lake = Lake(iceberg)
+    catalog = open_catalog(iceberg_lake)
+    ensure_tables(catalog, iceberg_lake)
+    schemas = data_schemas(catalog)
     times: dict[tuple[str, int], list[float]] = defaultdict(list)
     for size in (20, 200):
         batch, outcomes = _outcomes(size)
-        for _ in range(commits):
+        for commit in range(commits):
             for name, lake in lakes.items():
                 started = time.perf_counter()
                 commit_batch(lake, batch, outcomes)  # type: ignore[arg-type]
                 times[(name, size)].append(time.perf_counter() - started)
+            moved, shifted = _outcomes(size, first=(commit + 1) * 1_000_000)  # tables skip a covered range
+            started = time.perf_counter()
+            manifest = write_batch(iceberg_lake, moved, shifted, schemas)  # type: ignore[arg-type]
+            commit_manifests(catalog, iceberg_lake, [manifest])
+            times[("iceberg", size)].append(time.perf_counter() - started)
     return {key: statistics.median(values) for key, values in times.items()}
 
 
@@ -141,8 +157,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def files_per_table_hour(uri: str) -> dict[str, tuple[int, float, int]]:
     """Per table: (table-hour folders, mean and max data files in one)."""
     from schemas import arrow
-    from transforms.io.lake import Lake
-    from transforms.io.lake.layout import data_files, partition_folders
+    from transforms.io.lake import Lake, data_files, partition_folders
 
     lake = Lake(uri)
     figures = {}
@@ -172,17 +187,24 @@ def main() -> None:
     bucket = _new_bucket()
     try:
         with tempfile.TemporaryDirectory(prefix="lake-stores-") as scratch:
-            medians = commit_latency(f"{scratch}/commit-local", f"s3://{bucket}/commit", args.commits)
-            print(f"commit latency, median of {args.commits} (stores interleaved):")
+            medians = commit_latency(
+                f"{scratch}/commit-local", f"s3://{bucket}/commit", f"{scratch}/commit-iceberg", args.commits
+            )
+            print(f"commit latency, median of {args.commits} (lakes interleaved):")
             for size in (20, 200):
-                local, s3 = medians[("local", size)], medians[("s3", size)]
-                print(f"  {size:>3}-record batch: local {local * 1000:.0f} ms, s3 {s3 * 1000:.0f} ms")
+                local, s3, iceberg = (medians[(name, size)] * 1000 for name in ("local", "s3", "iceberg"))
+                print(f"  {size:>3}-record batch: local {local:.0f} ms, s3 {s3:.0f} ms, iceberg {iceberg:.0f} ms")
             blank = Path(scratch) / "blank-en"
             spacy.blank("en").to_disk(blank)
             topic = f"bench-stores-{uuid.uuid4().hex[:8]}"
             produce(_values(args.records), BOOTSTRAP, topic, partitions=3)
             print(f"run --until-caught-up over {args.records} records (3 partitions, blank spaCy):")
-            for name, uri in (("local", f"{scratch}/run-local"), ("s3", f"s3://{bucket}/run")):
+            runs: list[tuple[str, str, tuple[str, ...]]] = [
+                ("local", f"{scratch}/run-local", ()),
+                ("s3", f"s3://{bucket}/run", ()),
+                ("iceberg", f"{scratch}/run-iceberg", ("--table-format=iceberg",)),
+            ]
+            for name, uri, extra in runs:
                 begun = time.perf_counter()
                 _cli(
                     "run",
@@ -193,6 +215,7 @@ def main() -> None:
                     f"--spacy-model={blank}",
                     "--until-caught-up",
                     "--progress=off",
+                    *extra,
                 )
                 print(f"  {name:<5} {time.perf_counter() - begun:.1f} s")
                 _print_files(f"{name} run", files_per_table_hour(uri))

@@ -30,8 +30,9 @@ from transforms.dedup import Deduplicate
 from transforms.entities import EntityConfig, ExtractEntities
 from transforms.io.kafka import OffsetCommitter, PartitionPlan
 from transforms.io.kafka.source import ReadArticles
+from transforms.io.lake.iceberg.sink import CatalogConfig, WriteIcebergLake
 from transforms.io.lake.seeds import LakeSeeds
-from transforms.io.lake.sink import MarkComplete, WriteLake
+from transforms.io.lake.sink import MarkComplete, OpenCommitter, WriteLake
 from transforms.io.quality_store import LakeQualityStore
 from transforms.parse import ParseArticle, ParseConfig
 from transforms.quality import QualityConfig, ValidateBatch, load_suite
@@ -84,12 +85,18 @@ def build(
                 workers=options.ner_workers,
             )
         )
-        | "WriteLake"
-        >> WriteLake(options.lake, partial(OffsetCommitter, consumer), options.partition_by, options.lake_retry_seconds)
+        | "WriteLake" >> _lake_sink(options, partial(OffsetCommitter, consumer))
     )
-    if options.partition_by == "ingestion_time":
+    if options.partition_by == "ingestion_time" and options.table_format != "iceberg":
         _ = reports | "MarkCompletePartitions" >> MarkComplete(options.lake)
     return reports
+
+
+def _lake_sink(options: IngestOptions, open_committer: OpenCommitter) -> beam.PTransform:
+    """The Hive lake's sink, or the Iceberg lake's (its writers and one committer) for ``--table-format iceberg``."""
+    if options.table_format == "iceberg":
+        return WriteIcebergLake(CatalogConfig(options.lake), open_committer, options.lake_retry_seconds)
+    return WriteLake(options.lake, open_committer, options.partition_by, options.lake_retry_seconds)
 
 
 def run(argv: Sequence[str], signals: StopSignals | None = None) -> RunResult:

@@ -16,11 +16,12 @@ from pipelines.lifecycle import LEASE
 from schemas import arrow
 from transforms.errors import UserError
 from transforms.io.lake import MAINTENANCE_LOCK, ORIGINS, STAGING, Lake
+from transforms.io.lake.iceberg import CATALOG, is_iceberg
 from transforms.io.lake.store import place
 
-__all__ = ["LAKE_ENTRIES", "create_lake", "lake_for_run", "require_lake"]
+__all__ = ["LAKE_ENTRIES", "create_lake", "lake_for_run", "require_lake", "table_format_for"]
 
-LAKE_ENTRIES = frozenset({*arrow.STORED_TABLES, ORIGINS, "_quality", STAGING, LEASE, MAINTENANCE_LOCK})
+LAKE_ENTRIES = frozenset({*arrow.STORED_TABLES, ORIGINS, "_quality", STAGING, LEASE, MAINTENANCE_LOCK, CATALOG})
 
 
 def _open(uri: str) -> Lake:
@@ -36,6 +37,39 @@ def lake_for_run(uri: str) -> Lake:
     if lake.fs.get_file_info(lake.root).type == pafs.FileType.File:
         raise UserError(f"--lake {uri} is a file, not a folder: give the lake's folder (created if missing)")
     return lake
+
+
+def table_format_for(lake: Lake, requested: str, partition_by: str) -> str:
+    """The table format a run writes: the lake's own, else ``requested``, else ``hive``.
+
+    Refused with a :class:`UserError`: a format other than the lake's (a lake is one format for
+    good: nothing converts one into the other), Iceberg with ``--partition-by event_time`` (Iceberg
+    partitions by a transform of one column; publication time falling back to ingestion time is
+    none) and Iceberg on an object store (its embedded catalog is a SQLite file on this machine).
+    """
+    if is_iceberg(lake):
+        found = "iceberg"
+    elif lake.exists(lake.root) and any(info.base_name in arrow.STORED_TABLES for info in lake.list(lake.root)):
+        found = "hive"
+    else:
+        found = ""
+    chosen = found or requested or "hive"
+    if requested and found and requested != found:
+        raise UserError(
+            f"the lake at {place(lake.uri)} holds {found} tables, not {requested}: a lake keeps one table format; "
+            f"leave out --table-format, or give a new --lake for {requested}"
+        )
+    if chosen == "iceberg" and partition_by != "ingestion_time":
+        raise UserError(
+            "--table-format iceberg partitions by ingestion hour only: --partition-by event_time "
+            "(publication time, else ingestion time) is no Iceberg partition transform"
+        )
+    if chosen == "iceberg" and not lake.local:
+        raise UserError(
+            f"--table-format iceberg needs a lake on this machine's disk, not {place(lake.uri)}: its catalog "
+            "is an embedded SQLite file (a REST catalog for object stores is not built yet)"
+        )
+    return chosen
 
 
 def create_lake(lake: Lake) -> Lake:

@@ -222,6 +222,13 @@ RUN_OPTIONS: tuple[Option, ...] = (
         choices=("ingestion_time", "event_time"),
     ),
     Option(
+        "table-format",
+        "the lake's tables: hive (Hive-partitioned Parquet) or iceberg (Apache Iceberg tables, catalog in "
+        "LAKE/_catalog/); default: the lake's own, hive for a new lake",
+        default="",
+        choices=("hive", "iceberg"),
+    ),
+    Option(
         "quality-policy",
         "a failed batch-level expectation: warn (report only, the default) or fail (quarantine the batch's articles)",
         default="warn",

@@ -46,6 +46,7 @@ from schemas import arrow
 from schemas.entity_keys import entity_key
 from transforms.errors import UserError
 from transforms.io.lake import Lake, data_files
+from transforms.io.lake.iceberg import is_iceberg
 
 
 def keyed_entities(connection: duckdb.DuckDBPyConnection, name: str, source: str) -> None:
@@ -141,14 +142,31 @@ def files_relation(
     return name
 
 
+def _with_hive_columns(source: str) -> str:
+    """An Iceberg table's rows with the ``dt`` and ``hour`` a Hive lake's folders give (UTC ingestion hour).
+
+    Iceberg partitions by ``hour(ingested_at)`` and stores no such columns; deriving them keeps
+    queries written for the Hive lake working unchanged.
+    """
+    utc = "timezone('UTC', ingested_at)"
+    return f"(SELECT *, CAST({utc} AS DATE) AS dt, CAST(hour({utc}) AS BIGINT) AS hour FROM {source})"
+
+
 def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a view per lake table."""
+    """A DuckDB connection with a view per lake table.
+
+    On an Iceberg lake the views read the current snapshot's files (never the ``data/`` folders,
+    which also hold files of uncommitted batches), with ``dt`` and ``hour`` derived.
+    """
     lake = Lake(lake_uri)
+    iceberg = is_iceberg(lake)
     connection = duckdb.connect()
     for table, schema in arrow.TABLES.items():
         files = data_files(lake, table)
         if files:
-            if lake.local:
+            if iceberg:
+                source = _with_hive_columns(files_relation(connection, lake, table, files))
+            elif lake.local:
                 pattern = f"{lake.root}/{table}/*/*/*.parquet".replace("'", "''")
                 source = f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
             else:

@@ -2,12 +2,15 @@
 
 The report and the downstream recipes need a lake with every table and more than one partition
 (to see pruning), so the demo input goes through the broker and Prism once, partitioned by event
-time: the demo articles were published on three different days.
+time: the demo articles were published on three different days. The readers of an Iceberg lake
+are compared on twins: the same input in a Hive lake and an Iceberg lake (``twin_lakes``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -51,3 +54,40 @@ def event_time_lake(bootstrap_servers: str, corpus: Path, prism: Path, tmp_path_
         lake, topic, bootstrap_servers, "--partition-by=event_time", f"--quality-run-name={run_name}"
     )
     return {"lake": lake, "topic": topic, "placed": placed, "run": run_name, "result": result}
+
+
+@pytest.fixture(scope="session")
+def twin_lakes(bootstrap_servers: str, corpus: Path, prism: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The same records (the demo input of ``event_time_lake``) in a Hive lake and an Iceberg lake.
+
+    Both are run one after the other with the default ingestion-time partitions (Iceberg has no
+    other), each with its own consumer group, never across the end of an hour (their partitions
+    would differ). The Iceberg lake also gets an orphan copy of a committed ``articles`` and
+    ``entities`` file in its ``data/`` folder (as a batch that crashed before its commit leaves), so
+    a reader that lists ``data/`` instead of planning the scan counts rows twice.
+    """
+    seconds_to_the_hour = 3600 - time.time() % 3600
+    if seconds_to_the_hour < 150:  # both lakes must ingest in the same UTC hour to hold the same partitions
+        time.sleep(seconds_to_the_hour + 1)
+    topic = f"twins-{uuid.uuid4().hex[:10]}"
+    root = tmp_path_factory.mktemp("twin-lakes")
+    values = [json.dumps(seed_message(corpus)).encode()]
+    values += [line for line in DEMO_ARTICLES.read_bytes().splitlines() if line.strip()]
+    values += [json.dumps(message).encode() for message in EXTRA_ARTICLES]
+    keys = [b"k%d" % (i % 3) for i in range(len(values))]
+    placed = produce(values, bootstrap_servers, topic, partitions=3, keys=keys)
+    lakes = {"hive": root / "hive", "iceberg": root / "iceberg"}
+    for name, lake in lakes.items():
+        run_until_caught_up(
+            lake,
+            topic,
+            bootstrap_servers,
+            f"--table-format={name}",
+            f"--group-id=g-{name}-{topic}",
+        )
+    orphans = []
+    for table in ("articles", "entities"):
+        committed = sorted((lakes["iceberg"] / table / "data").glob("*/*.parquet"))[0]
+        orphans.append(committed.with_name(committed.stem[:-8] + "0rphan00.parquet"))
+        shutil.copyfile(committed, orphans[-1])
+    return {**lakes, "topic": topic, "placed": placed, "orphans": orphans}

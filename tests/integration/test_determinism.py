@@ -4,14 +4,15 @@ One topic holds real article texts from ``../shared/corpus`` with the copies a w
 makes (the dedup benchmark's stream: originals, other extractions of the same page, whole-page
 boilerplate, truncations, edited copies, excerpts, and briefs sharing a sentence with a story),
 plus exact re-sends, broken records, hostile values in contract fields (lone surrogates, NULs,
-invisible-only bodies) and stories claiming one id. The same topic is read into five lakes:
+invisible-only bodies) and stories claiming one id. The same topic is read into six lakes:
 
 (a) a bounded run; (b) a bounded run with another ``--max-batch-records``; (c) a streaming run
 while the records are produced in trickles; (d) a streaming run killed with ``kill -9`` twice and
-restarted; (e) a bounded run beside CPU-heavy processes.
+restarted; (e) a bounded run beside CPU-heavy processes; (f) an Iceberg lake
+(``--table-format iceberg``), streaming, killed once, restarted and drained with SIGTERM.
 
 Every record's decision (article; duplicate of which article, and how; quarantined, and for which
-expectations; dead letter, and why) must be the same in all five lakes, no lake may hold an
+expectations; dead letter, and why) must be the same in all six lakes, no lake may hold an
 ``article_id`` twice in ``articles``, and every ``duplicate_of`` names an article in
 ``articles``. Named-entity recognition plays no part in these decisions, so the runs use a blank
 spaCy pipeline to keep the test short; everything else is the real pipeline.
@@ -170,7 +171,7 @@ def _drain(process: subprocess.Popen[bytes], lake: Path, log: Path) -> None:
     assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
 
 
-def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, corpus: Path, tmp_path: Path) -> None:
+def test_six_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, corpus: Path, tmp_path: Path) -> None:
     import spacy
 
     blank = tmp_path / "blank-en"
@@ -179,7 +180,7 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
     assert len(values) >= 300
     topic = f"determinism-{uuid.uuid4().hex[:8]}"
     model = f"--spacy-model={blank}"
-    lakes = {name: tmp_path / name for name in "abcde"}
+    lakes = {name: tmp_path / name for name in "abcdef"}
 
     def group(name: str) -> str:  # each lake its own consumer group: the lake is the resume point
         return f"--group-id=g-{topic}-{name}"
@@ -230,6 +231,24 @@ def test_five_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, 
         _drain(process, lakes["d"], log)
     finally:
         kill_group(process)
+
+    # (f) Iceberg tables: streaming, killed once and restarted (deduplication recalls the killed
+    # run's articles from the _records table's snapshot), then drained with SIGTERM
+    log = tmp_path / "iceberg.log"
+    extra = (model, group("f"), "--table-format=iceberg", "--max-batch-records=10", "--progress=off")
+    process = _start(lakes["f"], topic, bootstrap_servers, log, *extra)
+    try:
+        _wait_for(lakes["f"], 1)  # killed at its first commit: the committer takes what is waiting
+    finally:
+        kill_group(process)
+    process = _start(lakes["f"], topic, bootstrap_servers, log, *extra)
+    try:
+        _wait_for(lakes["f"], len(values))
+        _drain(process, lakes["f"], log)
+    finally:
+        kill_group(process)
+    read = re.findall(r"read \(records accounted for this run\): (\d+)", log.read_text())
+    assert len(read) == 1 and 0 < int(read[0]) < len(values), read  # the restart read the rest
 
     # (e) bounded beside two CPU hogs on this two-core machine
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]

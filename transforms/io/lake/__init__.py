@@ -12,6 +12,12 @@ One module per job; none of those re-exported here imports Beam, because the rea
 - :mod:`~transforms.io.lake.compaction`: merging small files without changing coverage.
 - :mod:`~transforms.io.lake.backfill`: a never-null column older files lack, filled exactly.
 - :mod:`~transforms.io.lake.markers`: ``_SUCCESS`` once a partition is complete.
+- :mod:`~transforms.io.lake.iceberg`: the same tables as Apache Iceberg tables (a package of its own).
+- :mod:`~transforms.io.lake.tables`: the one place that chooses between the formats; the listing,
+  coverage, recovery, marker and compaction calls exported here are its, and answer both.
+
+The Iceberg lake (:mod:`transforms.io.lake.iceberg`: the same tables as Apache Iceberg tables,
+not wired into the pipeline yet) is imported by name too, never from here: it loads pyiceberg.
 
 The Beam side lives in two modules imported by name, never from here:
 :mod:`transforms.io.lake.sink` (``WriteLake``, ``MarkComplete``) and
@@ -21,9 +27,8 @@ pipeline hands it, so nothing in this package imports the Kafka source.
 
 from __future__ import annotations
 
-from transforms.io.lake.commit import LakeUnwritableError, Written, commit_batch, commit_with_retry, recover
-from transforms.io.lake.compaction import compact
-from transforms.io.lake.coverage import covered_ranges, read_origins, record_origins
+from transforms.io.lake.commit import LakeUnwritableError, Written, commit_batch, commit_with_retry
+from transforms.io.lake.coverage import read_origins, record_origins
 from transforms.io.lake.layout import (
     MAINTENANCE_LOCK,
     MANIFEST,
@@ -33,16 +38,22 @@ from transforms.io.lake.layout import (
     BatchFile,
     batch_file_range,
     batch_files,
-    data_files,
-    lake_files,
     partition_end,
-    partition_folders,
     partition_path,
     superseded,
 )
-from transforms.io.lake.markers import mark_complete, write_marker
+from transforms.io.lake.markers import write_marker
 from transforms.io.lake.rows import article_row, rows_by_file
 from transforms.io.lake.store import Lake
+from transforms.io.lake.tables import (
+    compact,
+    covered_ranges,
+    data_files,
+    lake_files,
+    mark_complete,
+    partition_folders,
+    recover,
+)
 
 __all__ = [
     "MAINTENANCE_LOCK",

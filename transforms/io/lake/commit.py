@@ -39,7 +39,7 @@ from transforms.io.lake.rows import arrow_table, rows_by_file
 from transforms.io.lake.staging import commit_manifest, maintenance_lock, recover_staging, roll_forward
 from transforms.io.lake.store import Lake
 
-__all__ = ["LakeUnwritableError", "Written", "commit_batch", "commit_with_retry", "recover"]
+__all__ = ["LakeUnwritableError", "Written", "check_complete", "commit_batch", "commit_with_retry", "recover"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ class Written:
         return tuple(sorted({f"{table}/{partition}" for table, partition, _ in self.files if table in arrow.TABLES}))
 
 
-def _check_complete(batch: SourceBatch, outcomes: Sequence[Outcome]) -> None:
+def check_complete(batch: SourceBatch, outcomes: Sequence[Outcome]) -> None:
+    """Refuse a batch unless it holds exactly one outcome per record, each inside its offset range."""
     offsets = [outcome.kafka_offset for outcome in outcomes]
     if len(offsets) != batch.size or len(set(offsets)) != batch.size:
         raise ValueError(
@@ -79,7 +80,7 @@ def commit_batch(
     lake: Lake, batch: SourceBatch, outcomes: Sequence[Outcome], partition_by: str = "ingestion_time"
 ) -> Written:
     """Write every outcome of ``batch`` by the commit protocol."""
-    _check_complete(batch, outcomes)
+    check_complete(batch, outcomes)
     staging = lake.path(STAGING, batch.key)
     name = f"{batch.key}.parquet"
     planned = []

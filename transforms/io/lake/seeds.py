@@ -20,8 +20,8 @@ from apache_beam.utils.timestamp import Timestamp
 
 from schemas import arrow
 from transforms.dedup_core import ArticleRef, DedupConfig, Ticket, decode_memory, encode_memory, fingerprint, record_id
-from transforms.io.lake.layout import data_files
 from transforms.io.lake.store import Lake
+from transforms.io.lake.tables import data_files
 
 __all__ = ["LakeSeeds"]
 

@@ -1,0 +1,46 @@
+"""The Iceberg lake: the same six tables as Apache Iceberg tables, one snapshot per commit.
+
+Issue #20 part 2 (``--table-format iceberg``; not wired into the pipeline or the CLI yet). One
+module per job, none of them imports Beam, and this package itself imports no pyiceberg (about
+3–4 s to import), so the launcher and the read side can ask :func:`is_iceberg` cheaply:
+
+- :mod:`~transforms.io.lake.iceberg.catalog`: opening the catalog, creating the tables
+  (``wirestream.<table>``, ``hour(ingested_at)``), the recorded schema version.
+- :mod:`~transforms.io.lake.iceberg.files`: a batch's rows as Parquet files with Iceberg field
+  ids in each table's ``data/`` folder, then its manifest in ``_staging/`` (the commit point).
+- :mod:`~transforms.io.lake.iceberg.commit`: the one committer (a snapshot per table for many
+  manifests, ``_records`` last), the resume point read from the tables, recovery and expiry.
+- :mod:`~transforms.io.lake.iceberg.durable`: pyiceberg's file IO, fsyncing what it writes.
+
+Layout (absolute paths are written into Iceberg metadata, so an Iceberg lake must never be
+moved or copied elsewhere)::
+
+    LAKE/_catalog/catalog.db                  the SQL catalog (SQLite), unless a REST catalog is used
+    LAKE/<table>/metadata/                    Iceberg metadata: metadata.json, manifest lists, manifests
+    LAKE/<table>/data/ingested_at_hour=YYYY-MM-DD-HH/<batch key>+<uuid8>.parquet
+    LAKE/_staging/<batch key>/_MANIFEST.json  a written batch the committer has not finished yet
+
+A lake is an Iceberg lake if and only if ``LAKE/_catalog/`` exists.
+"""
+
+from __future__ import annotations
+
+from transforms.io.lake.store import Lake
+
+__all__ = ["CATALOG", "is_iceberg"]
+
+CATALOG = "_catalog"
+
+
+def is_iceberg(lake: Lake) -> bool:
+    """Whether ``lake`` holds Iceberg tables (its ``_catalog/`` folder exists); imports no pyiceberg.
+
+    A yes is kept on the ``Lake`` (a lake never stops being an Iceberg lake); a no is asked again,
+    since the first run creates the catalog of a new lake.
+    """
+    if getattr(lake, "_iceberg", False):
+        return True
+    found = lake.exists(lake.path(CATALOG))
+    if found:
+        lake._iceberg = True  # type: ignore[attr-defined]
+    return found
