@@ -451,3 +451,21 @@ def test_a_commit_that_lost_the_race_reloads_and_keeps_both_ranges(tmp_path) -> 
 def test_the_package_imports_no_pyiceberg() -> None:
     probe = "import sys, transforms.io.lake.iceberg; sys.exit('pyiceberg' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT).returncode == 0
+
+
+def test_a_lake_made_again_at_the_same_path_gets_a_catalog_of_its_own(tmp_path) -> None:
+    import shutil
+
+    from transforms.io.lake import data_files
+    from transforms.io.lake.iceberg.read import catalog_for
+
+    path = tmp_path / "lake"
+    for first in (0, 100):  # the second lake must not be answered by the first one's open catalog
+        lake = Lake(str(path))
+        catalog = catalog_for(lake)
+        assert catalog is catalog_for(Lake(str(path)))  # opened once per process and lake
+        ensure_tables(catalog, lake)
+        commit_manifests(catalog, lake, [written(lake, catalog, 0, first, first + 4)])
+        assert covered_ranges(catalog_for(Lake(str(path)))) == {(TOPIC, 0): [(first, first + 4)]}
+        assert len(data_files(Lake(str(path)), arrow.RECORD_LOG_TABLE)) == 1
+        shutil.rmtree(path)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -28,8 +29,22 @@ from transforms.io.lake.store import Lake
 
 __all__ = ["catalog_for", "committed_files", "committed_folders"]
 
-_CATALOGS: dict[str, Any] = {}
+_CATALOGS: dict[tuple[str, int | None], Any] = {}
 _LOCK = threading.Lock()
+
+
+def _identity(lake: Lake) -> tuple[str, int | None]:
+    """The lake's root and its SQLite file's inode.
+
+    A lake deleted and made again at the same path (tests do) gets a catalog of its own, never one
+    still holding the deleted file open.
+    """
+    if not lake.local:
+        return lake.root, None
+    try:
+        return lake.root, os.stat(lake.path(CATALOG, "catalog.db")).st_ino
+    except FileNotFoundError:
+        return lake.root, None
 
 
 def catalog_for(lake: Lake) -> Any:
@@ -37,14 +52,19 @@ def catalog_for(lake: Lake) -> Any:
     from transforms.io.lake.iceberg.catalog import open_catalog
 
     with _LOCK:
-        if lake.root not in _CATALOGS:
+        key = _identity(lake)
+        if key not in _CATALOGS or (lake.local and key[1] is None):
             marker = lake.path(CATALOG, "catalog.json")
             uri = None
             if lake.exists(marker):
                 with lake.fs.open_input_stream(marker) as stream:
                     uri = json.loads(stream.read()).get("uri")
-            _CATALOGS[lake.root] = open_catalog(lake, uri)
-        return _CATALOGS[lake.root]
+            catalog = open_catalog(lake, uri)  # creates the SQLite file of a new lake
+            key = _identity(lake)
+            if key[1] is None and lake.local:
+                return catalog
+            _CATALOGS[key] = catalog
+        return _CATALOGS[key]
 
 
 def _current_files(lake: Lake, table: str) -> list[str]:
