@@ -19,54 +19,13 @@ minimum and the maximum of each, and the medians of the first and last five, in 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import tempfile
 import time
 from collections import defaultdict
 
-from schemas.records import Article, DeadLetter, Duplicate, Entity, Outcome, Quarantined, SourceBatch
-
-_INGESTED = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
-_TEXT = "The harbour council met on Monday to vote on the fees paid by cruise ships. " * 8
-
-
-def _outcomes(batch: SourceBatch) -> list[Outcome]:
-    made: list[Outcome] = []
-    for offset in range(batch.first_offset, batch.end_offset):
-        article = Article(
-            article_id=f"a{offset}",
-            url=f"https://bench.example/{offset}",
-            title=f"Bulletin {offset}",
-            body=None,
-            html=None,
-            published_at=None,
-            source="bench.example",
-            language="en",
-            ingested_at=_INGESTED,
-            kafka_topic=batch.topic,
-            kafka_partition=batch.partition,
-            kafka_offset=offset,
-            batch=batch,
-            raw_value=b"{}",
-            raw_key=None,
-            canonical_url=f"https://bench.example/{offset}",
-            text=_TEXT,
-            word_count=len(_TEXT.split()),
-            content_hash=f"h{offset}",
-            entities=(Entity("Monday", "DATE", 27, 33, "Monday", "monday"),),
-        )
-        letter = DeadLetter(
-            "parse", "not_json", "bad", b"{x", None, _INGESTED, _INGESTED, batch.topic, batch.partition, offset, batch
-        )
-        kinds: list[Outcome] = [
-            article,
-            Duplicate(article, duplicate_of="a0", similarity=1.0, method="exact"),
-            Quarantined(article, failed_expectations=("word_count_positive",)),
-            letter,
-        ]
-        made.append(kinds[offset % 4])
-    return made
+from benchmarks.batches import mixed_outcomes
+from schemas.records import SourceBatch
 
 
 def measure(commits: int, size: int, keep: int | None = None) -> dict[str, list[float]]:
@@ -96,11 +55,11 @@ def measure(commits: int, size: int, keep: int | None = None) -> dict[str, list[
                 times[f"iceberg expire, keep {keep}"].append(time.perf_counter() - started)
             hive_batch = batch()
             started = time.perf_counter()
-            commit_batch(hive, hive_batch, _outcomes(hive_batch))
+            commit_batch(hive, hive_batch, mixed_outcomes(hive_batch))
             times["hive commit_batch"].append(time.perf_counter() - started)
 
             iceberg_batch = batch()
-            outcomes = _outcomes(iceberg_batch)
+            outcomes = mixed_outcomes(iceberg_batch)
             started = time.perf_counter()
             manifest = write_batch(lake, iceberg_batch, outcomes, schemas)
             times["iceberg write_batch"].append(time.perf_counter() - started)
@@ -111,7 +70,7 @@ def measure(commits: int, size: int, keep: int | None = None) -> dict[str, list[
             manifests = []
             for _ in range(10):
                 grouped = batch()
-                manifests.append(write_batch(lake, grouped, _outcomes(grouped), schemas))
+                manifests.append(write_batch(lake, grouped, mixed_outcomes(grouped), schemas))
             started = time.perf_counter()
             commit_manifests(catalog, lake, manifests)
             times["iceberg commit_manifests, 10 batches"].append(time.perf_counter() - started)

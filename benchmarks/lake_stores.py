@@ -5,8 +5,8 @@ local S3 server (``infra/kafka``, ``infra/s3``) when they are not running, and s
 started. Two measurements, the three lakes interleaved in one process (this machine's speed drifts):
 
 1. **Commit latency**: the same batch committed again and again by the lake's commit protocol
-   (staged files, manifest, roll-forward) on each store, for a 20- and a 200-record batch; the
-   median of ``--commits``. For the Iceberg lake (local disk): the batch's files and manifest
+   (staged files, manifest, roll-forward) on each store, for a 20- and a 200-record batch writing
+   to every table (benchmarks/batches.py); the median of ``--commits``. For the Iceberg lake (local disk): the batch's files and manifest
    written, then committed as one snapshot per table (a new batch range each time: a range the
    tables already cover is skipped).
 2. **A real run**: N synthetic bulletins (with broken records and repeats) produced to a new topic,
@@ -22,7 +22,6 @@ a cloud store's network latency.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import statistics
@@ -73,37 +72,12 @@ def _drop_bucket(bucket: str) -> None:
 
 
 def _outcomes(size: int, first: int = 0) -> tuple[object, list[object]]:
-    """A batch of ``size`` articles at offsets ``[first, first + size)``."""
-    from schemas.records import Article, SourceBatch
+    """A batch of ``size`` records at offsets ``[first, first + size)`` writing to every table."""
+    from benchmarks.batches import mixed_outcomes
+    from schemas.records import SourceBatch
 
     batch = SourceBatch("bench", 0, first, first + size, size)
-    ingested = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
-    text = "The harbour council met on Monday to vote on the fees paid by cruise ships. " * 8
-    articles = [
-        Article(
-            article_id=f"a{offset}",
-            url=f"https://bench.example/{offset}",
-            title=f"Bulletin {offset}",
-            body=None,
-            html=None,
-            published_at=None,
-            source="bench.example",
-            language="en",
-            ingested_at=ingested,
-            kafka_topic=batch.topic,
-            kafka_partition=batch.partition,
-            kafka_offset=offset,
-            batch=batch,
-            raw_value=b"{}",
-            raw_key=None,
-            canonical_url=f"https://bench.example/{offset}",
-            text=text,
-            word_count=len(text.split()),
-            content_hash=f"h{offset}",
-        )
-        for offset in range(first, first + size)
-    ]
-    return batch, articles
+    return batch, list(mixed_outcomes(batch))
 
 
 def commit_latency(local: str, s3: str, iceberg: str, commits: int) -> dict[tuple[str, int], float]:
