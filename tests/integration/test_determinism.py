@@ -171,6 +171,25 @@ def _drain(process: subprocess.Popen[bytes], lake: Path, log: Path) -> None:
     assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
 
 
+def _killed_then_drained(
+    lake: Path, topic: str, bootstrap: str, log: Path, extra: tuple[str, ...], kills: list[int], total: int
+) -> None:
+    """Streaming into ``lake``: killed with ``kill -9`` once it holds each count of ``kills`` records,
+    restarted each time, and drained with SIGTERM once it holds all ``total``."""
+    for count in kills:
+        process = _start(lake, topic, bootstrap, log, *extra)
+        try:
+            _wait_for(lake, count)
+        finally:
+            kill_group(process)
+    process = _start(lake, topic, bootstrap, log, *extra)
+    try:
+        _wait_for(lake, total)
+        _drain(process, lake, log)
+    finally:
+        kill_group(process)
+
+
 def test_six_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, corpus: Path, tmp_path: Path) -> None:
     import spacy
 
@@ -217,36 +236,16 @@ def test_six_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, c
         assert process.wait(timeout=600) == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
 
     # (d) streaming, killed twice and restarted
-    log = tmp_path / "restarts.log"
     extra = (model, group("d"), "--max-batch-records=50", "--progress=off")
-    for fraction in (3, 3 / 2):
-        process = _start(lakes["d"], topic, bootstrap_servers, log, *extra)
-        try:
-            _wait_for(lakes["d"], int(len(values) / fraction))
-        finally:
-            kill_group(process)
-    process = _start(lakes["d"], topic, bootstrap_servers, log, *extra)
-    try:
-        _wait_for(lakes["d"], len(values))
-        _drain(process, lakes["d"], log)
-    finally:
-        kill_group(process)
+    kills = [int(len(values) / fraction) for fraction in (3, 3 / 2)]
+    _killed_then_drained(lakes["d"], topic, bootstrap_servers, tmp_path / "restarts.log", extra, kills, len(values))
 
-    # (f) Iceberg tables: streaming, killed once and restarted (deduplication recalls the killed
-    # run's articles from the _records table's snapshot), then drained with SIGTERM
+    # (f) Iceberg tables: streaming, killed at its first commit (the committer takes what is
+    # waiting) and restarted, so deduplication recalls the killed run's articles from the _records
+    # table's snapshot; then drained with SIGTERM
     log = tmp_path / "iceberg.log"
     extra = (model, group("f"), "--table-format=iceberg", "--max-batch-records=10", "--progress=off")
-    process = _start(lakes["f"], topic, bootstrap_servers, log, *extra)
-    try:
-        _wait_for(lakes["f"], 1)  # killed at its first commit: the committer takes what is waiting
-    finally:
-        kill_group(process)
-    process = _start(lakes["f"], topic, bootstrap_servers, log, *extra)
-    try:
-        _wait_for(lakes["f"], len(values))
-        _drain(process, lakes["f"], log)
-    finally:
-        kill_group(process)
+    _killed_then_drained(lakes["f"], topic, bootstrap_servers, log, extra, [1], len(values))
     read = re.findall(r"read \(records accounted for this run\): (\d+)", log.read_text())
     assert len(read) == 1 and 0 < int(read[0]) < len(values), read  # the restart read the rest
 
