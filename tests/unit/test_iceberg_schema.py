@@ -218,7 +218,9 @@ def test_two_migrators_at_once_migrate_once(tmp_path, monkeypatch) -> None:
     assert sorted(migrated.schemas()) == [0, 1]
 
 
-def test_a_migration_retries_over_a_batch_committed_meanwhile(tmp_path, monkeypatch) -> None:
+def test_a_migration_from_a_stale_load_keeps_a_batch_committed_meanwhile(tmp_path, monkeypatch) -> None:
+    """The catalog applies the migration's updates to the head (its schema-id requirement still
+    holds), so the batch's files and ``wirestream.covered`` survive it."""
     lake = Lake(str(tmp_path))
     catalog = open_catalog(lake)
     ensure_tables(catalog, lake)

@@ -201,9 +201,11 @@ def _recorded_version(table: Table, current: int) -> int:
 def migrate(catalog: Catalog, loaded: Table, migrations: Sequence[Migration] = MIGRATIONS) -> Table:
     """Bring one table to ``schema_version(migrations)``: add the columns of the migrations after its version.
 
-    One transaction adds the columns and sets ``wirestream.schema-version``; if another process
-    committed to the table meanwhile (``CommitFailedException``: it migrated it, or committed a
-    batch), the table is reloaded and its version checked again. Returns the table, loaded after.
+    One transaction adds the columns and sets ``wirestream.schema-version``, applied by the catalog
+    to the table's head (a batch committed since ``loaded`` was read is kept, with its
+    ``wirestream.covered``). If the commit fails (``CommitFailedException``: another process
+    migrated the table first, or moved its head during the swap), the table is reloaded and its
+    version checked again. Returns the table, loaded after.
     """
     current = schema_version(migrations)
     name = ".".join(loaded.name())
