@@ -17,6 +17,7 @@ import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.types import StringType
 
+from pipelines.query import query
 from schemas import arrow
 from schemas.records import SourceBatch
 from tests.kit import article
@@ -159,8 +160,11 @@ def test_old_files_read_null_and_old_readers_still_read(evolved) -> None:
 
     files = [task.file.file_path for task in table.scan().plan_files()]
     assert len(files) == 3
-    query = "SELECT kafka_offset, region FROM read_parquet(?, union_by_name = true) ORDER BY kafka_offset"
-    assert duckdb.connect().execute(query, [files]).fetchall() == EXPECTED
+    sql = "SELECT kafka_offset, region FROM read_parquet(?, union_by_name = true) ORDER BY kafka_offset"
+    assert duckdb.connect().execute(sql, [files]).fetchall() == EXPECTED
+
+    columns, rows = query(evolved.lake.uri, "SELECT kafka_offset, region FROM articles ORDER BY kafka_offset")
+    assert (columns, rows) == (["kafka_offset", "region"], EXPECTED)  # wirestream query
 
     old_reader = ds.dataset(files, format="parquet", schema=ARTICLES_V1).to_table()
     assert old_reader.column_names == ARTICLES_V1.names
