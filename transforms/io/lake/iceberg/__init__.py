@@ -5,7 +5,8 @@ module per job, none of them imports Beam, and this package itself imports no py
 3–4 s to import), so the launcher and the read side can ask :func:`is_iceberg` cheaply:
 
 - :mod:`~transforms.io.lake.iceberg.catalog`: opening the catalog, creating the tables
-  (``wirestream.<table>``, ``hour(ingested_at)``), the recorded schema version.
+  (``wirestream.<table>``, ``hour(ingested_at)``), the recorded schema version and its additive
+  migrations.
 - :mod:`~transforms.io.lake.iceberg.files`: a batch's rows as Parquet files with Iceberg field
   ids in each table's ``data/`` folder, then its manifest in ``_staging/`` (the commit point).
 - :mod:`~transforms.io.lake.iceberg.commit`: the one committer (a snapshot per table for many
