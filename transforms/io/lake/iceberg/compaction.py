@@ -124,7 +124,7 @@ def _commit(loaded: Table, rewrites: Sequence[_Rewrite]) -> None:
         for rewrite in rewrites:
             for task in rewrite.replaced:
                 overwrite.delete_data_file(task.file)
-            overwrite.append_data_file(parquet_file_to_data_file(loaded.io, transaction.table_metadata, rewrite.merged))
+            overwrite.append_data_file(parquet_file_to_data_file(loaded.io, loaded.metadata, rewrite.merged))
 
 
 def compact_table(lake: Lake, catalog: Catalog, table: str) -> list[tuple[str, int]]:
