@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from schemas import arrow
 from schemas.records import SourceBatch
@@ -25,6 +26,7 @@ from tests.unit.test_iceberg_lake import (
     written,
 )
 from transforms.io.lake import Lake, compact
+from transforms.io.lake.iceberg import compaction
 from transforms.io.lake.iceberg.catalog import PARTITION_FIELD, data_schemas, open_catalog, table_name
 from transforms.io.lake.iceberg.commit import COMMIT_ORDER, COVERED, commit_manifests, covered_ranges
 from transforms.io.lake.iceberg.compaction import COMPACTION, compact_table
@@ -172,3 +174,19 @@ def test_compaction_racing_a_committer_process_loses_no_commit(tmp_path) -> None
         task.file.file_path for t in COMMIT_ORDER for task in catalog.load_table(table_name(t)).scan().plan_files()
     }
     assert on_disk == current and all(os.path.exists(path) for path in current)
+
+
+def test_a_rewrite_that_fails_leaves_the_table_and_no_merged_file(tmp_path, monkeypatch) -> None:
+    lake, catalog = _ten_batches_over_two_hours(tmp_path)
+    before, on_disk = rows(catalog), parquet_on_disk(tmp_path)
+
+    def disk_gone(*_: object) -> None:
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(compaction, "parquet_file_to_data_file", disk_gone)  # fails inside the transaction
+    with pytest.raises(OSError, match="the disk went away"):
+        compact(lake)
+    assert parquet_on_disk(tmp_path) == on_disk and rows(catalog) == before
+    assert all(len(catalog.load_table(table_name(t)).snapshots()) == 10 for t in COMMIT_ORDER)
+    monkeypatch.undo()
+    assert len(compact(lake)) == 12 and rows(catalog) == before

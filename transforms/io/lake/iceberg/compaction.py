@@ -28,12 +28,14 @@ would keep the pre-compaction snapshots, and with them every replaced file, so c
 free nothing; the price is time travel to before ``retain_s`` ago. With the default a file
 replaced now is deleted by the next compaction (or the pipeline's expiry) at least
 :data:`DEFAULT_RETAIN_S` later; ``retain_s=0`` deletes it at once (a query still reading it then
-fails with "file not found", never with wrong rows). A merged file whose commit never landed
-(a crash) is referenced by nothing, and recovery deletes it. No Beam here.
+fails with "file not found", never with wrong rows). A merged file whose commit failed is deleted
+unless the head references it; one left by a crash is referenced by nothing, and recovery deletes
+it. No Beam here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -146,6 +148,11 @@ def compact_table(lake: Lake, catalog: Catalog, table: str) -> list[tuple[str, i
             _LOG.info("the table %s moved under compaction attempt %d; reloading it", table, attempt + 1)
             time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
             continue
+        except BaseException:
+            with contextlib.suppress(Exception):  # a file the head references stays, whatever went wrong
+                current = {task.file.file_path for task in catalog.load_table(table_name(table)).scan().plan_files()}
+                _discard(lake, [rewrite for rewrite in rewrites if rewrite.merged not in current])
+            raise
         return [(lake.relative(rewrite.merged.split("://", 1)[-1]), len(rewrite.replaced)) for rewrite in rewrites]
     _discard(lake, rewrites)
     raise CommitFailedException(f"the table {table} kept changing under {_ATTEMPTS} compaction attempts")
