@@ -104,6 +104,15 @@ def test_an_iceberg_lake_accounts_for_every_record_once_and_resumes_from_its_tab
     assert wirestream("compact", str(lake)).stdout.splitlines() == ["compacted 0 file groups (0 files)"]
 
 
+def test_iceberg_refuses_event_time_partitions_before_touching_the_lake(bootstrap_servers: str, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    refused = _failing("run", f"--lake={lake}", "--topic=never-read", f"--bootstrap-servers={bootstrap_servers}",
+                       "--until-caught-up", "--table-format=iceberg", "--partition-by=event_time")  # fmt: skip
+    assert refused.returncode == 2
+    assert "--table-format iceberg partitions by ingestion hour only" in refused.stderr
+    assert not lake.exists()
+
+
 def _planned(catalog, table: str) -> list:
     return list(catalog.load_table(f"wirestream.{table}").scan().plan_files())
 
