@@ -45,7 +45,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException
@@ -99,7 +98,7 @@ def _merge(lake: Lake, loaded: Table, tasks: Sequence[FileScanTask]) -> str:
     rows = ArrowScan(loaded.metadata, loaded.io, loaded.schema(), AlwaysTrue()).to_table(tasks)
     if all(column in rows.column_names for column in _ORDER):
         rows = rows.sort_by([(column, "ascending") for column in _ORDER])
-    rows = pa.Table.from_arrays(rows.columns, schema=schema)
+    rows = rows.cast(schema)  # the field ids, and string or large_string as pyiceberg reads them
     folder = tasks[0].file.file_path.removeprefix("file://").rsplit("/", 1)[0]
     if not lake.local:
         folder = folder.split("://", 1)[1]
