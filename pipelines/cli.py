@@ -245,8 +245,17 @@ def _compact(argv: Sequence[str]) -> int:
         "files into one, atomically; safe to run again, and beside a running pipeline.",
     )
     parser.add_argument("lake", help="lake root")
+    parser.add_argument(
+        "--retain",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Iceberg lake only: keep the snapshots that were current this recently (readers may still "
+        "be on them); older ones are expired and the files only they read deleted, among them the "
+        "files an earlier compaction replaced (default: 300)",
+    )
     args = parser.parse_args(argv)
-    merged = compact(require_lake(args.lake))
+    merged = compact(require_lake(args.lake), args.retain)
     for relative, count in merged:
         print(f"merged {count} files into {relative}")
     print(f"compacted {len(merged)} file groups ({sum(count for _, count in merged)} files)")

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from pipelines.produce import produce
+from schemas import arrow
 from tests.integration.helpers import (
     assert_each_once,
     committed_offsets,
@@ -70,6 +73,7 @@ def test_an_iceberg_lake_accounts_for_every_record_once_and_resumes_from_its_tab
 
     catalog = catalog_for(Lake(str(lake)))
     scanned = catalog.load_table("wirestream.articles").scan(selected_fields=("article_id",)).to_arrow()
+    covered = catalog.load_table("wirestream._records").properties["wirestream.covered"]
     _, rows = query(str(lake), "SELECT article_id FROM articles")
     assert sorted(scanned["article_id"].to_pylist()) == sorted(row[0] for row in rows)
     _, hours = query(str(lake), "SELECT DISTINCT dt IS NOT NULL AND hour BETWEEN 0 AND 23 FROM dead_letters")
@@ -81,9 +85,23 @@ def test_an_iceberg_lake_accounts_for_every_record_once_and_resumes_from_its_tab
                        "--until-caught-up", "--table-format=hive")  # fmt: skip
     assert refused.returncode == 2
     assert "holds iceberg tables, not hive: a lake keeps one table format" in refused.stderr
-    compact = _failing("compact", str(lake))
-    assert compact.returncode == 2
-    assert "is an Iceberg lake: its compaction" in compact.stderr
+
+    before = _files_per_table_hour(catalog)
+    started = time.perf_counter()
+    compacted = wirestream("compact", str(lake), "--retain=0")
+    elapsed = time.perf_counter() - started
+    after = _files_per_table_hour(catalog)
+    print(f"wirestream compact: {before} -> {after} files per table-hour, {elapsed:.1f} s")
+    assert any(count > 1 for count in before.values()) and after == dict.fromkeys(before, 1)
+    groups = [count for count in before.values() if count > 1]
+    assert compacted.stdout.splitlines()[-1] == f"compacted {len(groups)} file groups ({sum(groups)} files)"
+    assert_each_once(lake, {(topic, p, o) for p, o in placed})
+    assert catalog.load_table("wirestream._records").properties["wirestream.covered"] == covered
+    again = catalog.load_table("wirestream.articles").scan(selected_fields=("article_id",)).to_arrow()
+    assert sorted(again["article_id"].to_pylist()) == sorted(scanned["article_id"].to_pylist())
+    current = {task.file.file_path for table in arrow.STORED_TABLES for task in _planned(catalog, table)}
+    assert {str(path) for path in lake.glob("*/data/*/*.parquet")} == current  # --retain=0: replaced files deleted
+    assert wirestream("compact", str(lake)).stdout.splitlines() == ["compacted 0 file groups (0 files)"]
 
 
 def test_iceberg_refuses_event_time_partitions_before_touching_the_lake(bootstrap_servers: str, tmp_path: Path) -> None:
@@ -93,3 +111,18 @@ def test_iceberg_refuses_event_time_partitions_before_touching_the_lake(bootstra
     assert refused.returncode == 2
     assert "--table-format iceberg partitions by ingestion hour only" in refused.stderr
     assert not lake.exists()
+
+
+def _planned(catalog, table: str) -> list:
+    return list(catalog.load_table(f"wirestream.{table}").scan().plan_files())
+
+
+def _files_per_table_hour(catalog) -> dict[tuple[str, str], int]:
+    """Files of each (table, hour folder) in the tables' current snapshots."""
+    return dict(
+        Counter(
+            (table, task.file.file_path.split("/")[-2])
+            for table in arrow.STORED_TABLES
+            for task in _planned(catalog, table)
+        )
+    )

@@ -10,8 +10,8 @@ the progress monitor and ``wirestream query`` need no format of their own:
   :mod:`~transforms.io.lake.coverage` (file names), recovery and compaction as they are.
 - Iceberg: the current snapshot's files (:mod:`~transforms.io.lake.iceberg.read`; never a listing
   of ``data/``, which also holds files of batches not yet committed), ``_records``' cumulative
-  ``wirestream.covered`` property, Iceberg recovery (roll forward, orphans swept); no ``_SUCCESS``
-  markers and no compaction yet (:func:`compact` refuses an Iceberg lake).
+  ``wirestream.covered`` property, Iceberg recovery (roll forward, orphans swept), compaction as
+  a rewrite of small files in one snapshot per table; no ``_SUCCESS`` markers yet.
 
 The Hive modules never import the Iceberg package; this module is the one place that chooses.
 pyiceberg (3–4 s to import) is imported only for an Iceberg lake. No Beam here.
@@ -23,10 +23,9 @@ import datetime as dt
 from collections.abc import Iterator
 
 from schemas import arrow
-from transforms.errors import UserError
 from transforms.io.lake import commit, compaction, coverage, layout, markers
 from transforms.io.lake.iceberg import is_iceberg
-from transforms.io.lake.store import Lake, place
+from transforms.io.lake.store import Lake
 
 __all__ = ["compact", "covered_ranges", "data_files", "lake_files", "mark_complete", "partition_folders", "recover"]
 
@@ -86,11 +85,18 @@ def mark_complete(lake: Lake, before: dt.datetime) -> list[str]:
     return markers.mark_complete(lake, before)
 
 
-def compact(lake: Lake) -> list[tuple[str, int]]:
-    """Merge small files (see :func:`transforms.io.lake.compaction.compact`); refused on an Iceberg lake for now."""
+def compact(lake: Lake, retain_s: float | None = None) -> list[tuple[str, int]]:
+    """Merge small files; ``(merged file, files replaced)`` per merge.
+
+    Hive: :func:`transforms.io.lake.compaction.compact`. Iceberg: a rewrite of each table's small
+    files per hour as one snapshot, then expiry of the snapshots superseded more than
+    ``retain_s`` ago (:func:`transforms.io.lake.iceberg.compaction.compact`; ``None``: its default).
+    """
     if is_iceberg(lake):
-        raise UserError(
-            f"{place(lake.uri)} is an Iceberg lake: its compaction (a rewrite of small files into one "
-            "snapshot) is not built yet"
-        )
+        from transforms.io.lake.iceberg import compaction as iceberg_compaction
+        from transforms.io.lake.iceberg.read import catalog_for
+
+        if retain_s is None:
+            return iceberg_compaction.compact(lake, catalog_for(lake))
+        return iceberg_compaction.compact(lake, catalog_for(lake), retain_s)
     return compaction.compact(lake)

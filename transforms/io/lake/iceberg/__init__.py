@@ -12,6 +12,8 @@ module per job, none of them imports Beam, and this package itself imports no py
 - :mod:`~transforms.io.lake.iceberg.commit`: the one committer (a snapshot per table for many
   manifests, ``_records`` last), the resume point read from the tables, recovery and expiry.
 - :mod:`~transforms.io.lake.iceberg.durable`: pyiceberg's file IO, fsyncing what it writes.
+- :mod:`~transforms.io.lake.iceberg.compaction`: ``wirestream compact``: each table's hours of
+  small files rewritten as one overwrite snapshot, then expiry.
 
 Layout (absolute paths are written into Iceberg metadata, so an Iceberg lake must never be
 moved or copied elsewhere)::
@@ -19,6 +21,7 @@ moved or copied elsewhere)::
     LAKE/_catalog/catalog.db                  the SQL catalog (SQLite), unless a REST catalog is used
     LAKE/<table>/metadata/                    Iceberg metadata: metadata.json, manifest lists, manifests
     LAKE/<table>/data/ingested_at_hour=YYYY-MM-DD-HH/<batch key>+<uuid8>.parquet
+    LAKE/<table>/data/ingested_at_hour=YYYY-MM-DD-HH/compacted+<uuid12>.parquet   an hour merged
     LAKE/_staging/<batch key>/_MANIFEST.json  a written batch the committer has not finished yet
 
 A lake is an Iceberg lake if and only if ``LAKE/_catalog/`` exists.

@@ -182,7 +182,11 @@ def _local(path: str) -> str:
 
 
 def _referenced(table: Table) -> tuple[set[str], set[str]]:
-    """``(data files, metadata files)`` that some snapshot of ``table`` (or its metadata log) references."""
+    """``(data files, metadata files)`` that some snapshot of ``table`` (or its metadata log) references.
+
+    A data file counts only where a snapshot reads it: an entry marking it deleted (a compaction's
+    overwrite) does not keep it, or files a rewrite replaced could never be deleted.
+    """
     metadata = {_local(table.metadata_location)}
     metadata.update(_local(entry.metadata_file) for entry in table.metadata.metadata_log)
     manifests = {}  # snapshots share most manifests: read each one once
@@ -194,7 +198,7 @@ def _referenced(table: Table) -> tuple[set[str], set[str]]:
     data = {
         _local(entry.data_file.file_path)
         for manifest in manifests.values()
-        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False)
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
     }
     return data, metadata
 
@@ -276,14 +280,28 @@ def recover(lake: Lake, catalog: Catalog) -> Recovered:
     return Recovered(len(manifests), discarded, deleted)
 
 
-def _expire_table(catalog: Catalog, table: str, keep: int) -> tuple[set[str], set[str]]:
-    """Expire all but the newest ``keep`` snapshots of one table; the files referenced before and after."""
+def _expire_table(catalog: Catalog, table: str, keep: int, retain_s: float) -> tuple[set[str], set[str]]:
+    """Expire one table's snapshots but the newest ``keep`` and those current within ``retain_s``.
+
+    Returns the files referenced before and after.
+    """
     for attempt in range(_ATTEMPTS):
         loaded = catalog.load_table(table_name(table))
         before = set().union(*_referenced(loaded))
         snapshots = sorted(loaded.snapshots(), key=lambda snapshot: (snapshot.timestamp_ms, snapshot.sequence_number))
         head = loaded.current_snapshot()
-        old = [s.snapshot_id for s in snapshots[: max(len(snapshots) - keep, 0)] if head is None or s != head]
+        cutoff_ms = time.time() * 1000 - retain_s * 1000
+        # a snapshot stopped being current when the next one was committed: readers may still read it until then
+        superseded = {
+            s.snapshot_id
+            for s, following in zip(snapshots, snapshots[1:], strict=False)
+            if retain_s <= 0 or following.timestamp_ms < cutoff_ms
+        }
+        old = [
+            s.snapshot_id
+            for s in snapshots[: max(len(snapshots) - keep, 0)]
+            if (head is None or s != head) and s.snapshot_id in superseded
+        ]
         if not old:
             return before, before
         try:
@@ -295,8 +313,11 @@ def _expire_table(catalog: Catalog, table: str, keep: int) -> tuple[set[str], se
     raise CommitFailedException(f"the table {table} kept changing under {_ATTEMPTS} expiry attempts")
 
 
-def expire(catalog: Catalog, lake: Lake, keep: int, orphan_age_s: float = 3600.0) -> int:
+def expire(catalog: Catalog, lake: Lake, keep: int, orphan_age_s: float = 3600.0, retain_s: float = 0.0) -> int:
     """Keep each table's newest ``keep`` snapshots; delete the files only the expired ones referenced.
+
+    ``retain_s`` keeps, beyond those, every snapshot that was current less than ``retain_s`` ago
+    (its successor was committed since), so a reader that began on it can still read its files.
 
     pyiceberg's expiry deletes no file. This deletes exactly the data, manifest and manifest-list
     files that the expired snapshots referenced and no retained one does (none a pending manifest
@@ -311,7 +332,7 @@ def expire(catalog: Catalog, lake: Lake, keep: int, orphan_age_s: float = 3600.0
     deleted = 0
     with maintenance_lock(lake):
         for table in COMMIT_ORDER:
-            before, after = _expire_table(catalog, table, keep)
+            before, after = _expire_table(catalog, table, keep, retain_s)
             listed = {_local(file.path) for manifest in pending_manifests(lake) for file in manifest.files}
             # metadata.json files dropped from the log are pyiceberg's to delete (delete-after-commit)
             expired = {path for path in before - after - listed if not path.endswith(".metadata.json")}
