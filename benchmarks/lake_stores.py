@@ -6,9 +6,9 @@ started. Two measurements, the three lakes interleaved in one process (this mach
 
 1. **Commit latency**: the same batch committed again and again by the lake's commit protocol
    (staged files, manifest, roll-forward) on each store, for a 20- and a 200-record batch writing
-   to every table (benchmarks/batches.py); the median of ``--commits``. For the Iceberg lake (local disk): the batch's files and manifest
-   written, then committed as one snapshot per table (a new batch range each time: a range the
-   tables already cover is skipped).
+   to every table (benchmarks/batches.py); the median of ``--commits``. For the Iceberg lake
+   (local disk): the batch's files and manifest written, then committed as one snapshot per table
+   (a new batch range each time: a range the tables already cover is skipped).
 2. **A real run**: N synthetic bulletins (with broken records and repeats) produced to a new topic,
    read by ``wirestream run --until-caught-up`` (blank spaCy pipeline: this is about storage, not
    NER) into a local lake, an ``s3://`` lake and a local ``--table-format iceberg`` lake; the run's
