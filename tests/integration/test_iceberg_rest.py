@@ -115,3 +115,13 @@ def test_an_s3_lake_with_a_rest_catalog_accounts_once_and_recovers_from_kill_nin
     assert_each_once(s3_lake, {(topic, p, o) for p, o in placed})
     assert _staged(lake) == []
     assert _count(s3_lake, "dead_letters") == 2  # one per produce, none twice
+
+
+def test_a_rest_catalog_holding_another_lakes_tables_is_refused(iceberg_rest: str, tmp_path: Path) -> None:
+    from transforms.io.lake.iceberg.catalog import ensure_tables, open_catalog
+
+    first, second = Lake(str(tmp_path / "first")), Lake(str(tmp_path / "second"))
+    tables = ensure_tables(open_catalog(first, iceberg_rest), first)
+    assert tables["articles"].location() == str(tmp_path / "first" / "articles")
+    with pytest.raises(ValueError, match=re.escape(f"wirestream.articles is at {tmp_path}/first/articles, not in")):
+        ensure_tables(open_catalog(second, iceberg_rest), second)
