@@ -11,6 +11,7 @@ with nothing left in ``_staging/``. A lake's catalog never changes.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -115,6 +116,7 @@ def test_an_s3_lake_with_a_rest_catalog_accounts_once_and_recovers_from_kill_nin
     assert_each_once(s3_lake, {(topic, p, o) for p, o in placed})
     assert _staged(lake) == []
     assert _count(s3_lake, "dead_letters") == 2  # one per produce, none twice
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in log.read_text()  # handed to pyiceberg, never logged
 
 
 def test_a_rest_catalog_holding_another_lakes_tables_is_refused(iceberg_rest: str, tmp_path: Path) -> None:
