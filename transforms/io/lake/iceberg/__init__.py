@@ -1,6 +1,6 @@
 """The Iceberg lake: the same six tables as Apache Iceberg tables, one snapshot per commit.
 
-Issue #20 part 2 (``--table-format iceberg``; not wired into the pipeline or the CLI yet). One
+Issue #20 part 2 (``--table-format iceberg``, ``--iceberg-catalog-uri``). One
 module per job, none of them imports Beam, and this package itself imports no pyiceberg (about
 3–4 s to import), so the launcher and the read side can ask :func:`is_iceberg` cheaply:
 
