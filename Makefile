@@ -8,9 +8,9 @@ TOPIC ?= articles
 export WIRESTREAM_CACHE ?= $(HOME)/.cache/wirestream
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup venv dev prism s3-server flink kafka-jars chromium kafka-up kafka-down kafka-status s3-up s3-down s3-status run test lint unit component beam integration bench soak clean
+.PHONY: setup venv dev prism s3-server flink kafka-jars chromium kafka-up kafka-down kafka-status s3-up s3-down s3-status iceberg-rest iceberg-rest-up iceberg-rest-down iceberg-rest-status run test lint unit component beam integration bench soak clean
 
-setup: venv prism kafka-jars s3-server ## everything: Python env, Prism runner, Kafka jars, the local S3 server
+setup: venv prism kafka-jars s3-server iceberg-rest ## everything: Python env, Prism runner, Kafka jars, the local S3 server, the Iceberg REST catalog's jars
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock requirements-gcp.lock
@@ -38,6 +38,9 @@ flink: ## Beam's Flink job-server jar for the pinned Beam version, from Maven Ce
 kafka-jars:
 	infra/kafka/kafka.sh fetch
 
+iceberg-rest: ## the Iceberg REST catalog test server's jars (for --iceberg-catalog-uri tests), from Maven Central (cached in ~/.cache/wirestream)
+	infra/iceberg-rest/rest.sh fetch
+
 chromium: ## headless Chromium for the Data Docs browser test (Debian's package; skipped if present)
 	infra/chromium.sh
 
@@ -58,6 +61,15 @@ s3-down:
 
 s3-status:
 	infra/s3/s3.sh status
+
+iceberg-rest-up: ## start the local Iceberg REST catalog on 127.0.0.1:18181 (idempotent; S3 settings from AWS_*, see infra/iceberg-rest/rest.sh)
+	infra/iceberg-rest/rest.sh up
+
+iceberg-rest-down:
+	infra/iceberg-rest/rest.sh down
+
+iceberg-rest-status:
+	infra/iceberg-rest/rest.sh status
 
 run: setup ## broker up, demo articles in, pipeline until caught up, summary out
 	LAKE="$(LAKE)" TOPIC="$(TOPIC)" VENV="$(VENV)" infra/run-demo.sh

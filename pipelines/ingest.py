@@ -95,7 +95,8 @@ def build(
 def _lake_sink(options: IngestOptions, open_committer: OpenCommitter) -> beam.PTransform:
     """The Hive lake's sink, or the Iceberg lake's (its writers and one committer) for ``--table-format iceberg``."""
     if options.table_format == "iceberg":
-        return WriteIcebergLake(CatalogConfig(options.lake), open_committer, options.lake_retry_seconds)
+        catalog = CatalogConfig(options.lake, options.iceberg_catalog_uri or None)
+        return WriteIcebergLake(catalog, open_committer, options.lake_retry_seconds)
     return WriteLake(options.lake, open_committer, options.partition_by, options.lake_retry_seconds)
 
 

@@ -16,10 +16,10 @@ from pipelines.lifecycle import LEASE
 from schemas import arrow
 from transforms.errors import UserError
 from transforms.io.lake import MAINTENANCE_LOCK, ORIGINS, STAGING, Lake
-from transforms.io.lake.iceberg import CATALOG, is_iceberg
+from transforms.io.lake.iceberg import CATALOG, check_catalog_uri, is_iceberg, recorded_catalog_uri
 from transforms.io.lake.store import place
 
-__all__ = ["LAKE_ENTRIES", "create_lake", "lake_for_run", "require_lake", "table_format_for"]
+__all__ = ["LAKE_ENTRIES", "catalog_uri_for", "create_lake", "lake_for_run", "require_lake", "table_format_for"]
 
 LAKE_ENTRIES = frozenset({*arrow.STORED_TABLES, ORIGINS, "_quality", STAGING, LEASE, MAINTENANCE_LOCK, CATALOG})
 
@@ -39,13 +39,14 @@ def lake_for_run(uri: str) -> Lake:
     return lake
 
 
-def table_format_for(lake: Lake, requested: str, partition_by: str) -> str:
-    """The table format a run writes: the lake's own, else ``requested``, else ``hive``.
+def table_format_for(lake: Lake, requested: str, partition_by: str, catalog_uri: str = "") -> str:
+    """The table format a run writes: the lake's own, else ``requested``, else iceberg given a catalog URI, else hive.
 
     Refused with a :class:`UserError`: a format other than the lake's (a lake is one format for
     good: nothing converts one into the other), Iceberg with ``--partition-by event_time`` (Iceberg
     partitions by a transform of one column; publication time falling back to ingestion time is
-    none) and Iceberg on an object store (its embedded catalog is a SQLite file on this machine).
+    none), Iceberg on an object store without a REST catalog (the embedded catalog is a SQLite
+    file on this machine) and a catalog URI for Hive tables.
     """
     if is_iceberg(lake):
         found = "iceberg"
@@ -53,7 +54,7 @@ def table_format_for(lake: Lake, requested: str, partition_by: str) -> str:
         found = "hive"
     else:
         found = ""
-    chosen = found or requested or "hive"
+    chosen = found or requested or ("iceberg" if catalog_uri else "hive")
     if requested and found and requested != found:
         raise UserError(
             f"the lake at {place(lake.uri)} holds {found} tables, not {requested}: a lake keeps one table format; "
@@ -64,12 +65,44 @@ def table_format_for(lake: Lake, requested: str, partition_by: str) -> str:
             "--table-format iceberg partitions by ingestion hour only: --partition-by event_time "
             "(publication time, else ingestion time) is no Iceberg partition transform"
         )
-    if chosen == "iceberg" and not lake.local:
+    if chosen == "hive" and catalog_uri:
         raise UserError(
-            f"--table-format iceberg needs a lake on this machine's disk, not {place(lake.uri)}: its catalog "
-            "is an embedded SQLite file (a REST catalog for object stores is not built yet)"
+            f"--iceberg-catalog-uri is for Iceberg tables; the lake at {place(lake.uri)} holds hive tables: "
+            "leave it out, or give a new --lake"
+        )
+    if chosen == "iceberg" and not lake.local and not catalog_uri:
+        raise UserError(
+            f"--table-format iceberg on {place(lake.uri)} needs --iceberg-catalog-uri: the embedded catalog "
+            "is a SQLite file on this machine, which the workers writing an object store cannot share"
         )
     return chosen
+
+
+def catalog_uri_for(lake: Lake, given: str) -> str:
+    """The lake's REST catalog URI: the one it records, else ``given``; ``""`` for the embedded catalog.
+
+    Refused with a :class:`UserError`: a URI other than the recorded one, a URI for a lake whose
+    catalog is the embedded SQLite one (a lake's catalog never changes: the tables' metadata is
+    in it), and a URI that is not ``http(s)://`` or carries a credential.
+    """
+    try:
+        uri = check_catalog_uri(given) if given else ""
+    except ValueError as error:
+        raise UserError(f"--iceberg-catalog-uri: {error}") from error
+    recorded = recorded_catalog_uri(lake) if lake.exists(lake.root) else None
+    if recorded is not None:
+        if uri and uri != recorded:
+            raise UserError(
+                f"the lake at {place(lake.uri)} records the Iceberg catalog {recorded}, not {uri}: "
+                "a lake's catalog never changes; leave out --iceberg-catalog-uri"
+            )
+        return recorded
+    if uri and is_iceberg(lake):
+        raise UserError(
+            f"the lake at {place(lake.uri)} keeps its Iceberg tables in its embedded SQLite catalog: "
+            "a lake's catalog never changes; leave out --iceberg-catalog-uri"
+        )
+    return uri
 
 
 def create_lake(lake: Lake) -> Lake:

@@ -32,7 +32,7 @@ from typing import Protocol
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.lake_check import create_lake, lake_for_run, table_format_for
+from pipelines.lake_check import catalog_uri_for, create_lake, lake_for_run, table_format_for
 from pipelines.lifecycle import LakeLease, StopSignals, request_stop, stop_path
 from pipelines.options import (
     IngestOptions,
@@ -293,7 +293,8 @@ def launch(argv: Sequence[str], build: Build, signals: StopSignals | None = None
 
         check_port(ingest.metrics_port)  # a port in use is refused before Kafka and the lake
     lake = lake_for_run(ingest.lake)
-    ingest.table_format = table_format_for(lake, ingest.table_format, ingest.partition_by)
+    ingest.iceberg_catalog_uri = catalog_uri_for(lake, ingest.iceberg_catalog_uri)
+    ingest.table_format = table_format_for(lake, ingest.table_format, ingest.partition_by, ingest.iceberg_catalog_uri)
     topics = [topic.strip() for topic in ingest.topic.split(",") if topic.strip()]
     check_reachable(consumer_config(ingest), topics=topics)  # before the lake is created or touched
     create_lake(lake)
@@ -315,11 +316,16 @@ def launch(argv: Sequence[str], build: Build, signals: StopSignals | None = None
     return result
 
 
-def create_tables(lake: Lake) -> None:
-    """Create the Iceberg lake's catalog and tables unless they exist (imports pyiceberg, 3–4 s)."""
-    from transforms.io.lake.iceberg.catalog import ensure_tables
+def create_tables(lake: Lake, catalog_uri: str = "") -> None:
+    """Create the Iceberg lake's catalog and tables unless they exist (imports pyiceberg, 3–4 s).
+
+    A REST ``catalog_uri`` is recorded in the lake first, so every reader opens the same catalog.
+    """
+    from transforms.io.lake.iceberg.catalog import ensure_tables, open_catalog
     from transforms.io.lake.iceberg.read import catalog_for
 
+    if catalog_uri:
+        open_catalog(lake, catalog_uri)
     ensure_tables(catalog_for(lake), lake)
 
 
@@ -328,7 +334,7 @@ def _run_holding_lease(
 ) -> RunResult:
     ingest = options.view_as(IngestOptions)
     if ingest.table_format == "iceberg":
-        create_tables(lake)
+        create_tables(lake, ingest.iceberg_catalog_uri)
     recover(lake)
     if ingest.partition_by == "ingestion_time":
         mark_complete(lake, utc_now())

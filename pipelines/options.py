@@ -229,6 +229,14 @@ RUN_OPTIONS: tuple[Option, ...] = (
         choices=("hive", "iceberg"),
     ),
     Option(
+        "iceberg-catalog-uri",
+        "an Iceberg REST catalog (http(s)://HOST[:PORT][/PATH]) for the lake's tables instead of the "
+        "embedded SQLite one; needed for a gs:// or s3:// lake; recorded in the lake at creation, so later "
+        "runs and readers find it",
+        default="",
+        metavar="URI",
+    ),
+    Option(
         "quality-policy",
         "a failed batch-level expectation: warn (report only, the default) or fail (quarantine the batch's articles)",
         default="warn",

@@ -19,7 +19,7 @@ import pytest
 from pipelines.runners import prism_binary
 from schemas import arrow
 from schemas.records import SourceBatch
-from tests.kit import KAFKA_SCRIPT, ROOT, S3_SCRIPT, article_with_mentions, dead_letter
+from tests.kit import ICEBERG_REST_SCRIPT, KAFKA_SCRIPT, ROOT, S3_SCRIPT, article_with_mentions, dead_letter
 from transforms.io.lake import Lake, commit_batch
 
 
@@ -77,6 +77,38 @@ def s3_lake(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
     fs.create_dir(bucket)
     yield f"s3://{bucket}/lake"
     fs.delete_dir(bucket)
+
+
+@pytest.fixture(scope="session")
+def iceberg_rest_server(s3_server: dict[str, str]) -> Iterator[str]:
+    """The real Iceberg REST catalog (the Iceberg project's test server, ``infra/iceberg-rest/rest.sh``),
+    its S3 file IO set to the local S3 server: started if it is not running, and stopped only if we
+    started it. Yields its URI."""
+    status = subprocess.run([str(ICEBERG_REST_SCRIPT), "status"], capture_output=True, text=True)
+    started = status.returncode != 0
+    if started:
+        subprocess.run([str(ICEBERG_REST_SCRIPT), "up"], check=True, env={**os.environ, **s3_server})
+    yield f"http://127.0.0.1:{os.environ.get('WIRESTREAM_ICEBERG_REST_PORT', '18181')}"
+    if started:
+        subprocess.run([str(ICEBERG_REST_SCRIPT), "down"], check=True)
+
+
+@pytest.fixture
+def iceberg_rest(iceberg_rest_server: str) -> Iterator[str]:
+    """The REST catalog's URI for one lake: a catalog serves one lake (its table names are fixed), so
+    the ``wirestream`` tables are dropped before and after the test (not their files)."""
+    from pyiceberg.catalog import load_catalog
+
+    catalog = load_catalog("cleanup", type="rest", uri=iceberg_rest_server)
+
+    def drop_tables() -> None:
+        if ("wirestream",) in catalog.list_namespaces():
+            for table in catalog.list_tables("wirestream"):
+                catalog.drop_table(table)
+
+    drop_tables()
+    yield iceberg_rest_server
+    drop_tables()
 
 
 @pytest.fixture(scope="session")

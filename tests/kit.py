@@ -22,6 +22,7 @@ R = TypeVar("R")
 
 __all__ = [
     "INGESTED_AT",
+    "ICEBERG_REST_SCRIPT",
     "KAFKA_SCRIPT",
     "S3_SCRIPT",
     "NEWS_BATCH",
@@ -37,6 +38,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "infra" / "kafka" / "kafka.sh"
 S3_SCRIPT = ROOT / "infra" / "s3" / "s3.sh"
+ICEBERG_REST_SCRIPT = ROOT / "infra" / "iceberg-rest" / "rest.sh"
 INGESTED_AT = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
 NEWS_BATCH = SourceBatch("news", 0, 100, 110, 10)
 _TRAM = "The mayor of Lisbon opened a new tram line on Friday, the city council said."

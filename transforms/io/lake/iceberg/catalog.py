@@ -3,8 +3,12 @@
 :func:`open_catalog` opens the catalog: by default an embedded SQL catalog on SQLite at
 ``LAKE/_catalog/catalog.db`` (a local lake only: the committer must open that file, so the runners
 that keep it on one machine, Direct, Prism and Flink local, can use it). Given ``uri``, it opens a
-REST catalog instead (``properties`` such as ``credential``, ``s3.endpoint``, ``s3.region``); that
-path is **untested** (no REST server here), and an ``s3://``/``gs://`` lake needs it.
+REST catalog instead, and records ``uri`` in ``LAKE/_catalog/catalog.json`` the first time; an
+``s3://``/``gs://`` lake needs one. pyiceberg then reads and writes the tables' metadata files
+itself: on an ``s3://`` lake with the ``s3.*`` properties of :func:`s3_properties`, taken from the
+same ``AWS_*`` environment as the lake's own filesystem (never from the URI or the command line).
+Tested against the Iceberg project's REST test server (``infra/iceberg-rest``) on a local disk
+and on a local S3 server.
 
 :func:`ensure_tables` creates the tables of :data:`schemas.arrow.STORED_TABLES` as
 ``wirestream.<table>``, located at ``LAKE/<table>`` (data in ``data/``, metadata in
@@ -12,6 +16,8 @@ path is **untested** (no REST server here), and an ``s3://``/``gs://`` lake need
 one column, and a filter on a day prunes through the hour. Invariants:
 
 - every table has a required ``ingested_at`` column, and creation is refused otherwise;
+- every table is located in the lake the catalog is opened for (``LAKE/<table>``): a catalog
+  holding the tables of another lake (a REST catalog shared by two lakes) is refused;
 - every table records ``wirestream.schema-version``; a table recording an older version is
   migrated to :data:`SCHEMA_VERSION` by the additive :data:`MIGRATIONS` after its version (each an
   optional column, never a removal or a retype), in one transaction per table that also bumps the
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -47,8 +54,9 @@ from pyiceberg.transforms import HourTransform
 from pyiceberg.types import IcebergType
 
 from schemas import arrow
-from transforms.io.lake.iceberg import CATALOG
+from transforms.io.lake.iceberg import CATALOG, CATALOG_MARKER, check_catalog_uri, recorded_catalog_uri
 from transforms.io.lake.store import Lake, place
+from transforms.io.log_redaction import protect
 
 __all__ = [
     "BASE_VERSION",
@@ -64,6 +72,7 @@ __all__ = [
     "ensure_tables",
     "migrate",
     "open_catalog",
+    "s3_properties",
     "schema_version",
     "table_name",
 ]
@@ -126,12 +135,31 @@ def table_name(table: str) -> str:
     return f"{NAMESPACE}.{table}"
 
 
-def open_catalog(lake: Lake, uri: str | None = None, properties: Mapping[str, str] | None = None) -> Catalog:
-    """The lake's catalog: SQLite in ``LAKE/_catalog/`` by default, a REST catalog at ``uri`` (untested).
+def s3_properties(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``s3.*`` file IO properties of pyiceberg from the lake's ``AWS_*`` environment (only those set).
 
-    Creates ``LAKE/_catalog/`` (which makes the lake an Iceberg lake, see :func:`is_iceberg`).
+    The endpoint is ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``, as pyarrow and botocore read it.
+    """
+    names = {
+        "s3.endpoint": environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"),
+        "s3.access-key-id": environ.get("AWS_ACCESS_KEY_ID"),
+        "s3.secret-access-key": environ.get("AWS_SECRET_ACCESS_KEY"),
+        "s3.session-token": environ.get("AWS_SESSION_TOKEN"),
+        "s3.region": environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+    }
+    return {name: value for name, value in names.items() if value}
+
+
+def open_catalog(lake: Lake, uri: str | None = None, properties: Mapping[str, str] | None = None) -> Catalog:
+    """The lake's catalog: SQLite in ``LAKE/_catalog/`` by default, a REST catalog at ``uri``.
+
+    Creates ``LAKE/_catalog/`` (which makes the lake an Iceberg lake, see :func:`is_iceberg`) and
+    records a REST ``uri`` there unless already recorded; a ``ValueError`` if the lake records
+    another catalog.
     """
     extra = dict(properties or {})
+    if lake.local:
+        extra.setdefault("py-io-impl", DURABLE_IO)
     if uri is None:
         if not lake.local:
             raise ValueError(
@@ -139,12 +167,24 @@ def open_catalog(lake: Lake, uri: str | None = None, properties: Mapping[str, st
                 "embedded SQLite file; give a REST catalog URI"
             )
         lake.create_folder(lake.path(CATALOG))
-        extra.setdefault("py-io-impl", DURABLE_IO)
         return SqlCatalog(NAMESPACE, uri=f"sqlite:///{lake.path(CATALOG, 'catalog.db')}", warehouse=lake.root, **extra)
+    uri = check_catalog_uri(uri)
+    recorded = recorded_catalog_uri(lake)
+    if recorded is None and lake.exists(lake.path(CATALOG, "catalog.db")):
+        raise ValueError(f"the lake {place(lake.uri)} has its embedded SQLite catalog, not the REST catalog {uri}")
+    if recorded is not None and recorded != uri:
+        raise ValueError(f"the lake {place(lake.uri)} records the REST catalog {recorded}, not {uri}")
+    if lake.uri.startswith("s3://"):
+        file_io = s3_properties(os.environ)
+        for name in ("s3.secret-access-key", "s3.session-token"):
+            if name in file_io:
+                protect(file_io[name])
+        extra = {**file_io, **extra}
     catalog = load_catalog(NAMESPACE, **{"type": "rest", "uri": uri, **extra})
-    marker = {"catalog": "rest", "uri": place(uri)}
-    lake.create_folder(lake.path(CATALOG))
-    lake.write_atomically(lake.path(CATALOG, "catalog.json"), json.dumps(marker).encode())
+    if recorded is None:
+        lake.create_folder(lake.path(CATALOG))
+        marker = {"catalog": "rest", "uri": uri}
+        lake.write_atomically(lake.path(CATALOG, CATALOG_MARKER), json.dumps(marker).encode())
     return catalog
 
 
@@ -185,6 +225,16 @@ def _create(catalog: Catalog, lake: Lake, table: str, schema: pa.Schema, propert
         transaction.update_spec() as spec,
     ):
         spec.add_field(PARTITION_COLUMN, HourTransform(), PARTITION_FIELD)
+
+
+def _check_location(table: Table, lake: Lake, name: str) -> None:
+    """A catalog serves one lake: a table of the same name kept elsewhere is another lake's (a shared REST catalog)."""
+    expected = lake.url(lake.path(name))
+    if table.location().removeprefix("file://").rstrip("/") != expected:
+        raise ValueError(
+            f"the catalog's table {table_name(name)} is at {place(table.location())}, not in the lake "
+            f"{place(lake.uri)}: a catalog serves one lake; give this lake a catalog of its own"
+        )
 
 
 def _recorded_version(table: Table, current: int) -> int:
@@ -241,7 +291,9 @@ def ensure_tables(catalog: Catalog, lake: Lake, migrations: Sequence[Migration] 
         if not catalog.table_exists(table_name(table)):
             with contextlib.suppress(TableAlreadyExistsError):  # created meanwhile by another process
                 _create(catalog, lake, table, schema, properties)
-        loaded = migrate(catalog, catalog.load_table(table_name(table)), migrations)
+        loaded = catalog.load_table(table_name(table))
+        _check_location(loaded, lake, table)
+        loaded = migrate(catalog, loaded, migrations)
         columns = [field.name for field in loaded.schema().fields]
         if columns != schema.names:
             missing = [name for name in schema.names if name not in columns]

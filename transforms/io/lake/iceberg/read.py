@@ -16,14 +16,13 @@ table's head afresh, so a reader sees each commit as soon as it is made. Imports
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from schemas import arrow
-from transforms.io.lake.iceberg import CATALOG
+from transforms.io.lake.iceberg import CATALOG, CATALOG_MARKER, recorded_catalog_uri
 from transforms.io.lake.layout import partition_end
 from transforms.io.lake.store import Lake
 
@@ -34,17 +33,19 @@ _LOCK = threading.Lock()
 
 
 def _identity(lake: Lake) -> tuple[str, int | None]:
-    """The lake's root and its SQLite file's inode.
+    """The lake's root and its SQLite file's (or REST catalog record's) inode.
 
     A lake deleted and made again at the same path (tests do) gets a catalog of its own, never one
     still holding the deleted file open.
     """
     if not lake.local:
         return lake.root, None
-    try:
-        return lake.root, os.stat(lake.path(CATALOG, "catalog.db")).st_ino
-    except FileNotFoundError:
-        return lake.root, None
+    for name in ("catalog.db", CATALOG_MARKER):  # the SQLite catalog, else the REST catalog's record
+        try:
+            return lake.root, os.stat(lake.path(CATALOG, name)).st_ino
+        except FileNotFoundError:
+            continue
+    return lake.root, None
 
 
 def catalog_for(lake: Lake) -> Any:
@@ -54,12 +55,7 @@ def catalog_for(lake: Lake) -> Any:
     with _LOCK:
         key = _identity(lake)
         if key not in _CATALOGS or (lake.local and key[1] is None):
-            marker = lake.path(CATALOG, "catalog.json")
-            uri = None
-            if lake.exists(marker):
-                with lake.fs.open_input_stream(marker) as stream:
-                    uri = json.loads(stream.read()).get("uri")
-            catalog = open_catalog(lake, uri)  # creates the SQLite file of a new lake
+            catalog = open_catalog(lake, recorded_catalog_uri(lake))  # creates the SQLite file of a new lake
             key = _identity(lake)
             if key[1] is None and lake.local:
                 return catalog
@@ -74,7 +70,12 @@ def _current_files(lake: Lake, table: str) -> list[str]:
     if not catalog.table_exists(table_name(table)):
         return []
     scan = catalog.load_table(table_name(table)).scan()
-    return sorted(task.file.file_path.removeprefix("file://") for task in scan.plan_files())
+    return sorted(_lake_path(task.file.file_path) for task in scan.plan_files())
+
+
+def _lake_path(url: str) -> str:
+    """A data file's URL as ``Lake.fs`` names it: ``/path`` for ``file:///path``, ``bucket/key`` for ``s3://bucket/key``."""
+    return url.split("://", 1)[1] if "://" in url else url
 
 
 def _hive_folder(table: str, path: str) -> str | None:
@@ -87,7 +88,10 @@ def _hive_folder(table: str, path: str) -> str | None:
 
 
 def committed_files(lake: Lake, folder: str) -> list[str]:
-    """The current snapshot's files of a table (``folder`` = ``table``) or of one hour (``table/dt=/hour=``)."""
+    """The current snapshot's files of a table (``folder`` = ``table``) or of one hour (``table/dt=/hour=``).
+
+    As paths on ``lake.fs``, like :func:`~transforms.io.lake.layout.data_files` (``bucket/key`` on S3).
+    """
     table, _, partition = folder.strip("/").partition("/")
     if table not in arrow.STORED_TABLES:
         return []
