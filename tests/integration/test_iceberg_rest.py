@@ -5,7 +5,8 @@ JDBC catalog on SQLite, its S3 file IO on the local S3 server (SeaweedFS, ``infr
 on this machine's disk and on an ``s3://`` lake: every consumed record lands once, the URI is
 recorded in the lake so a second run (without the option) and ``wirestream query`` find the
 catalog and resume from the tables, and on S3 a ``kill -9`` mid-run is recovered by the next run
-with nothing left in ``_staging/``. A lake's catalog never changes.
+with nothing left in ``_staging/``, then ``wirestream compact`` rewrites it on S3 with the
+accounting unchanged. A lake's catalog never changes.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from pipelines.lake_check import catalog_uri_for, table_format_for
 from pipelines.produce import produce
 from pipelines.query import query
 from tests.integration.helpers import (
+    accounted,
     assert_each_once,
     kill_group,
     run_until_caught_up,
     start_streaming,
+    wirestream,
 )
 from transforms.errors import UserError
-from transforms.io.lake import STAGING, Lake
+from transforms.io.lake import STAGING, Lake, lake_files
 
 pytestmark = pytest.mark.integration
 
@@ -117,6 +120,13 @@ def test_an_s3_lake_with_a_rest_catalog_accounts_once_and_recovers_from_kill_nin
     assert _staged(lake) == []
     assert _count(s3_lake, "dead_letters") == 2  # one per produce, none twice
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in log.read_text()  # handed to pyiceberg, never logged
+
+    counts = accounted(s3_lake)
+    files = len(lake_files(lake))
+    compacted = wirestream("compact", s3_lake, "--retain=0")  # the rewrite on S3, through the REST catalog
+    assert "compacted" in compacted.stdout
+    assert len(lake_files(lake)) < files
+    assert accounted(s3_lake) == counts
 
 
 def test_a_rest_catalog_holding_another_lakes_tables_is_refused(iceberg_rest: str, tmp_path: Path) -> None:
