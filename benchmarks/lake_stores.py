@@ -100,7 +100,7 @@ def commit_latency(local: str, s3: str, iceberg: str, commits: int) -> dict[tupl
                 started = time.perf_counter()
                 commit_batch(lake, batch, outcomes)  # type: ignore[arg-type]
                 times[(name, size)].append(time.perf_counter() - started)
-            moved, shifted = _outcomes(size, first=(commit + 1) * 1_000_000)  # tables skip a covered range
+            moved, shifted = _outcomes(size, first=size * 10**9 + commit * 10**6)  # a new range each time
             started = time.perf_counter()
             manifest = write_batch(iceberg_lake, moved, shifted, schemas)  # type: ignore[arg-type]
             commit_manifests(catalog, iceberg_lake, [manifest])
