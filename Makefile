@@ -92,8 +92,13 @@ beam: dev prism
 integration: setup dev chromium
 	$(BIN)/pytest -q tests/integration
 
-test: setup dev chromium lint ## lint, then unit, Beam and integration tests (real broker, Prism)
-	$(BIN)/pytest -q --durations=12 tests
+# Workers for the tests that share no service (everything but tests/integration): one per core.
+# The integration tests share one broker and one S3 server, and some restart the broker: one process.
+TEST_WORKERS ?= auto
+
+test: setup dev chromium lint ## lint, then unit, component and Beam tests in parallel, then integration tests (real broker, Prism)
+	$(BIN)/pytest -q --durations=12 -n $(TEST_WORKERS) tests --ignore=tests/integration
+	$(BIN)/pytest -q --durations=12 tests/integration
 
 bench: setup dev ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost, lake on disk vs S3
 	$(BIN)/python -m benchmarks.validators

@@ -1,6 +1,8 @@
 """Shared fixtures: the corpus setting, the real broker and S3 server, the locally built Prism, small lakes.
 
-Record builders and paths are in :mod:`tests.kit`.
+Record builders and paths are in :mod:`tests.kit`. The broker and the S3 server are shared by every
+test and started or stopped by the first session that needs them: their fixtures refuse to run in
+a pytest-xdist worker (``make test`` runs only ``tests/integration/`` in one process).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import datetime as dt
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,9 +38,20 @@ def seed_text(corpus: Path) -> str:
     return (corpus / "seed" / "kursk-deployment.txt").read_text("utf-8")
 
 
+def require_one_process(service: str, environ: Mapping[str, str]) -> None:
+    """Fail the test when ``environ`` is a pytest-xdist worker's: two workers would both start
+    ``service`` when it is down, and the one that started it would stop it under the other."""
+    worker = environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:
+        pytest.fail(
+            f"{service} is shared: a test that needs it belongs in tests/integration/, run in one process ({worker})"
+        )
+
+
 @pytest.fixture(scope="session")
 def bootstrap_servers() -> Iterator[str]:
     """The real local broker: started if it is not running, and stopped only if we started it."""
+    require_one_process("the Kafka broker", os.environ)
     status = subprocess.run([str(KAFKA_SCRIPT), "status"], capture_output=True, text=True)
     started = status.returncode != 0
     if started:
@@ -53,6 +66,7 @@ def bootstrap_servers() -> Iterator[str]:
 def s3_server() -> Iterator[dict[str, str]]:
     """The real local S3 server (SeaweedFS, ``infra/s3/s3.sh``): started if it is not running, and
     stopped only if we started it. Yields the environment a client needs (endpoint, test key)."""
+    require_one_process("the S3 server", os.environ)
     status = subprocess.run([str(S3_SCRIPT), "status"], capture_output=True, text=True)
     started = status.returncode != 0
     if started:
