@@ -43,6 +43,9 @@ from transforms.errors import FAILED, UserError
 __all__ = [
     "FLINK_MINOR_VERSION",
     "LOCAL_RUNNERS",
+    "PRISM_LOGGER",
+    "BUNDLE_FAILED",
+    "FailedBundles",
     "JobFailedError",
     "check_runner_used",
     "detached",
@@ -195,6 +198,32 @@ def check_runner_used(requested: str, used: str) -> None:
         raise RuntimeError(f"the DirectRunner fell back to {used} instead of Prism; see the log above")
 
 
+# Prism's log message for a bundle that failed, relayed by Beam through the logger of its job
+# server. Prism 2.75 runs no bundle after one failed (its errgroup cancels the others), and when the
+# failure is its own panic, not the SDK's error, the job never reaches a terminal state: a
+# runner-side bundle (a Flatten, a GroupByKey) whose progress tick fires before its result is read
+# calls a nil worker (prism/internal/stage.go), which happens under CPU load.
+BUNDLE_FAILED = "Bundle Failed."
+PRISM_LOGGER = "PrismJobServer"
+# How long a job may stay unended after a failed bundle before we cancel it: one failed by an SDK
+# error ends FAILED on its own (tests/integration/test_unwritable_lake.py).
+FAILED_BUNDLE_GRACE_S = 30.0
+
+
+class FailedBundles(logging.Handler):
+    """Notes when the runner first logged a failed bundle (:data:`BUNDLE_FAILED`), and its message."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.first_at: float | None = None  # time.monotonic()
+        self.message = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if self.first_at is None and text.lstrip().startswith(BUNDLE_FAILED):
+            self.first_at, self.message = time.monotonic(), text
+
+
 class JobFailedError(UserError, RuntimeError):
     """The job ended in a state other than DONE (a failed run: exit 1); what it committed stays."""
 
@@ -202,9 +231,13 @@ class JobFailedError(UserError, RuntimeError):
 
 
 def _last_line(error: str) -> str:
-    """The last line of a runner's error (a worker's traceback ends with the exception), and what to do."""
+    """The runner's error in one line, and what to do.
+
+    A worker's traceback ends with the exception; a runner's own panic is named by its first line.
+    """
     lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    what = lines[-1] if lines else "no error message from the runner"
+    panics = [line.split(", stage:")[0] for line in lines if line.startswith("panic")]
+    what = panics[0] if panics else lines[-1] if lines else "no error message from the runner"
     return f"{what}; the log above has the details; run again to read what this run did not commit"
 
 
@@ -213,11 +246,15 @@ def wait_for_job(
     signals: StopSignals | None = None,
     on_drain: Callable[[], None] | None = None,
     poll_s: float = 0.5,
+    failed_bundle_grace_s: float = FAILED_BUNDLE_GRACE_S,
 ) -> str:
     """Wait until the job ends; its final state's name. No client deadline applies.
 
     ``on_drain`` runs once when a stop is requested; an abort cancels the job and returns
-    ``"CANCELLED"``. Non-portable results (the FnApiRunner) are waited for their own way.
+    ``"CANCELLED"``. A job still not ended ``failed_bundle_grace_s`` after the runner reported a
+    failed bundle is cancelled and fails the run (:data:`BUNDLE_FAILED`): it would never end, and
+    what it had not committed is read again by the next run. Non-portable results (the
+    FnApiRunner) are waited for their own way.
     """
     from apache_beam.runners.portability.portable_runner import PipelineResult
 
@@ -226,6 +263,8 @@ def wait_for_job(
     if not isinstance(result, PipelineResult):
         return str(result.wait_until_finish())
     messages = _JobMessages(result)
+    failed_bundles = FailedBundles()
+    logging.getLogger(PRISM_LOGGER).addHandler(failed_bundles)
     drained = False
     state = ""
     try:
@@ -241,12 +280,21 @@ def wait_for_job(
             state = str(result.state)  # a unary GetState: no stream, no deadline
             if state in TERMINAL_STATES:
                 break
+            failed_at = failed_bundles.first_at
+            if failed_at is not None and time.monotonic() - failed_at > failed_bundle_grace_s:
+                with contextlib.suppress(Exception):
+                    result.cancel()
+                raise JobFailedError(
+                    f"the runner failed a bundle and the job did not end in {failed_bundle_grace_s:g} s "
+                    f"(cancelled): {_last_line(failed_bundles.message)}"
+                )
             time.sleep(poll_s)
         messages.join(timeout=10)
         if state != "DONE":
             raise JobFailedError(f"the job ended {state}: {_last_line(messages.last_error)}")
         return state
     finally:
+        logging.getLogger(PRISM_LOGGER).removeHandler(failed_bundles)
         with contextlib.suppress(Exception):
             result._cleanup()  # what wait_until_finish does at the end: stops the job server
 
