@@ -92,13 +92,13 @@ beam: dev prism
 integration: setup dev chromium
 	$(BIN)/pytest -q tests/integration
 
-# Workers for the tests that share no service (everything but tests/integration): one per core.
-# The integration tests share one broker and one S3 server, and some restart the broker: one process.
+# pytest-xdist workers, one per core. Each worker starts a broker, S3 server and Iceberg catalog of
+# its own when a test needs one (ports moved by 100 per worker); each integration module goes to
+# one worker whole, and the integration tests are sent first (tests/conftest.py).
 TEST_WORKERS ?= auto
 
-test: setup dev chromium lint ## lint, then unit, component and Beam tests in parallel, then integration tests (real broker, Prism)
-	$(BIN)/pytest -q --durations=12 -n $(TEST_WORKERS) tests --ignore=tests/integration
-	$(BIN)/pytest -q --durations=12 tests/integration
+test: setup dev chromium lint ## lint, then every test on one worker per core (integration tests: real broker, S3 server, Prism)
+	$(BIN)/pytest -q --durations=20 -n $(TEST_WORKERS) --no-loadscope-reorder tests
 
 bench: setup dev ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost, lake on disk vs S3
 	$(BIN)/python -m benchmarks.validators

@@ -8,6 +8,8 @@ cd "$ROOT"
 BIN="${VENV:-.venv}/bin"
 LAKE="${LAKE:-./lake}"
 TOPIC="${TOPIC:-articles}"
+# The broker kafka.sh starts (WIRESTREAM_KAFKA_PORT moves it) is the one the CLI talks to.
+export WIRESTREAM_BOOTSTRAP_SERVERS="${WIRESTREAM_BOOTSTRAP_SERVERS:-127.0.0.1:${WIRESTREAM_KAFKA_PORT:-19092}}"
 started=no
 if ! infra/kafka/kafka.sh status >/dev/null 2>&1; then
   infra/kafka/kafka.sh up

@@ -1,8 +1,16 @@
 """Shared fixtures: the corpus setting, the real broker and S3 server, the locally built Prism, small lakes.
 
-Record builders and paths are in :mod:`tests.kit`. The broker and the S3 server are shared by every
-test and started or stopped by the first session that needs them: their fixtures refuse to run in
-a pytest-xdist worker (``make test`` runs only ``tests/integration/`` in one process).
+Record builders and paths are in :mod:`tests.kit`. The broker, the S3 server and the Iceberg REST
+catalog are started by the first test of a session that needs them and stopped at its end, only if
+that session started them.
+
+``make test`` runs every layer on pytest-xdist workers. Each worker gets services of its own: its
+ports are the defaults plus 100 per worker number (:func:`worker_environment`), set in its
+environment before any test, so the scripts, the CLI and every subprocess find that worker's broker,
+S3 server and catalog. A test that restarts the broker restarts only its worker's. Tests that share
+a fixture broader than a test stay on one worker: each integration module is one work unit, and the
+modules that read one session lake share one (:func:`work_unit`, the scheduler's scope); the
+integration tests are sent first, the longest modules before the rest.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,26 +47,87 @@ def seed_text(corpus: Path) -> str:
     return (corpus / "seed" / "kursk-deployment.txt").read_text("utf-8")
 
 
-def require_one_process(service: str, environ: Mapping[str, str]) -> None:
-    """Fail the test when ``environ`` is a pytest-xdist worker's: two workers would both start
-    ``service`` when it is down, and the one that started it would stop it under the other."""
+# The services' ports when no worker or setting moves them, as the infra scripts default them.
+SERVICE_PORTS = {"WIRESTREAM_KAFKA_PORT": 19092, "WIRESTREAM_S3_PORT": 18333, "WIRESTREAM_ICEBERG_REST_PORT": 18181}
+WORKER_PORT_STRIDE = 100  # Kafka uses PORT and PORT+1, the S3 server PORT..PORT+7
+
+
+def service_port(name: str) -> int:
+    """The port this process's service ``name`` (a key of :data:`SERVICE_PORTS`) listens on."""
+    return int(os.environ.get(name, SERVICE_PORTS[name]))
+
+
+def worker_port_offset(environ: Mapping[str, str]) -> int:
+    """What the pytest-xdist worker named in ``environ`` adds to every fixed port (0 outside one)."""
     worker = environ.get("PYTEST_XDIST_WORKER")
-    if worker is not None:
-        pytest.fail(
-            f"{service} is shared: a test that needs it belongs in tests/integration/, run in one process ({worker})"
-        )
+    return 0 if worker is None else WORKER_PORT_STRIDE * int(worker.removeprefix("gw"))
+
+
+def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings that give the pytest-xdist worker named in ``environ`` services of its own: each
+    service's port (the setting, else the default) plus 100 per worker number, and the CLI's default
+    broker at that port. Nothing outside a worker: one process uses the ports as they are."""
+    if "PYTEST_XDIST_WORKER" not in environ:
+        return {}
+    offset = worker_port_offset(environ)
+    moved = {name: str(int(environ.get(name, default)) + offset) for name, default in SERVICE_PORTS.items()}
+    return {**moved, "WIRESTREAM_BOOTSTRAP_SERVERS": f"127.0.0.1:{moved['WIRESTREAM_KAFKA_PORT']}"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(worker_environment(os.environ))
+
+
+# Integration modules that read a session lake (tests/integration/conftest.py), by the lake: the
+# modules reading one lake run on one worker, which makes it once.
+SESSION_LAKE_MODULES = {"test_recipes.py": "event_time_lake", "test_report.py": "event_time_lake"}
+# The longest modules start first, so no worker is left alone with one of them at the end.
+LONGEST_FIRST = ("test_determinism.py", "test_chaos.py", "test_streaming.py", "test_iceberg_rest.py")
+_INTEGRATION = (ROOT / "tests" / "integration").resolve()
+
+
+def work_unit(nodeid: str) -> str:
+    """What pytest-xdist sends to one worker whole: an integration test's module (its module
+    fixtures start a service or make a lake once), or the session lake its module reads; any
+    other test alone."""
+    path = nodeid.split("::", 1)[0]
+    if not path.startswith("tests/integration/"):
+        return nodeid
+    return SESSION_LAKE_MODULES.get(path.rsplit("/", 1)[-1], path)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's scope scheduler with :func:`work_unit` as the scope. (Its ``loadgroup``
+    cannot be used: it renames a test's ``_nodeid``, which pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The integration tests run first, the longest modules before the rest."""
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        path = Path(str(item.path)).resolve()
+        if _INTEGRATION not in path.parents:
+            return (2, 0)
+        return (0, LONGEST_FIRST.index(path.name)) if path.name in LONGEST_FIRST else (1, 0)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
 def bootstrap_servers() -> Iterator[str]:
     """The real local broker: started if it is not running, and stopped only if we started it."""
-    require_one_process("the Kafka broker", os.environ)
     status = subprocess.run([str(KAFKA_SCRIPT), "status"], capture_output=True, text=True)
     started = status.returncode != 0
     if started:
         subprocess.run([str(KAFKA_SCRIPT), "up"], check=True)
-    port = os.environ.get("WIRESTREAM_KAFKA_PORT", "19092")
-    yield f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{service_port('WIRESTREAM_KAFKA_PORT')}"
     if started:
         subprocess.run([str(KAFKA_SCRIPT), "down"], check=True)
 
@@ -66,7 +136,6 @@ def bootstrap_servers() -> Iterator[str]:
 def s3_server() -> Iterator[dict[str, str]]:
     """The real local S3 server (SeaweedFS, ``infra/s3/s3.sh``): started if it is not running, and
     stopped only if we started it. Yields the environment a client needs (endpoint, test key)."""
-    require_one_process("the S3 server", os.environ)
     status = subprocess.run([str(S3_SCRIPT), "status"], capture_output=True, text=True)
     started = status.returncode != 0
     if started:
@@ -102,7 +171,7 @@ def iceberg_rest_server(s3_server: dict[str, str]) -> Iterator[str]:
     started = status.returncode != 0
     if started:
         subprocess.run([str(ICEBERG_REST_SCRIPT), "up"], check=True, env={**os.environ, **s3_server})
-    yield f"http://127.0.0.1:{os.environ.get('WIRESTREAM_ICEBERG_REST_PORT', '18181')}"
+    yield f"http://127.0.0.1:{service_port('WIRESTREAM_ICEBERG_REST_PORT')}"
     if started:
         subprocess.run([str(ICEBERG_REST_SCRIPT), "down"], check=True)
 

@@ -8,6 +8,7 @@ secured listeners alone.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.produce import produce
+from tests.conftest import worker_port_offset
 from tests.integration.helpers import assert_each_once, committed_offsets, wirestream
 from tests.integration.secure_broker import USER, SecureBroker, secure_broker
 from transforms.io.kafka import ConsumerConfig, KafkaUnreachableError, check_reachable, plan_partitions
@@ -25,7 +27,7 @@ from transforms.io.kafka.security import KafkaSecurity
 
 pytestmark = pytest.mark.integration
 
-BASE_PORT = 19520
+BASE_PORT = 19520 + worker_port_offset(os.environ)  # and the next four; a pytest-xdist worker's own
 PASSWORD_VARIABLE = "WIRESTREAM_TEST_KAFKA_PASSWORD"
 
 
