@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -31,6 +32,18 @@ def wirestream(*args: str, timeout: float = 300, env: dict[str, str] | None = No
             f"wirestream {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def reports(start: int, count: int, site: str) -> list[bytes]:
+    """``count`` short articles numbered from ``start`` at ``https://SITE/N``, the second a broken
+    record (a dead letter) and the third an exact copy of the first (a duplicate)."""
+    values = []
+    for i in range(start, start + count):
+        body = f"Report {i}: the council of Ghent approved {i} new bicycle lanes on Tuesday."
+        values.append(json.dumps({"url": f"https://{site}/{i}", "body": body}).encode())
+    values[1] = b"{not json"
+    values[2] = values[0]
+    return values
 
 
 def run_until_caught_up(

@@ -65,7 +65,7 @@ def _values(rng: random.Random, records: int = RECORDS) -> list[bytes]:
     return values
 
 
-def _kill_during_a_write(process: subprocess.Popen[bytes], lake: Path, timeout: float = 60) -> bool:
+def _kill_during_a_write(process: subprocess.Popen[bytes], lake: Path, timeout: float = 180) -> bool:
     """Kill -9 the moment a batch is being staged; True if one was caught mid-write."""
     staging = lake / STAGING
     deadline = time.monotonic() + timeout

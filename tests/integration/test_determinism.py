@@ -8,8 +8,9 @@ invisible-only bodies) and stories claiming one id. The same topic is read into 
 
 (a) a bounded run; (b) a bounded run with another ``--max-batch-records``; (c) a streaming run
 while the records are produced in trickles; (d) a streaming run killed with ``kill -9`` twice and
-restarted; (e) a bounded run beside CPU-heavy processes; (f) an Iceberg lake
-(``--table-format iceberg``), streaming, killed once, restarted and drained with SIGTERM.
+restarted; (e) a bounded run beside CPU-heavy processes: it starts with (a), (b) and a CPU hog, four
+busy processes on this two-core machine; (f) an Iceberg lake (``--table-format iceberg``),
+streaming, killed once, restarted and drained with SIGTERM.
 
 Every record's decision (article; duplicate of which article, and how; quarantined, and for which
 expectations; dead letter, and why) must be the same in all six lakes, no lake may hold an
@@ -34,7 +35,7 @@ import pytest
 
 from pipelines.produce import produce
 from pipelines.query import query
-from tests.integration.helpers import accounted, assert_links_resolve, kill_group, run_args, wirestream
+from tests.integration.helpers import accounted, assert_links_resolve, kill_group, run_args
 
 pytestmark = pytest.mark.integration
 
@@ -218,22 +219,25 @@ def test_six_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, c
     finally:
         kill_group(streaming)
 
-    # (a), (b) bounded, with two batch sizes, at the same time (each its own lake and group)
-    both = [
-        _start(lakes["a"], topic, bootstrap_servers, tmp_path / "a.log", model, group("a"), "--until-caught-up"),
-        _start(
-            lakes["b"],
-            topic,
-            bootstrap_servers,
-            tmp_path / "b.log",
-            model,
-            group("b"),
-            "--until-caught-up",
-            "--max-batch-records=41",
-        ),
-    ]
-    for process, name in zip(both, "ab", strict=True):
-        assert process.wait(timeout=600) == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+    # (a), (b) bounded, with two batch sizes, and (e) bounded beside them and a CPU hog: four busy
+    # processes on two cores, all at the same time (each run its own lake and group)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    runs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        runs |= {
+            name: _start(lakes[name], topic, bootstrap_servers, tmp_path / f"{name}.log", model, group(name), *extra)
+            for name, extra in (
+                ("a", ("--until-caught-up",)),
+                ("b", ("--until-caught-up", "--max-batch-records=41")),
+                ("e", ("--until-caught-up",)),
+            )
+        }
+        for name, process in runs.items():
+            assert process.wait(timeout=600) == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+    finally:
+        hog.kill()
+        for process in runs.values():
+            kill_group(process)  # what a failed or timed-out run left running
 
     # (d) streaming, killed twice and restarted
     extra = (model, group("d"), "--max-batch-records=50", "--progress=off")
@@ -248,14 +252,6 @@ def test_six_ways_of_running_decide_alike(bootstrap_servers: str, prism: Path, c
     _killed_then_drained(lakes["f"], topic, bootstrap_servers, log, extra, [1], len(values))
     read = re.findall(r"read \(records accounted for this run\): (\d+)", log.read_text())
     assert len(read) == 1 and 0 < int(read[0]) < len(values), read  # the restart read the rest
-
-    # (e) bounded beside two CPU hogs on this two-core machine
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
-        wirestream("run", *run_args(lakes["e"], topic, bootstrap_servers), model, group("e"), "--until-caught-up")
-    finally:
-        for hog in hogs:
-            hog.kill()
 
     decisions = {name: _decisions(lake) for name, lake in lakes.items()}
     assert len(decisions["a"]) == len(values)

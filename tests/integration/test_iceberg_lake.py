@@ -8,7 +8,6 @@ covered ranges (no record read twice, none skipped), the group's offsets follow 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from schemas import arrow
 from tests.integration.helpers import (
     assert_each_once,
     committed_offsets,
+    reports,
     run_until_caught_up,
     subprocess_env,
     wirestream,
@@ -30,16 +30,6 @@ from tests.integration.helpers import (
 from tests.kit import ROOT
 
 pytestmark = pytest.mark.integration
-
-
-def _values(start: int, count: int) -> list[bytes]:
-    values = []
-    for i in range(start, start + count):
-        body = f"Report {i}: the council of Ghent approved {i} new bicycle lanes on Tuesday."
-        values.append(json.dumps({"url": f"https://ice.example/{i}", "body": body}).encode())
-    values[1] = b"{not json"  # a dead letter in each produce
-    values[2] = values[0]  # an exact copy: a duplicate row
-    return values
 
 
 def _failing(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,13 +44,13 @@ def test_an_iceberg_lake_accounts_for_every_record_once_and_resumes_from_its_tab
 ) -> None:
     topic = f"ice-{uuid.uuid4().hex[:10]}"
     lake = tmp_path / "lake"
-    placed = produce(_values(0, 24), bootstrap_servers, topic, partitions=2)
+    placed = produce(reports(0, 24, "ice.example"), bootstrap_servers, topic, partitions=2)
     run_until_caught_up(lake, topic, bootstrap_servers, "--table-format=iceberg", "--max-batch-records=5")
     assert (lake / "_catalog" / "catalog.db").is_file()
     assert not list(lake.glob("articles/dt=*"))  # no Hive folders
     assert_each_once(lake, {(topic, p, o) for p, o in placed})
 
-    placed += produce(_values(100, 12), bootstrap_servers, topic, partitions=2)
+    placed += produce(reports(100, 12, "ice.example"), bootstrap_servers, topic, partitions=2)
     result = run_until_caught_up(lake, topic, bootstrap_servers)  # the lake's own format
     assert "read (records accounted for this run): 12" in result.stdout
     assert_each_once(lake, {(topic, p, o) for p, o in placed})

@@ -28,6 +28,7 @@ from tests.integration.helpers import (
     accounted,
     assert_each_once,
     kill_group,
+    reports,
     run_until_caught_up,
     start_streaming,
     wirestream,
@@ -36,16 +37,6 @@ from transforms.errors import UserError
 from transforms.io.lake import STAGING, Lake, lake_files
 
 pytestmark = pytest.mark.integration
-
-
-def _values(start: int, count: int) -> list[bytes]:
-    values = []
-    for i in range(start, start + count):
-        body = f"Dispatch {i}: the harbour board of Bergen opened {i} new berths on Friday."
-        values.append(json.dumps({"url": f"https://rest.example/{i}", "body": body}).encode())
-    values[1] = b"{not json"  # a dead letter in each produce
-    values[2] = values[0]  # an exact copy: a duplicate row
-    return values
 
 
 def _count(lake: str, table: str) -> int:
@@ -57,7 +48,7 @@ def test_a_lake_on_disk_with_a_rest_catalog_records_it_and_resumes_from_its_tabl
 ) -> None:
     topic = f"rest-{uuid.uuid4().hex[:10]}"
     lake = tmp_path / "lake"
-    placed = produce(_values(0, 20), bootstrap_servers, topic, partitions=2)
+    placed = produce(reports(0, 20, "rest.example"), bootstrap_servers, topic, partitions=2)
     run_until_caught_up(
         lake, topic, bootstrap_servers, f"--iceberg-catalog-uri={iceberg_rest}/", "--max-batch-records=10"
     )
@@ -66,7 +57,7 @@ def test_a_lake_on_disk_with_a_rest_catalog_records_it_and_resumes_from_its_tabl
     assert not list(lake.glob("articles/dt=*"))  # Iceberg tables, not Hive folders
     assert_each_once(lake, {(topic, p, o) for p, o in placed})
 
-    placed += produce(_values(100, 10), bootstrap_servers, topic, partitions=2)
+    placed += produce(reports(100, 10, "rest.example"), bootstrap_servers, topic, partitions=2)
     result = run_until_caught_up(lake, topic, bootstrap_servers)  # the recorded catalog, without the option
     assert "read (records accounted for this run): 10" in result.stdout
     assert_each_once(lake, {(topic, p, o) for p, o in placed})
@@ -105,7 +96,7 @@ def test_an_s3_lake_with_a_rest_catalog_accounts_once_and_recovers_from_kill_nin
     bootstrap_servers: str, prism: Path, iceberg_rest: str, s3_lake: str, tmp_path: Path
 ) -> None:
     topic = f"rest-s3-{uuid.uuid4().hex[:10]}"
-    placed = produce(_values(0, 60), bootstrap_servers, topic, partitions=2)
+    placed = produce(reports(0, 60, "rest.example"), bootstrap_servers, topic, partitions=2)
     lake = Lake(s3_lake)
     log = tmp_path / "run.log"
     uri = f"--iceberg-catalog-uri={iceberg_rest}"
@@ -114,7 +105,7 @@ def test_an_s3_lake_with_a_rest_catalog_accounts_once_and_recovers_from_kill_nin
     with lake.fs.open_input_stream(lake.path("_catalog", "catalog.json")) as stream:
         assert json.loads(stream.read()) == {"catalog": "rest", "uri": iceberg_rest}
 
-    placed += produce(_values(200, 10), bootstrap_servers, topic, partitions=2)
+    placed += produce(reports(200, 10, "rest.example"), bootstrap_servers, topic, partitions=2)
     run_until_caught_up(s3_lake, topic, bootstrap_servers)  # the recorded catalog: recovers, then resumes
     assert_each_once(s3_lake, {(topic, p, o) for p, o in placed})
     assert _staged(lake) == []
