@@ -235,7 +235,7 @@ def _last_line(error: str) -> str:
 
     A worker's traceback ends with the exception; a runner's own panic is named by its first line.
     """
-    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip() not in ("", ")")]
     panics = [line.split(", stage:")[0] for line in lines if line.startswith("panic")]
     what = panics[0] if panics else lines[-1] if lines else "no error message from the runner"
     return f"{what}; the log above has the details; run again to read what this run did not commit"

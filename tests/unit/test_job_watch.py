@@ -91,3 +91,15 @@ def test_other_runner_errors_and_a_failed_bundle_at_info_cancel_nothing() -> Non
     job = _Job(poll)
     assert wait_for_job(job, poll_s=0.02, failed_bundle_grace_s=0.05) == "DONE"
     assert not job.cancelled
+
+
+def test_a_failed_bundle_of_an_sdk_error_is_named_by_the_errors_last_line() -> None:
+    def poll(number: int) -> str:
+        if number == 1:
+            _runner_logs(
+                f"{BUNDLE_FAILED} (\nerror:\nTraceback (most recent call last):\n  File x\nOSError: disk full\n)"
+            )
+        return "RUNNING"
+
+    with pytest.raises(JobFailedError, match=r"\(cancelled\): OSError: disk full; the log above"):
+        wait_for_job(_Job(poll), poll_s=0.02, failed_bundle_grace_s=0.1)
