@@ -8,9 +8,10 @@ that session started them.
 ports are the defaults plus 100 per worker number (:func:`worker_environment`), set in its
 environment before any test, so the scripts, the CLI and every subprocess find that worker's broker,
 S3 server and catalog. A test that restarts the broker restarts only its worker's. Tests that share
-a fixture broader than a test stay on one worker: each integration module is one work unit, and the
-modules that read one session lake share one (:func:`work_unit`, the scheduler's scope); the
-integration tests are sent first, the longest modules before the rest.
+a fixture broader than a test stay on one worker: an integration module with a module fixture is one
+work unit, the modules that read one session lake share one, every other test is a unit alone
+(:func:`work_unit`, the scheduler's scope); the integration tests are sent first, the longest
+modules before the rest.
 """
 
 from __future__ import annotations
@@ -78,22 +79,31 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(worker_environment(os.environ))
 
 
-# Integration modules that read a session lake (tests/integration/conftest.py), by the lake: the
-# modules reading one lake run on one worker, which makes it once.
-SESSION_LAKE_MODULES = {"test_recipes.py": "event_time_lake", "test_report.py": "event_time_lake"}
+# Integration modules whose tests share a module fixture (a secured broker, a lake made once): each
+# is sent to one worker whole. The modules reading a session lake (tests/integration/conftest.py)
+# share one unit per lake, so the lake is made once. Every other test is a unit of its own.
+# tests/unit/test_parallel_layers.py checks both against the modules' source.
+WHOLE_MODULES = ("test_end_to_end.py", "test_flink.py", "test_kafka_security.py", "test_quality.py")
+SESSION_LAKE_MODULES = {
+    "test_recipes.py": "event_time_lake",
+    "test_report.py": "event_time_lake",
+    "test_recipes_iceberg.py": "twin_lakes",
+}
 # The longest modules start first, so no worker is left alone with one of them at the end.
 LONGEST_FIRST = ("test_determinism.py", "test_chaos.py", "test_streaming.py", "test_iceberg_rest.py")
 _INTEGRATION = (ROOT / "tests" / "integration").resolve()
 
 
 def work_unit(nodeid: str) -> str:
-    """What pytest-xdist sends to one worker whole: an integration test's module (its module
-    fixtures start a service or make a lake once), or the session lake its module reads; any
-    other test alone."""
+    """What pytest-xdist sends to one worker whole: the integration module of a test that shares a
+    module fixture, the session lake its module reads, or the test alone."""
     path = nodeid.split("::", 1)[0]
+    name = path.rsplit("/", 1)[-1]
     if not path.startswith("tests/integration/"):
         return nodeid
-    return SESSION_LAKE_MODULES.get(path.rsplit("/", 1)[-1], path)
+    if name in SESSION_LAKE_MODULES:
+        return SESSION_LAKE_MODULES[name]
+    return path if name in WHOLE_MODULES else nodeid
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

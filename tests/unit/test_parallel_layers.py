@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.conftest import (
     SERVICE_PORTS,
     SESSION_LAKE_MODULES,
+    WHOLE_MODULES,
     pytest_collection_modifyitems,
     work_unit,
     worker_environment,
@@ -58,27 +59,31 @@ def test_no_two_workers_services_share_a_port() -> None:
     assert len(taken) == len(set(taken))
 
 
-def test_an_integration_module_is_one_unit_and_the_readers_of_a_session_lake_share_one() -> None:
-    assert work_unit("tests/integration/test_chaos.py::test_a") == "tests/integration/test_chaos.py"
-    assert work_unit("tests/integration/test_chaos.py::test_b[x-y]") == "tests/integration/test_chaos.py"
+def test_a_module_sharing_a_fixture_is_one_unit_the_readers_of_a_session_lake_one_other_tests_alone() -> None:
+    assert work_unit("tests/integration/test_quality.py::test_a") == "tests/integration/test_quality.py"
+    assert work_unit("tests/integration/test_quality.py::test_b[x-y]") == "tests/integration/test_quality.py"
     assert work_unit("tests/integration/test_report.py::test_a") == "event_time_lake"
     assert work_unit("tests/integration/test_recipes.py::test_b") == "event_time_lake"
+    assert work_unit("tests/integration/test_chaos.py::test_a") == "tests/integration/test_chaos.py::test_a"
     assert work_unit("tests/unit/test_docs.py::test_a[README.md]") == "tests/unit/test_docs.py::test_a[README.md]"
 
 
-def test_every_module_reading_a_shared_session_lake_is_in_the_table() -> None:
-    """A new reader of ``event_time_lake`` left out would only make the lake twice; still, keep it true."""
+def test_the_units_match_the_fixtures_the_integration_modules_share() -> None:
+    """A module sharing a fixture left out would make it once per worker it lands on (a second
+    secured broker, a lake made twice); a module listed that shares none would only wait."""
     integration = Path(__file__).resolve().parents[1] / "integration"
-    session_lakes = ("event_time_lake",)  # twin_lakes has one reader, test_recipes_iceberg.py
-    readers = {
-        path.name: lake
-        for path in integration.glob("test_*.py")
-        for lake in session_lakes
-        if re.search(rf"\b{lake}\b", path.read_text("utf-8"))
-    }
-    assert readers == SESSION_LAKE_MODULES
-    twin_readers = [path.name for path in integration.glob("test_*.py") if "twin_lakes" in path.read_text("utf-8")]
-    assert twin_readers == ["test_recipes_iceberg.py"]
+    session_lakes = ("event_time_lake", "twin_lakes")
+    reading: dict[str, str] = {}
+    sharing: list[str] = []
+    for path in sorted(integration.glob("test_*.py")):
+        source = path.read_text("utf-8")
+        for lake in session_lakes:
+            if re.search(rf"\b{lake}\b", source):
+                reading[path.name] = lake
+        if path.name not in reading and re.search(r"scope=[\"'](module|session)[\"']", source):
+            sharing.append(path.name)
+    assert reading == SESSION_LAKE_MODULES
+    assert sharing == sorted(WHOLE_MODULES)
 
 
 class _Item:
