@@ -10,6 +10,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup venv dev prism s3-server flink kafka-jars chromium kafka-up kafka-down kafka-status s3-up s3-down s3-status iceberg-rest iceberg-rest-up iceberg-rest-down iceberg-rest-status run test lint unit component beam integration bench soak clean
 
+# pip byte-compiles on one core (half of a new venv's install time); compileall uses every core. A
+# file that does not compile (some packages ship templates as .py) fails at import, not here.
+COMPILE_VENV = $(BIN)/python -m compileall -qq -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" || true
+
 setup: venv prism kafka-jars s3-server iceberg-rest ## everything: Python env, Prism runner, Kafka jars, the local S3 server, the Iceberg REST catalog's jars
 
 venv: $(VENV)/.installed
@@ -17,13 +21,15 @@ $(VENV)/.installed: pyproject.toml requirements.lock requirements-gcp.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==26.0.1 setuptools wheel
-	$(BIN)/pip install -q --no-compile -r requirements.lock -r requirements-gcp.lock  # modules compile when first imported: half the install's time
+	$(BIN)/pip install -q --no-compile -r requirements.lock -r requirements-gcp.lock
+	$(COMPILE_VENV)
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 dev: $(VENV)/.dev-installed ## the [dev] and [recipes] extras: test, lint and benchmark tools, polars for its recipe
 $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.lock requirements-recipes.lock
 	$(BIN)/pip install -q --no-compile -r requirements-dev.lock -r requirements-recipes.lock -c requirements.lock
+	$(COMPILE_VENV)
 	touch $@
 
 prism: ## build Beam's Prism runner from the Go module proxy (cached in ~/.cache/wirestream)

@@ -84,7 +84,9 @@ def _committed_files(lake: Path) -> set[Path]:
     return {path for table in arrow.TABLES for path in (lake / table).rglob("*.parquet")}
 
 
-def _kill_after_progress(process: subprocess.Popen[bytes], lake: Path, rng: random.Random, timeout: float = 90) -> bool:
+def _kill_after_progress(
+    process: subprocess.Popen[bytes], lake: Path, rng: random.Random, timeout: float = 180
+) -> bool:
     """Kill -9 at a random moment after this run committed its first new file; True if it did."""
     before = _committed_files(lake)
     deadline = time.monotonic() + timeout
