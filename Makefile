@@ -99,8 +99,8 @@ integration: setup dev chromium
 	$(BIN)/pytest -q tests/integration
 
 # pytest-xdist workers, one per core. Each worker starts a broker, S3 server and Iceberg catalog of
-# its own when a test needs one (ports moved by 100 per worker); each integration module goes to
-# one worker whole, and the integration tests are sent first (tests/conftest.py).
+# its own when a test needs one (ports moved by 100 per worker); an integration module sharing a
+# fixture goes to one worker whole, and the integration tests are sent first (tests/conftest.py).
 TEST_WORKERS ?= auto
 
 test: setup dev chromium lint ## lint, then every test on one worker per core (integration tests: real broker, S3 server, Prism)

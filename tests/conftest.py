@@ -53,9 +53,9 @@ SERVICE_PORTS = {"WIRESTREAM_KAFKA_PORT": 19092, "WIRESTREAM_S3_PORT": 18333, "W
 WORKER_PORT_STRIDE = 100  # Kafka uses PORT and PORT+1, the S3 server PORT..PORT+7
 
 
-def service_port(name: str) -> int:
-    """The port this process's service ``name`` (a key of :data:`SERVICE_PORTS`) listens on."""
-    return int(os.environ.get(name, SERVICE_PORTS[name]))
+def service_port(name: str, environ: Mapping[str, str] = os.environ) -> int:
+    """The port of service ``name`` (a key of :data:`SERVICE_PORTS`) in ``environ``: its setting, else the default."""
+    return int(environ.get(name, SERVICE_PORTS[name]))
 
 
 def worker_port_offset(environ: Mapping[str, str]) -> int:
@@ -71,7 +71,7 @@ def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
     if "PYTEST_XDIST_WORKER" not in environ:
         return {}
     offset = worker_port_offset(environ)
-    moved = {name: str(int(environ.get(name, default)) + offset) for name, default in SERVICE_PORTS.items()}
+    moved = {name: str(service_port(name, environ) + offset) for name in SERVICE_PORTS}
     return {**moved, "WIRESTREAM_BOOTSTRAP_SERVERS": f"127.0.0.1:{moved['WIRESTREAM_KAFKA_PORT']}"}
 
 
