@@ -5,11 +5,13 @@ quarantined article and a dead letter, so each batch writes a file to all six ta
 """
 
 import datetime as dt
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import duckdb
 import pytest
@@ -118,6 +120,27 @@ def test_tables_are_the_stored_tables_partitioned_by_ingestion_hour(tmp_path) ->
     assert {name: t.metadata_location for name, t in again.items()} == {
         name: t.metadata_location for name, t in tables.items()
     }
+
+
+def _open_at_once(root: str, barrier: Any) -> str:
+    barrier.wait()
+    try:
+        open_catalog(Lake(root))
+    except Exception as error:  # noqa: BLE001 (the error is the test's answer)
+        return f"{type(error).__name__}: {error}"
+    return "opened"
+
+
+def test_processes_opening_a_new_lakes_catalog_at_once_all_open_it(tmp_path) -> None:
+    """pyiceberg creates the SQLite catalog's tables when it finds none: without the lock two
+    processes (a first run and a reader) both create them and one fails ("already exists")."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(4):
+        root = tmp_path / f"lake-{attempt}"
+        with context.Manager() as manager, context.Pool(6) as pool:
+            barrier = manager.Barrier(6)
+            answers = pool.starmap(_open_at_once, [(str(root), barrier)] * 6)
+        assert answers == ["opened"] * 6, answers
 
 
 def test_every_metadata_file_a_commit_names_is_fsynced_before_it_lands(tmp_path, monkeypatch) -> None:

@@ -39,9 +39,10 @@ one column, and a filter on a day prunes through the hour. Invariants:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -150,6 +151,23 @@ def s3_properties(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in names.items() if value}
 
 
+@contextlib.contextmanager
+def _creation_lock(lake: Lake) -> Iterator[None]:
+    """An exclusive ``flock`` on ``LAKE/_catalog/catalog.lock`` while the SQLite catalog is opened.
+
+    pyiceberg's ``SqlCatalog`` creates its tables when it finds none, a check and then a
+    ``CREATE TABLE``: two processes opening a new lake at once (the pipeline's first run and a
+    reader, or two workers) both find none, and one fails with "table iceberg_tables already
+    exists". The lock makes the check and the creation one step across processes and threads.
+    """
+    with open(lake.path(CATALOG, "catalog.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def open_catalog(lake: Lake, uri: str | None = None, properties: Mapping[str, str] | None = None) -> Catalog:
     """The lake's catalog: SQLite in ``LAKE/_catalog/`` by default, a REST catalog at ``uri``.
 
@@ -167,7 +185,9 @@ def open_catalog(lake: Lake, uri: str | None = None, properties: Mapping[str, st
                 "embedded SQLite file; give a REST catalog URI"
             )
         lake.create_folder(lake.path(CATALOG))
-        return SqlCatalog(NAMESPACE, uri=f"sqlite:///{lake.path(CATALOG, 'catalog.db')}", warehouse=lake.root, **extra)
+        uri = f"sqlite:///{lake.path(CATALOG, 'catalog.db')}"
+        with _creation_lock(lake):
+            return SqlCatalog(NAMESPACE, uri=uri, warehouse=lake.root, **extra)
     uri = check_catalog_uri(uri)
     recorded = recorded_catalog_uri(lake)
     if recorded is None and lake.exists(lake.path(CATALOG, "catalog.db")):
