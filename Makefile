@@ -13,6 +13,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip byte-compiles on one core (half of a new venv's install time); compileall uses every core. A
 # file that does not compile (some packages ship templates as .py) fails at import, not here.
 COMPILE_VENV = $(BIN)/python -m compileall -qq -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" || true
+# The repo's own modules too: the tests start a Python process for every pipeline run, and where
+# PYTHONDONTWRITEBYTECODE is set each would compile them again (0.2 s a process here).
+COMPILE_REPO = $(BIN)/python -m compileall -qq -j 0 pipelines transforms schemas benchmarks tests
 
 setup: venv prism kafka-jars s3-server iceberg-rest ## everything: Python env, Prism runner, Kafka jars, the local S3 server, the Iceberg REST catalog's jars
 
@@ -104,6 +107,7 @@ integration: setup dev chromium
 TEST_WORKERS ?= auto
 
 test: setup dev chromium lint ## lint, then every test on one worker per core (integration tests: real broker, S3 server, Prism)
+	$(COMPILE_REPO)
 	$(BIN)/pytest -q --durations=20 -n $(TEST_WORKERS) --no-loadscope-reorder tests
 
 bench: setup dev ## cleaning quality and speed, dedup vs datasketch, NER throughput (bare spaCy vs stage vs pipeline), validation cost, lake on disk vs S3
