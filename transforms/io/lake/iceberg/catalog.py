@@ -33,7 +33,9 @@ one column, and a filter on a day prunes through the hour. Invariants:
 - a migration changes no data file, no snapshot and no other property (``wirestream.covered``,
   the resume point, stays as it was): files written before it read with null in the new column.
 
-:func:`ensure_tables` is idempotent and safe against a concurrent creator or migrator. No Beam here.
+:func:`ensure_tables` is idempotent and safe against a concurrent creator or migrator, and
+:func:`open_catalog` against another process opening a new lake's SQLite catalog at the same
+time (:func:`_creation_lock`). No Beam here.
 """
 
 from __future__ import annotations
