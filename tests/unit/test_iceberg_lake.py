@@ -143,6 +143,14 @@ def test_processes_opening_a_new_lakes_catalog_at_once_all_open_it(tmp_path) -> 
         assert answers == ["opened"] * 6, answers
 
 
+def test_a_reader_that_cannot_create_the_lock_file_still_opens_the_catalog(tmp_path) -> None:
+    """A read-only lake (here: the lock's name taken by a folder) is read without the lock."""
+    ensure_tables(open_catalog(Lake(str(tmp_path))), Lake(str(tmp_path)))
+    (tmp_path / CATALOG / "catalog.lock").unlink()
+    (tmp_path / CATALOG / "catalog.lock").mkdir()
+    assert open_catalog(Lake(str(tmp_path))).table_exists(table_name("articles"))
+
+
 def test_every_metadata_file_a_commit_names_is_fsynced_before_it_lands(tmp_path, monkeypatch) -> None:
     lake, catalog = open_lake(tmp_path)
     manifest = written(lake, catalog, 0, 0, 8)

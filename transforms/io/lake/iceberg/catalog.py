@@ -161,8 +161,15 @@ def _creation_lock(lake: Lake) -> Iterator[None]:
     ``CREATE TABLE``: two processes opening a new lake at once (the pipeline's first run and a
     reader, or two workers) both find none, and one fails with "table iceberg_tables already
     exists". The lock makes the check and the creation one step across processes and threads.
+    A reader that cannot write the folder (a read-only lake) goes without it: it cannot create the
+    tables either, so it is no party to the race.
     """
-    with open(lake.path(CATALOG, "catalog.lock"), "a") as handle:
+    try:
+        handle = open(lake.path(CATALOG, "catalog.lock"), "a")  # noqa: SIM115 (closed below)
+    except OSError:
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
