@@ -69,13 +69,14 @@ def _kill_during_a_write(process: subprocess.Popen[bytes], lake: Path, timeout: 
     """Kill -9 the moment a batch is being staged; True if one was caught mid-write."""
     staging = lake / STAGING
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if staging.exists() and any(staging.iterdir()):
-            kill_group(process)
-            return True
-        time.sleep(0.001)
-    kill_group(process)
-    return False
+    try:
+        while time.monotonic() < deadline:
+            if staging.exists() and any(staging.iterdir()):
+                return True
+            time.sleep(0.001)
+        return False
+    finally:
+        kill_group(process)  # also when looking failed: a run left streaming outlives the test
 
 
 def _committed_files(lake: Path) -> set[Path]:
@@ -88,15 +89,17 @@ def _kill_after_progress(
     process: subprocess.Popen[bytes], lake: Path, rng: random.Random, timeout: float = 180
 ) -> bool:
     """Kill -9 at a random moment after this run committed its first new file; True if it did."""
-    before = _committed_files(lake)
-    deadline = time.monotonic() + timeout
-    progressed = False
-    while time.monotonic() < deadline and not progressed:
-        progressed = bool(_committed_files(lake) - before)
-        time.sleep(0.05)
-    time.sleep(rng.uniform(0, 3))
-    kill_group(process)
-    return progressed
+    try:
+        before = _committed_files(lake)
+        deadline = time.monotonic() + timeout
+        progressed = False
+        while time.monotonic() < deadline and not progressed:
+            progressed = bool(_committed_files(lake) - before)
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 3))
+        return progressed
+    finally:
+        kill_group(process)
 
 
 def test_kill_nine_broker_restart_and_replay_keep_the_accounting_exact(
@@ -155,29 +158,32 @@ def _object_files(lake: Lake, folder: str) -> set[str]:
 
 def _kill_mid_write_after_a_commit(process: subprocess.Popen[bytes], lake: Lake, timeout: float = 120) -> bool:
     """Kill -9 the moment a batch is being staged, once this run has committed one; True if caught so."""
-    before = lake_files(lake)
-    deadline = time.monotonic() + timeout
-    committed = False
-    while time.monotonic() < deadline:
-        committed = committed or bool(lake_files(lake) - before)
-        if committed and _object_files(lake, STAGING):
-            kill_group(process)
-            return True
-        time.sleep(0.005)
-    kill_group(process)
-    return False
+    try:
+        before = lake_files(lake)
+        deadline = time.monotonic() + timeout
+        committed = False
+        while time.monotonic() < deadline:
+            committed = committed or bool(lake_files(lake) - before)
+            if committed and _object_files(lake, STAGING):
+                return True
+            time.sleep(0.005)
+        return False
+    finally:
+        kill_group(process)
 
 
 def _kill_after_an_s3_commit(process: subprocess.Popen[bytes], lake: Lake, rng: random.Random) -> bool:
     """Kill -9 at a random moment after this run committed a new file; True if it did."""
-    before = lake_files(lake)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not lake_files(lake) - before:
-        time.sleep(0.05)
-    progressed = bool(lake_files(lake) - before)
-    time.sleep(rng.uniform(0, 1.5))
-    kill_group(process)
-    return progressed
+    try:
+        before = lake_files(lake)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not lake_files(lake) - before:
+            time.sleep(0.05)
+        progressed = bool(lake_files(lake) - before)
+        time.sleep(rng.uniform(0, 1.5))
+        return progressed
+    finally:
+        kill_group(process)
 
 
 def test_kill_nine_on_an_s3_lake_keeps_the_accounting_exact(

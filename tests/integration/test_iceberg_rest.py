@@ -83,13 +83,14 @@ def _staged(lake: Lake) -> list[str]:
 def _kill_while_staging(process: subprocess.Popen[bytes], lake: Lake, timeout: float = 90) -> bool:
     """Kill -9 the run as soon as a batch shows in ``_staging/``; True if one did before ``timeout``."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _staged(lake):
-            kill_group(process)
-            return True
-        time.sleep(0.02)
-    kill_group(process)
-    return False
+    try:
+        while time.monotonic() < deadline:
+            if _staged(lake):
+                return True
+            time.sleep(0.02)
+        return False
+    finally:
+        kill_group(process)  # also when looking failed: a run left streaming outlives the test
 
 
 def test_an_s3_lake_with_a_rest_catalog_accounts_once_and_recovers_from_kill_nine(
