@@ -5,17 +5,32 @@ write under a temporary name beside the target, make it durable, then rename it 
 On a local disk the rename is atomic. An object store needs none of it (an upload appears whole,
 and its "rename" is a copy then a delete), so there the file is written directly. The temporary
 name ends in ``.tmp`` and never in ``.parquet`` or ``.json``, so no lake reader takes it for data.
-No Beam here.
+:func:`locked` holds an exclusive ``flock`` on an open local file (the lake's lock files). No Beam here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import uuid
+from collections.abc import Iterator
+from typing import IO, Any
 
 import pyarrow.fs as pafs
 
-__all__ = ["fsync", "temporary_beside", "write_atomically"]
+__all__ = ["fsync", "locked", "temporary_beside", "write_atomically"]
+
+
+@contextlib.contextmanager
+def locked(handle: IO[Any]) -> Iterator[None]:
+    """An exclusive ``flock`` on the open ``handle`` while the block runs; the handle is closed after."""
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def temporary_beside(path: str) -> str:

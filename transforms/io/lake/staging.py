@@ -28,6 +28,7 @@ from typing import IO, Any
 import pyarrow.fs as pafs
 
 from schemas import arrow
+from transforms.io.files import locked
 from transforms.io.lake.layout import MAINTENANCE_LOCK, MANIFEST, STAGING, parquet_paths, superseded
 from transforms.io.lake.store import Lake
 from transforms.io.objects import ObjectLock
@@ -134,8 +135,6 @@ def maintenance_lock(lake: Lake) -> Iterator[None]:
         finally:
             lock.release()
         return
-    import fcntl
-
     path = lake.path(MAINTENANCE_LOCK)
     handle: IO[bytes]
     try:
@@ -149,12 +148,8 @@ def maintenance_lock(lake: Lake) -> Iterator[None]:
             _LOG.warning("cannot open the lake's maintenance lock %s (%s); going on without it", path, error)
             yield
             return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locked(handle):
+        yield
 
 
 def _exchange(first: str, second: str) -> None:

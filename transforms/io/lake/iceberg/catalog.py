@@ -41,7 +41,6 @@ time (:func:`_creation_lock`). No Beam here.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -57,6 +56,7 @@ from pyiceberg.transforms import HourTransform
 from pyiceberg.types import IcebergType
 
 from schemas import arrow
+from transforms.io.files import locked
 from transforms.io.lake.iceberg import CATALOG, CATALOG_MARKER, check_catalog_uri, recorded_catalog_uri
 from transforms.io.lake.store import Lake, place
 from transforms.io.log_redaction import protect
@@ -169,12 +169,8 @@ def _creation_lock(lake: Lake) -> Iterator[None]:
     except OSError:
         yield
         return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locked(handle):
+        yield
 
 
 def open_catalog(lake: Lake, uri: str | None = None, properties: Mapping[str, str] | None = None) -> Catalog:
