@@ -157,14 +157,18 @@ def _object_files(lake: Lake, folder: str) -> set[str]:
 
 
 def _kill_mid_write_after_a_commit(process: subprocess.Popen[bytes], lake: Lake, timeout: float = 120) -> bool:
-    """Kill -9 the moment a batch is being staged, once this run has committed one; True if caught so."""
+    """Kill -9 the moment a batch is being staged, once this run has committed one; True if caught so.
+
+    Until the first commit the lake's files are listed every 0.25 s (on S3 a listing of every
+    table, on Iceberg a scan plan of each: done without pause they kept a core busy through the
+    run's start-up); after it, only the staging folder, as often as it answers."""
     try:
         before = lake_files(lake)
         deadline = time.monotonic() + timeout
-        committed = False
+        while time.monotonic() < deadline and not lake_files(lake) - before:
+            time.sleep(0.25)
         while time.monotonic() < deadline:
-            committed = committed or bool(lake_files(lake) - before)
-            if committed and _object_files(lake, STAGING):
+            if _object_files(lake, STAGING):
                 return True
             time.sleep(0.005)
         return False
@@ -178,7 +182,7 @@ def _kill_after_an_s3_commit(process: subprocess.Popen[bytes], lake: Lake, rng: 
         before = lake_files(lake)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not lake_files(lake) - before:
-            time.sleep(0.05)
+            time.sleep(0.25)  # each look lists or plans every table (see above)
         progressed = bool(lake_files(lake) - before)
         time.sleep(rng.uniform(0, 1.5))
         return progressed
