@@ -156,17 +156,24 @@ def _object_files(lake: Lake, folder: str) -> set[str]:
     return {info.path for info in lake.list(lake.path(folder), recursive=True) if info.type == pafs.FileType.File}
 
 
+def _wait_for_a_commit(lake: Lake, before: frozenset[str], deadline: float) -> bool:
+    """Whether a file not in ``before`` was committed before ``deadline``.
+
+    Looks every 0.25 s: each look lists every table (S3) or plans a scan of each (Iceberg), and
+    done without pause the looking kept a core busy through the run's start-up."""
+    while time.monotonic() < deadline and not lake_files(lake) - before:
+        time.sleep(0.25)
+    return bool(lake_files(lake) - before)
+
+
 def _kill_mid_write_after_a_commit(process: subprocess.Popen[bytes], lake: Lake, timeout: float = 120) -> bool:
     """Kill -9 the moment a batch is being staged, once this run has committed one; True if caught so.
 
-    Until the first commit the lake's files are listed every 0.25 s (on S3 a listing of every
-    table, on Iceberg a scan plan of each: done without pause they kept a core busy through the
-    run's start-up); after it, only the staging folder, as often as it answers."""
+    After the first commit only the staging folder is looked at, as often as it answers."""
     try:
-        before = lake_files(lake)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not lake_files(lake) - before:
-            time.sleep(0.25)
+        if not _wait_for_a_commit(lake, lake_files(lake), deadline):
+            return False
         while time.monotonic() < deadline:
             if _object_files(lake, STAGING):
                 return True
@@ -179,11 +186,7 @@ def _kill_mid_write_after_a_commit(process: subprocess.Popen[bytes], lake: Lake,
 def _kill_after_an_s3_commit(process: subprocess.Popen[bytes], lake: Lake, rng: random.Random) -> bool:
     """Kill -9 at a random moment after this run committed a new file; True if it did."""
     try:
-        before = lake_files(lake)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not lake_files(lake) - before:
-            time.sleep(0.25)  # each look lists or plans every table (see above)
-        progressed = bool(lake_files(lake) - before)
+        progressed = _wait_for_a_commit(lake, lake_files(lake), time.monotonic() + 120)
         time.sleep(rng.uniform(0, 1.5))
         return progressed
     finally:
